@@ -1,0 +1,103 @@
+"""``achieveit-sync sandbox``: run the AchieveIt sandbox from the shell until interrupted.
+
+The first line on standard output is one JSON object with ``base_url``, ``ca_file``,
+``api_key`` and ``plan_ids``, so that scripts can read it and point the client there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+
+from achieveit_sandbox.faults import FaultPlan
+from achieveit_sandbox.model import Role
+from achieveit_sandbox.seed import generate_plan, load_example_organisation, load_fixture
+from achieveit_sandbox.server import SandboxBehaviour, SandboxServer
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument(
+        "--ca-file",
+        type=Path,
+        help="where to write the sandbox's CA certificate (default: a temporary folder)",
+    )
+    parser.add_argument(
+        "--fixture",
+        type=Path,
+        help="organisation fixture (JSON); default: the shipped example organisation",
+    )
+    parser.add_argument(
+        "--generate-plan",
+        action="append",
+        default=[],
+        metavar="PLAN_ID:ITEMS",
+        help="add a generated plan with this many items (repeatable), e.g. BIG:100000",
+    )
+    parser.add_argument("--api-key", help="use this key for the service account")
+    parser.add_argument(
+        "--faults",
+        help='fault plan as JSON, e.g. \'{"rates": {"503": 0.05}, "seed": 1}\', or @FILE',
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds every API request takes"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.fixture:
+        organisation, service_account = load_fixture(args.fixture)
+    else:
+        organisation, service_account = load_example_organisation()
+    for spec in args.generate_plan:
+        plan_id, _, count = spec.partition(":")
+        if not plan_id or not count.isdigit():
+            print(f"--generate-plan expects PLAN_ID:ITEMS, got '{spec}'", file=sys.stderr)
+            return 2
+        organisation.add_plan(generate_plan(plan_id, int(count), seed=len(organisation.plans)))
+        service_account.plan_roles[plan_id] = Role.EDITOR
+    if args.api_key:
+        service_account.api_key = args.api_key
+    faults = FaultPlan()
+    if args.faults:
+        text = Path(args.faults[1:]).read_text() if args.faults.startswith("@") else args.faults
+        faults = FaultPlan.from_dict(json.loads(text))
+    ca_file = args.ca_file or Path(tempfile.mkdtemp(prefix="achieveit-sandbox-")) / "ca.pem"
+
+    server = SandboxServer(
+        organisation,
+        service_account,
+        ca_file=ca_file,
+        host=args.host,
+        port=args.port,
+        behaviour=SandboxBehaviour(latency_seconds=args.latency),
+        faults=faults,
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    with server:
+        print(json.dumps(server.connection_info()), flush=True)
+        print(
+            f"AchieveIt sandbox serving {organisation.name} at {server.base_url} (Ctrl-C to stop)",
+            file=sys.stderr,
+            flush=True,
+        )
+        stop.wait()
+    print(
+        f"sandbox stopped after {len(server.recorded_requests())} requests, "
+        f"{len(server.stored_updates())} updates stored",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,161 @@
+"""The AchieveIt API key: a value that cannot leak, and where it comes from.
+
+``ApiKey`` wraps the secret so that ``str``, ``repr``, f-strings, logging and tracebacks show
+``ApiKey('********')``; only ``reveal()`` gives the value, and the client calls it in exactly
+one place (the ``Authorization`` header). Providers hand out keys and can fetch a fresh one
+when the API answers 401, so a rotated key works without a redeploy.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Protocol
+
+from achieveit_sync.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+REDACTED = "********"
+
+
+class ApiKey:
+    """An API key that never shows its value by accident."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        value = value.strip()
+        if not value:
+            raise ConfigurationError("the AchieveIt API key is empty")
+        if any(ch.isspace() for ch in value):
+            raise ConfigurationError(
+                "the AchieveIt API key contains white space; paste the key alone, "
+                "without the 'API-KEY' prefix"
+            )
+        self._value = value
+
+    def reveal(self) -> str:
+        """The key itself. Only the HTTP boundary calls this."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"ApiKey('{REDACTED}')"
+
+    __str__ = __repr__
+
+    def __format__(self, format_spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ApiKey) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> Any:
+        # Pickling would write the key in clear into caches and queues.
+        raise TypeError("ApiKey cannot be pickled")
+
+
+class ApiKeyProvider(Protocol):
+    """Something that hands out the current key, and a fresh one on request."""
+
+    def current(self) -> ApiKey:
+        """The key to use now (may be cached)."""
+        ...
+
+    def refresh(self) -> ApiKey | None:
+        """Fetch the key again, bypassing caches; ``None`` when there is nothing newer."""
+        ...
+
+
+class StaticApiKey:
+    """A key given directly (tests, the CLI with ``ACHIEVEIT_API_KEY``)."""
+
+    def __init__(self, key: ApiKey | str) -> None:
+        self._key = key if isinstance(key, ApiKey) else ApiKey(key)
+
+    def current(self) -> ApiKey:
+        return self._key
+
+    def refresh(self) -> ApiKey | None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"StaticApiKey({self._key!r})"
+
+
+class SecretsManagerApiKey:
+    """The key read from AWS Secrets Manager through Powertools Parameters, with a cache.
+
+    The secret holds either the key as a plain string or JSON with an ``apiKey`` field.
+    ``max_age_seconds`` bounds how long a cached value is used; ``refresh()`` forces a
+    fetch, which the client does once after a 401 (the key may have been rotated).
+    """
+
+    def __init__(
+        self,
+        secret_id: str,
+        *,
+        max_age_seconds: int = 300,
+        secrets_client: SecretsManagerClient | None = None,
+    ) -> None:
+        if not secret_id:
+            raise ConfigurationError("the API key secret id is empty")
+        # Imported here so that importing this module stays cheap for code that never
+        # reads a secret (the CLI's validate, unit tests).
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        self._secret_id = secret_id
+        self._max_age_seconds = max_age_seconds
+        self._provider = SecretsProvider(boto3_client=secrets_client)
+        self._last_key: ApiKey | None = None
+
+    def current(self) -> ApiKey:
+        return self._fetch(force=False)
+
+    def refresh(self) -> ApiKey | None:
+        previous = self._last_key
+        fresh = self._fetch(force=True)
+        return None if fresh == previous else fresh
+
+    def _fetch(self, *, force: bool) -> ApiKey:
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+        try:
+            raw = self._provider.get(
+                self._secret_id, max_age=self._max_age_seconds, force_fetch=force
+            )
+        except GetParameterError as exc:
+            # The provider's message carries the AWS error (never the value).
+            raise ConfigurationError(
+                f"cannot read the API key secret '{self._secret_id}': {exc}"
+            ) from exc
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        self._last_key = ApiKey(_key_from_secret_text(text, self._secret_id))
+        return self._last_key
+
+    def __repr__(self) -> str:
+        return f"SecretsManagerApiKey(secret_id={self._secret_id!r})"
+
+
+def _key_from_secret_text(text: str, secret_id: str) -> str:
+    stripped = text.strip()
+    if not stripped.startswith("{"):
+        return stripped
+    try:
+        document = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        # Say where, never what: the text is the secret.
+        raise ConfigurationError(
+            f"the secret '{secret_id}' starts with '{{' but is not valid JSON "
+            f"(line {exc.lineno}, column {exc.colno}); store the key as plain text "
+            'or as {"apiKey": "..."}'
+        ) from None
+    key = document.get("apiKey") if isinstance(document, dict) else None
+    if not isinstance(key, str) or not key.strip():
+        raise ConfigurationError(
+            f"the secret '{secret_id}' is JSON without a non-empty string field 'apiKey'"
+        )
+    return key

@@ -1,0 +1,577 @@
+"""The AchieveIt REST API client: the only code in this project that speaks HTTP.
+
+What it guarantees, whatever the server does:
+
+* HTTPS with TLS 1.2 or newer, verified against the system trust store plus an optional
+  extra CA bundle (loaded into the adapter's own SSLContext, so ``REQUESTS_CA_BUNDLE`` in
+  the environment can add trust but never replace it).
+* ``Authorization: API-KEY <key>`` on every request; the key appears nowhere else.
+* Every failure becomes one of ``errors.PermanentApiError`` (do not retry),
+  ``errors.RetryableApiError`` (retried here with backoff, then given up) or
+  ``errors.AmbiguousDeliveryError`` (a POST that may have been applied: never re-sent).
+* Any 2xx is success; the body is returned as text for reports, never interpreted, because
+  what a successful submission returns is not documented.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import ssl
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Self
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+
+from achieveit_sync import __version__
+from achieveit_sync.api_key import REDACTED, ApiKey, ApiKeyProvider
+from achieveit_sync.errors import (
+    AccessDeniedError,
+    AmbiguousDeliveryError,
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    NotFoundError,
+    PaginationError,
+    PermanentApiError,
+    RetryableApiError,
+    TransportSecurityError,
+)
+from achieveit_sync.retry import parse_retry_after, wait_before_retry
+from achieveit_sync.settings import ClientSettings
+from achieveit_sync.updates import (
+    BodyFormat,
+    MetricUpdate,
+    ProgressUpdate,
+    Update,
+    UpdateKind,
+    encode_updates,
+    kind_of,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 1500
+"""The export endpoint's documented maximum ``take``."""
+
+DEFAULT_SORT_KEY = "sequenceId"
+MAX_RESPONSE_TEXT = 64 * 1024
+"""How much of a submission's response body is kept for reports."""
+MAX_EXPORT_PAGE_BYTES = 256 * 1024 * 1024
+"""An export page larger than this is refused rather than read (1,500 items are ~2 MB)."""
+
+_MESSAGE_PREVIEW = 500
+_PAGES_BEYOND_TOTAL = 5
+"""Extra pages allowed past ``ceil(totalCount / take)`` before paging is declared runaway
+(items added while paging legitimately push a plan past its first ``totalCount``)."""
+_MAX_PAGES_WITHOUT_TOTAL = 10_000
+
+
+class SortDirection(StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """A submission the API accepted (any 2xx)."""
+
+    request_name: str
+    rows: int
+    status_code: int
+    body: str
+    """The response body as text (possibly empty; cut at ``MAX_RESPONSE_TEXT``)."""
+    elapsed_seconds: float
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPage:
+    """One page of a plan export."""
+
+    plan_id: str
+    skip: int
+    take: int
+    items: list[dict[str, Any]]
+    total_count: int | None
+    """The server's ``totalCount``; ``None`` when the response did not carry one."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Response:
+    status_code: int
+    text: str
+    attempts: int
+    elapsed_seconds: float
+
+
+class AchieveItClient:
+    """Talks to one AchieveIt organisation. Reuse one instance: it keeps connections open.
+
+    ``sleep`` and ``rng`` are injectable so that tests can observe backoff without waiting.
+    """
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        api_key: ApiKeyProvider,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        pool_size: int = 4,
+    ) -> None:
+        self._settings = settings
+        self._api_key = api_key
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._session = _build_session(settings, pool_size)
+
+    # -- public calls -------------------------------------------------------------------
+
+    def submit_progress_updates(
+        self,
+        name: str,
+        updates: Sequence[ProgressUpdate],
+        *,
+        body_format: BodyFormat = BodyFormat.JSON,
+    ) -> SubmitResult:
+        """POST ``updates`` to ``/api/progressupdates/<name>``."""
+        return self.submit_updates(name, updates, body_format=body_format)
+
+    def submit_metric_updates(
+        self,
+        name: str,
+        updates: Sequence[MetricUpdate],
+        *,
+        body_format: BodyFormat = BodyFormat.JSON,
+    ) -> SubmitResult:
+        """POST ``updates`` to ``/api/metricupdates/<name>``."""
+        return self.submit_updates(name, updates, body_format=body_format)
+
+    def submit_updates(
+        self,
+        name: str,
+        updates: Sequence[Update],
+        *,
+        body_format: BodyFormat = BodyFormat.JSON,
+    ) -> SubmitResult:
+        """POST one batch of updates of a single kind; the kind picks the endpoint.
+
+        Raises ``AmbiguousDeliveryError`` when the batch went out and no answer came back:
+        re-sending it could apply every row twice, so the caller decides.
+        """
+        if not updates:
+            raise ValueError("a submission needs at least one update")
+        if not name.strip():
+            raise ValueError("a submission needs a name")
+        kind = kind_of(updates)
+        path = f"/api/{kind.api_collection}/{quote(name, safe='')}"
+        rows = f"{len(updates)} row" + ("" if len(updates) == 1 else "s")
+        operation = f"{_kind_label(kind)} submission '{name}' ({rows})"
+        response = self._request(
+            "POST",
+            path,
+            operation=operation,
+            body=encode_updates(updates, body_format),
+            content_type=body_format.content_type,
+        )
+        return SubmitResult(
+            request_name=name,
+            rows=len(updates),
+            status_code=response.status_code,
+            body=response.text,
+            elapsed_seconds=response.elapsed_seconds,
+            attempts=response.attempts,
+        )
+
+    def export_page(
+        self,
+        plan_id: str,
+        *,
+        skip: int = 0,
+        take: int = MAX_PAGE_SIZE,
+        sort_key: str = DEFAULT_SORT_KEY,
+        sort_direction: SortDirection = SortDirection.ASC,
+    ) -> ExportPage:
+        """GET one page of a plan's items (``GET /exports/plans/<planId>``)."""
+        if not plan_id.strip():
+            raise ValueError("a plan id is required")
+        if skip < 0:
+            raise ValueError(f"skip must be 0 or more, got {skip}")
+        if not 1 <= take <= MAX_PAGE_SIZE:
+            raise ValueError(f"take must be between 1 and {MAX_PAGE_SIZE}, got {take}")
+        operation = f"export of plan '{plan_id}'"
+        response = self._request(
+            "GET",
+            f"/exports/plans/{quote(plan_id, safe='')}",
+            operation=operation,
+            params={
+                "skip": str(skip),
+                "take": str(take),
+                "sortKey": sort_key,
+                "sortDirection": sort_direction.value,
+            },
+            body_limit=MAX_EXPORT_PAGE_BYTES,
+        )
+        items, total_count = _parse_export_body(response.text, operation)
+        return ExportPage(plan_id, skip, take, items, total_count)
+
+    def iter_plan_pages(
+        self,
+        plan_id: str,
+        *,
+        take: int = MAX_PAGE_SIZE,
+        sort_key: str = DEFAULT_SORT_KEY,
+        sort_direction: SortDirection = SortDirection.ASC,
+    ) -> Iterator[ExportPage]:
+        """Every page of a plan, in order, with the fewest requests.
+
+        Stops when the items seen reach ``totalCount`` or a page comes back short, so a
+        3,001-item plan takes three requests and a 3,000-item plan two. A server that
+        ignores ``skip`` or never stops raises ``PaginationError`` instead of looping.
+        """
+        skip = 0
+        pages = 0
+        previous_page_ids: tuple[object, ...] | None = None
+        page_limit = _MAX_PAGES_WITHOUT_TOTAL
+        while True:
+            page = self.export_page(
+                plan_id, skip=skip, take=take, sort_key=sort_key, sort_direction=sort_direction
+            )
+            pages += 1
+            page_ids = tuple(item.get("id") for item in page.items)
+            if page.items and page_ids == previous_page_ids:
+                raise PaginationError(
+                    f"export of plan '{plan_id}': the page at skip={skip} repeats the previous "
+                    "page; the server appears to ignore 'skip'"
+                )
+            yield page
+            skip += len(page.items)
+            if len(page.items) < take:
+                return
+            if page.total_count is not None:
+                if skip >= page.total_count:
+                    return
+                page_limit = math.ceil(page.total_count / take) + _PAGES_BEYOND_TOTAL
+            if pages >= page_limit:
+                raise PaginationError(
+                    f"export of plan '{plan_id}': still receiving full pages after {pages} "
+                    f"requests ({skip} items, totalCount {page.total_count}); giving up"
+                )
+            previous_page_ids = page_ids
+
+    def iter_plan_items(
+        self,
+        plan_id: str,
+        *,
+        take: int = MAX_PAGE_SIZE,
+        sort_key: str = DEFAULT_SORT_KEY,
+        sort_direction: SortDirection = SortDirection.ASC,
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a plan, page after page (see ``iter_plan_pages``)."""
+        for page in self.iter_plan_pages(
+            plan_id, take=take, sort_key=sort_key, sort_direction=sort_direction
+        ):
+            yield from page.items
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"AchieveItClient(base_url={self._settings.base_url!r})"
+
+    # -- the one place HTTP happens -----------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        params: dict[str, str] | None = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        body_limit: int = MAX_RESPONSE_TEXT,
+    ) -> _Response:
+        url = f"{self._settings.base_url}{path}"
+        may_repeat = method == "GET"
+        key = self._api_key.current()
+        key_refreshed = False
+        attempt = 0
+        started = time.monotonic()
+        while True:
+            attempt += 1
+            headers = {"Authorization": f"API-KEY {key.reveal()}"}
+            if content_type:
+                headers["Content-Type"] = content_type
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=body,
+                    headers=headers,
+                    timeout=(self._settings.connect_timeout, self._settings.read_timeout),
+                    allow_redirects=False,
+                    stream=True,
+                )
+                text = _read_text(response, body_limit)
+            except requests.exceptions.RequestException as exc:
+                failure = _transport_failure(exc, operation, attempt, may_repeat)
+            else:
+                status = response.status_code
+                log.debug(
+                    "AchieveIt answered",
+                    extra={"method": method, "path": path, "status": status, "attempt": attempt},
+                )
+                if 200 <= status < 300:
+                    return _Response(status, text, attempt, time.monotonic() - started)
+                if status == 401 and not key_refreshed:
+                    # A rotated secret: fetch it once, retry at once, never loop on it.
+                    key_refreshed = True
+                    fresh_key = self._api_key.refresh()
+                    if fresh_key is not None:
+                        log.warning("API key refused (401); retrying with the refreshed key")
+                        key = fresh_key
+                        continue
+                failure = _status_failure(
+                    response,
+                    text,
+                    operation=operation,
+                    attempt=attempt,
+                    may_repeat=may_repeat,
+                    key=key,
+                )
+            self._wait_before_retry(failure, operation, attempt)
+
+    def _wait_before_retry(self, failure: RetryableApiError, operation: str, attempt: int) -> None:
+        """Sleep before the next attempt, or raise ``failure`` when it is time to give up."""
+        policy = self._settings.retry
+        if attempt >= policy.max_attempts:
+            raise failure
+        delay = wait_before_retry(attempt, failure.retry_after, policy, self._rng)
+        if delay is None:
+            raise RetryableApiError(
+                operation,
+                f"{failure.reason}, asking to wait {failure.retry_after:.0f}s (more than the "
+                f"{policy.max_retry_after:.0f}s this client waits)",
+                status=failure.status,
+                server_message=failure.server_message,
+                attempts=attempt,
+                retry_after=failure.retry_after,
+            )
+        log.warning(
+            "AchieveIt request failed; retrying",
+            extra={
+                "operation": operation,
+                "status": failure.status,
+                "reason": failure.reason,
+                "attempt": attempt,
+                "wait_seconds": round(delay, 3),
+            },
+        )
+        self._sleep(delay)
+
+
+def _transport_failure(
+    exc: requests.exceptions.RequestException, operation: str, attempt: int, may_repeat: bool
+) -> RetryableApiError:
+    """Translate a failure without an HTTP answer; raise unless it is safe to retry."""
+    reason = _describe_transport_error(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        raise TransportSecurityError(operation, f"TLS connection refused: {reason}") from exc
+    if _request_may_have_arrived(exc) and not may_repeat:
+        raise AmbiguousDeliveryError(
+            operation,
+            f"sent, but no answer arrived ({reason}); it may have been applied",
+            attempts=attempt,
+        ) from exc
+    return RetryableApiError(operation, reason, attempts=attempt)
+
+
+def _status_failure(
+    response: requests.Response,
+    text: str,
+    *,
+    operation: str,
+    attempt: int,
+    may_repeat: bool,
+    key: ApiKey,
+) -> RetryableApiError:
+    """Translate a non-2xx answer; raise unless it is safe to retry."""
+    status = response.status_code
+    message = _server_message(text, key)
+    if status == 504 and not may_repeat:
+        # A gateway gave up waiting for the backend, which may still apply the request.
+        raise AmbiguousDeliveryError(
+            operation,
+            "the gateway timed out (504); the request may have been applied",
+            status=status,
+            server_message=message,
+            attempts=attempt,
+        )
+    if not _is_retryable_status(status):
+        raise _permanent_error(operation, status, message, attempt)
+    return RetryableApiError(
+        operation,
+        f"HTTP {status} {response.reason or ''}".strip(),
+        status=status,
+        server_message=message,
+        attempts=attempt,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+# -- transport ----------------------------------------------------------------------------
+
+
+class _TlsAdapter(HTTPAdapter):
+    """An HTTPS adapter whose pools all use one SSLContext (TLS 1.2+, our trust)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, pool_size: int) -> None:
+        self._ssl_context = ssl_context
+        # max_retries=0: our loop retries, because only it knows whether a POST is safe to
+        # repeat. urllib3 still never re-sends a request that may have arrived.
+        super().__init__(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        pool_kwargs["ssl_context"] = self._ssl_context
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+
+
+def build_ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
+    """The client's TLS context: system trust, plus ``ca_bundle``; TLS 1.2 at least."""
+    context = ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_bundle:
+        context.load_verify_locations(cafile=ca_bundle)
+    return context
+
+
+def _build_session(settings: ClientSettings, pool_size: int) -> requests.Session:
+    session = requests.Session()
+    context = build_ssl_context(str(settings.ca_bundle) if settings.ca_bundle else None)
+    session.mount("https://", _TlsAdapter(context, pool_size))
+    # Nothing may ever be sent in clear: an http:// URL has no adapter at all.
+    session.adapters.pop("http://", None)
+    session.headers["User-Agent"] = f"achieveit-sync/{__version__}"
+    session.headers["Accept"] = "application/json, text/plain;q=0.9, */*;q=0.1"
+    return session
+
+
+def _read_text(response: requests.Response, limit: int) -> str:
+    """The body as text, cut after ``limit`` bytes (a runaway body must not fill memory)."""
+    raw = bytearray()
+    try:
+        for chunk in response.iter_content(chunk_size=64 * 1024):
+            raw.extend(chunk)
+            if len(raw) > limit:
+                del raw[limit:]
+                break
+    finally:
+        response.close()
+    return raw.decode(response.encoding or "utf-8", errors="replace")
+
+
+def _request_may_have_arrived(exc: requests.exceptions.RequestException) -> bool:
+    """False only when the connection provably never carried the request."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        if isinstance(reason, MaxRetryError):
+            reason = reason.reason
+        # NewConnectionError and NameResolutionError are ConnectTimeoutError subclasses.
+        return not isinstance(reason, ConnectTimeoutError)
+    return True
+
+
+def _describe_transport_error(exc: requests.exceptions.RequestException) -> str:
+    reason: object = exc.args[0] if exc.args else exc
+    if isinstance(reason, MaxRetryError) and reason.reason is not None:
+        reason = reason.reason
+    return f"{type(exc).__name__}: {reason}"[:_MESSAGE_PREVIEW]
+
+
+def _is_retryable_status(status: int) -> bool:
+    return status in (408, 429) or (500 <= status < 600 and status not in (501, 505))
+
+
+_PERMANENT_ERRORS: dict[int, tuple[type[PermanentApiError], str]] = {
+    400: (BadRequestError, "refused as invalid (400)"),
+    401: (AuthenticationError, "the API key was refused (401); check or rotate the key"),
+    403: (
+        AccessDeniedError,
+        "access denied (403); is API access on for the organisation, and may the key's "
+        "user do this in the web app?",
+    ),
+    404: (NotFoundError, "not found (404); check the plan id or the base URL"),
+}
+
+
+def _permanent_error(operation: str, status: int, message: str, attempts: int) -> ApiError:
+    error_type, reason = _PERMANENT_ERRORS.get(status, (PermanentApiError, f"HTTP {status}"))
+    return error_type(operation, reason, status=status, server_message=message, attempts=attempts)
+
+
+def _server_message(text: str, key: ApiKey) -> str:
+    """What the server said, shortened and with the key blanked should it echo it."""
+    message = text.strip()
+    try:
+        document = json.loads(message) if message else None
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        for field in ("message", "error", "detail", "title", "Message"):
+            value = document.get(field)
+            if isinstance(value, str) and value.strip():
+                message = value.strip()
+                break
+    message = message.replace(key.reveal(), REDACTED)
+    if len(message) > _MESSAGE_PREVIEW:
+        message = message[:_MESSAGE_PREVIEW] + "..."
+    return message
+
+
+def _parse_export_body(text: str, operation: str) -> tuple[list[dict[str, Any]], int | None]:
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise PermanentApiError(
+            operation, "the answer is not JSON", server_message=text[:_MESSAGE_PREVIEW]
+        ) from None
+    # Current docs and public clients read {"items": [...], "totalCount": N}; a bare array
+    # is accepted too, without a total.
+    total_count: int | None = None
+    if isinstance(document, dict):
+        items = document.get("items")
+        raw_total = document.get("totalCount")
+        if isinstance(raw_total, int) and not isinstance(raw_total, bool) and raw_total >= 0:
+            total_count = raw_total
+    else:
+        items = document
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise PermanentApiError(
+            operation, "the answer has no list of items ('items' must be an array of objects)"
+        )
+    return items, total_count
+
+
+def _kind_label(kind: UpdateKind) -> str:
+    return "progress update" if kind is UpdateKind.PROGRESS else "metric update"

@@ -1,0 +1,139 @@
+"""Progress and metric updates as the AchieveIt API expects them, and their wire formats.
+
+These are the *validated* records: the validator (ingest) builds them, the client serialises
+them. JSON uses exactly the API's field names (``externalId``, ``status``, ``metricValue``,
+``asOfDate``, ``comment``; ``comment`` is left out when empty). CSV writes a header row with
+the documented column names, so column order never matters to the server.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+
+class UpdateKind(StrEnum):
+    PROGRESS = "progress"
+    METRIC = "metric"
+
+    @property
+    def api_collection(self) -> str:
+        """The path segment under ``/api/`` that receives this kind."""
+        return "progressupdates" if self is UpdateKind.PROGRESS else "metricupdates"
+
+
+class BodyFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+
+    @property
+    def content_type(self) -> str:
+        return "application/json" if self is BodyFormat.JSON else "text/csv; charset=utf-8"
+
+
+class Status(StrEnum):
+    """The seven statuses, in the API's canonical spelling."""
+
+    ON_TRACK = "On Track"
+    OFF_TRACK = "Off Track"
+    AT_RISK = "At Risk"
+    ACHIEVED = "Achieved"
+    NOT_ACHIEVED = "Not Achieved"
+    CANCELED = "Canceled"
+    NOT_STARTED = "Not Started"
+
+    @classmethod
+    def parse(cls, text: str) -> Status | None:
+        """The status ``text`` names, in any case and spacing; ``None`` when it names none."""
+        return _STATUS_BY_FOLDED_NAME.get(_fold(text))
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+_STATUS_BY_FOLDED_NAME = {_fold(status.value): status for status in Status}
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressUpdate:
+    external_id: str
+    status: Status
+    as_of_date: date
+    metric_value: Decimal | None = None
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricUpdate:
+    external_id: str
+    metric_value: Decimal
+    as_of_date: date
+    comment: str = ""
+
+
+Update = ProgressUpdate | MetricUpdate
+
+PROGRESS_CSV_COLUMNS = ("External ID", "Status", "Metric Value", "As Of Date", "Comment")
+METRIC_CSV_COLUMNS = ("External ID", "Current Metric Value", "As Of Date", "Comment")
+
+
+def kind_of(updates: Sequence[Update]) -> UpdateKind:
+    """The one kind all ``updates`` share; mixing kinds in one request is a programming error."""
+    kinds = {
+        UpdateKind.PROGRESS if isinstance(u, ProgressUpdate) else UpdateKind.METRIC for u in updates
+    }
+    if len(kinds) != 1:
+        raise ValueError(f"a request carries exactly one kind of update, got {sorted(kinds)}")
+    return kinds.pop()
+
+
+def encode_updates(updates: Sequence[Update], body_format: BodyFormat) -> bytes:
+    """The request body for ``updates`` in ``body_format`` (UTF-8)."""
+    if body_format is BodyFormat.JSON:
+        return json.dumps([to_api_json(u) for u in updates], separators=(",", ":")).encode()
+    return _to_csv(updates).encode("utf-8")
+
+
+def to_api_json(update: Update) -> dict[str, Any]:
+    document: dict[str, Any] = {"externalId": update.external_id}
+    if isinstance(update, ProgressUpdate):
+        document["status"] = update.status.value
+    if update.metric_value is not None:
+        document["metricValue"] = _json_number(update.metric_value)
+    document["asOfDate"] = update.as_of_date.isoformat()
+    if update.comment:
+        document["comment"] = update.comment
+    return document
+
+
+def _json_number(value: Decimal) -> int | float:
+    # JSON has one number type; integers stay exact, other values take the nearest double.
+    integral = value.to_integral_value()
+    return int(integral) if value == integral else float(value)
+
+
+def _to_csv(updates: Sequence[Update]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    if kind_of(updates) is UpdateKind.PROGRESS:
+        writer.writerow(PROGRESS_CSV_COLUMNS)
+    else:
+        writer.writerow(METRIC_CSV_COLUMNS)
+    for update in updates:
+        metric = "" if update.metric_value is None else format(update.metric_value, "f")
+        date_text = update.as_of_date.isoformat()
+        if isinstance(update, ProgressUpdate):
+            writer.writerow(
+                (update.external_id, update.status.value, metric, date_text, update.comment)
+            )
+        else:
+            writer.writerow((update.external_id, metric, date_text, update.comment))
+    return buffer.getvalue()

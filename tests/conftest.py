@@ -1,0 +1,28 @@
+"""Fixtures shared by every tier."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+# A key shaped like a real one and easy to grep for: every leak test searches for it.
+RECOGNISABLE_KEY = "LEAKCHECK-4f1c9a7e2b6d-do-not-log-me"
+
+
+@pytest.fixture
+def captured_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """Every log record at DEBUG from every logger (urllib3's included)."""
+    caplog.set_level(logging.DEBUG)
+    yield caplog
+
+
+def all_log_text(caplog: pytest.LogCaptureFixture) -> str:
+    """Formatted messages, extras and tracebacks of every captured record."""
+    handler_format = logging.Formatter("%(name)s %(levelname)s %(message)s")
+    lines = []
+    for record in caplog.records:
+        lines.append(handler_format.format(record))
+        lines.append(repr(record.__dict__))
+    return "\n".join(lines)
