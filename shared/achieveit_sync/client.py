@@ -260,7 +260,8 @@ class AchieveItClient:
             if page.total_count is not None:
                 if skip >= page.total_count:
                     return
-                page_limit = math.ceil(page.total_count / take) + _PAGES_BEYOND_TOTAL
+                if pages == 1:  # fixed from the first answer, so a growing plan cannot move it
+                    page_limit = math.ceil(page.total_count / take) + _PAGES_BEYOND_TOTAL
             if pages >= page_limit:
                 raise PaginationError(
                     f"export of plan '{plan_id}': still receiving full pages after {pages} "

@@ -1,0 +1,70 @@
+"""The key from Secrets Manager (Powertools Parameters, cached), and rotation without a
+redeploy: a 401 makes the client fetch the secret once more and retry."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from achieveit_sandbox import SandboxServer
+from achieveit_sync.api_key import SecretsManagerApiKey
+from achieveit_sync.client import AchieveItClient
+from achieveit_sync.errors import ConfigurationError
+from achieveit_sync.settings import ClientSettings
+from mypy_boto3_secretsmanager import SecretsManagerClient
+
+from tests.conftest import RECOGNISABLE_KEY
+
+SECRET = "achieveit-sync/api-key"
+
+
+@pytest.fixture
+def secrets(aws: None) -> SecretsManagerClient:
+    return boto3.client("secretsmanager", region_name="us-east-1")
+
+
+@pytest.mark.parametrize("stored", [RECOGNISABLE_KEY, json.dumps({"apiKey": RECOGNISABLE_KEY})])
+def test_the_key_is_read_as_plain_text_or_json(secrets: SecretsManagerClient, stored: str) -> None:
+    secrets.create_secret(Name=SECRET, SecretString=stored)
+
+    key = SecretsManagerApiKey(SECRET, secrets_client=secrets).current()
+
+    assert key.reveal() == RECOGNISABLE_KEY
+
+
+def test_the_key_is_cached_until_a_refresh_is_forced(secrets: SecretsManagerClient) -> None:
+    secrets.create_secret(Name=SECRET, SecretString="old-key")
+    provider = SecretsManagerApiKey(SECRET, secrets_client=secrets)
+    assert provider.current().reveal() == "old-key"
+
+    secrets.put_secret_value(SecretId=SECRET, SecretString="new-key")
+
+    assert provider.current().reveal() == "old-key"  # served from the cache
+    refreshed = provider.refresh()
+    assert refreshed is not None
+    assert refreshed.reveal() == "new-key"
+    assert provider.refresh() is None  # nothing newer than what we have
+
+
+def test_a_missing_secret_is_a_configuration_error_naming_it(secrets: SecretsManagerClient) -> None:
+    provider = SecretsManagerApiKey("does/not/exist", secrets_client=secrets)
+
+    with pytest.raises(ConfigurationError, match="does/not/exist"):
+        provider.current()
+
+
+def test_a_rotated_key_works_without_a_redeploy(
+    sandbox: SandboxServer, secrets: SecretsManagerClient
+) -> None:
+    secrets.create_secret(Name=SECRET, SecretString="key-before-rotation")
+    provider = SecretsManagerApiKey(SECRET, secrets_client=secrets)
+    provider.current()  # cached, as a warm Lambda would have it
+    secrets.put_secret_value(SecretId=SECRET, SecretString=sandbox.api_key)
+    settings = ClientSettings(base_url=sandbox.base_url, ca_bundle=sandbox.ca_file)
+
+    with AchieveItClient(settings, provider) as client:
+        page = client.export_page("PX-2027", take=2)
+
+    assert len(page.items) == 2
+    assert [r.status for r in sandbox.recorded_requests()] == [401, 200]
