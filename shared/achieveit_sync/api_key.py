@@ -9,6 +9,7 @@ when the API answers 401, so a rotated key works without a redeploy.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from achieveit_sync.errors import ConfigurationError
@@ -159,3 +160,23 @@ def _key_from_secret_text(text: str, secret_id: str) -> str:
             f"the secret '{secret_id}' is JSON without a non-empty string field 'apiKey'"
         )
     return key
+
+
+def provider_from_env(environ: Mapping[str, str]) -> ApiKeyProvider:
+    """``ACHIEVEIT_API_KEY`` (the key itself) or ``ACHIEVEIT_API_KEY_SECRET`` (a Secrets
+    Manager id or ARN); the key wins when both are set."""
+    from achieveit_sync.settings import ENV_API_KEY, ENV_API_KEY_SECRET, ENV_SECRET_MAX_AGE
+
+    key = environ.get(ENV_API_KEY, "").strip()
+    if key:
+        return StaticApiKey(key)
+    secret_id = environ.get(ENV_API_KEY_SECRET, "").strip()
+    if secret_id:
+        max_age = environ.get(ENV_SECRET_MAX_AGE, "").strip() or "300"
+        if not max_age.isdigit():
+            raise ConfigurationError(f"{ENV_SECRET_MAX_AGE} must be a whole number of seconds")
+        return SecretsManagerApiKey(secret_id, max_age_seconds=int(max_age))
+    raise ConfigurationError(
+        f"no API key: set {ENV_API_KEY} to the key, or {ENV_API_KEY_SECRET} to the "
+        "Secrets Manager secret that holds it"
+    )

@@ -1,0 +1,142 @@
+"""Per-request checkpoints: which rows of a file AchieveIt has settled, so a rerun never
+re-sends them.
+
+A file's valid rows are published in numbered parts. Before each request the rows it carries
+are written down as *in flight*; after the answer they are *settled* (accepted, refused, or
+ambiguous). A run that crashed between the two finds rows still in flight: it cannot know
+whether AchieveIt applied them, so it reports them as "may have been applied" and does not
+send them again. Every other unsettled row is sent; every settled row is skipped.
+
+``DynamoDbCheckpoints`` keeps this in a table keyed by file and part (the ingest Lambda);
+``InMemoryCheckpoints`` keeps it for one process (the CLI).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_MAX_MESSAGE_CHARS = 300
+
+
+@dataclass
+class PartRecord:
+    """What is known about one part of one file."""
+
+    part: int
+    rows: int = 0
+    accepted: int = 0
+    complete: bool = False
+    """Every row of the part is settled; line lists of accepted rows are no longer kept."""
+    accepted_lines: list[int] = field(default_factory=list)
+    refused: dict[int, str] = field(default_factory=dict)
+    """Line -> the API's message, for rows AchieveIt refused."""
+    ambiguous: dict[int, str] = field(default_factory=dict)
+    """Line -> the request that carried it, for rows that may have been applied."""
+    in_flight: list[int] = field(default_factory=list)
+    in_flight_request: str = ""
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    def settled_lines(self) -> set[int]:
+        return {*self.accepted_lines, *self.refused, *self.ambiguous}
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "rows": self.rows,
+                "accepted": self.accepted,
+                "complete": self.complete,
+                "acceptedLines": [] if self.complete else self.accepted_lines,
+                "refused": {
+                    str(line): message[:_MAX_MESSAGE_CHARS]
+                    for line, message in self.refused.items()
+                },
+                "ambiguous": {str(line): request for line, request in self.ambiguous.items()},
+                "inFlight": self.in_flight,
+                "inFlightRequest": self.in_flight_request,
+                "requests": self.requests,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, part: int, text: str) -> PartRecord:
+        document = json.loads(text)
+        return cls(
+            part=part,
+            rows=document["rows"],
+            accepted=document["accepted"],
+            complete=document["complete"],
+            accepted_lines=list(document["acceptedLines"]),
+            refused={int(line): message for line, message in document["refused"].items()},
+            ambiguous={int(line): request for line, request in document["ambiguous"].items()},
+            in_flight=list(document["inFlight"]),
+            in_flight_request=document["inFlightRequest"],
+            requests=list(document["requests"]),
+        )
+
+
+class CheckpointStore(Protocol):
+    def load(self, file_id: str) -> dict[int, PartRecord]:
+        """Every part recorded for ``file_id``, by part number."""
+        ...
+
+    def save(self, file_id: str, record: PartRecord) -> None:
+        """Record ``record`` durably before returning."""
+        ...
+
+
+class InMemoryCheckpoints:
+    """Checkpoints for one process (the CLI, and tests)."""
+
+    def __init__(self) -> None:
+        self._files: dict[str, dict[int, str]] = {}
+        self.saves = 0
+
+    def load(self, file_id: str) -> dict[int, PartRecord]:
+        stored = self._files.get(file_id, {})
+        return {part: PartRecord.from_json(part, text) for part, text in stored.items()}
+
+    def save(self, file_id: str, record: PartRecord) -> None:
+        self.saves += 1
+        self._files.setdefault(file_id, {})[record.part] = record.to_json()
+
+
+class DynamoDbCheckpoints:
+    """Checkpoints in a DynamoDB table: partition key ``file`` (S), sort key ``part`` (N),
+    the record as JSON in ``payload``, and ``expiresAt`` for the table's TTL."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient, *, ttl_days: int = 30) -> None:
+        self._table = table_name
+        self._client = client
+        self._ttl_seconds = ttl_days * 86400
+
+    def load(self, file_id: str) -> dict[int, PartRecord]:
+        records: dict[int, PartRecord] = {}
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="#file = :file",
+            ExpressionAttributeNames={"#file": "file"},
+            ExpressionAttributeValues={":file": {"S": file_id}},
+            ConsistentRead=True,
+        ):
+            for item in page.get("Items", []):
+                part = int(item["part"]["N"])
+                records[part] = PartRecord.from_json(part, item["payload"]["S"])
+        return records
+
+    def save(self, file_id: str, record: PartRecord) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                "file": {"S": file_id},
+                "part": {"N": str(record.part)},
+                "payload": {"S": record.to_json()},
+                "expiresAt": {"N": str(int(time.time()) + self._ttl_seconds)},
+            },
+        )

@@ -1,0 +1,170 @@
+"""Publishing one part of a file's valid rows, checkpointing around every request.
+
+When AchieveIt refuses a whole request (400 or 403, or 413 for size) without saying which
+rows are to blame, the rows are split in halves and each half is sent again, until the
+offending rows stand alone: the good rows still get through and each bad row is reported
+with the API's own message. It costs about 2*log2(n) extra requests per bad row.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from achieveit_sync.client import AchieveItClient
+from achieveit_sync.errors import (
+    AccessDeniedError,
+    AchieveItSyncError,
+    AmbiguousDeliveryError,
+    ApiError,
+    BadRequestError,
+    PermanentApiError,
+    RetryableApiError,
+)
+from achieveit_sync.ingest.checkpoints import CheckpointStore, PartRecord
+from achieveit_sync.ingest.report import MAX_REPORTED_BODY_CHARS, RequestRecord
+from achieveit_sync.ingest.validation import ValidRow
+from achieveit_sync.updates import BodyFormat
+
+_SPLITTABLE_STATUSES = (413,)
+
+
+class StopPublishingError(AchieveItSyncError):
+    """Publishing this file cannot go on now.
+
+    ``retry_later``: the API is unavailable; resume from the checkpoint later. Otherwise the
+    file failed for a reason no retry fixes by itself (key refused, wrong base URL).
+    """
+
+    def __init__(self, message: str, *, retry_later: bool) -> None:
+        self.retry_later = retry_later
+        super().__init__(message)
+
+
+@dataclass
+class PartPublisher:
+    """Sends parts of one file: ``<stem>.part-0001.json``, split halves ``...-1``, ``...-2``."""
+
+    client: AchieveItClient
+    checkpoints: CheckpointStore
+    file_id: str
+    name_stem: str
+    body_format: BodyFormat = BodyFormat.JSON
+
+    def publish(self, record: PartRecord, rows: Sequence[ValidRow]) -> None:
+        """Send ``rows`` (the part's unsettled rows), settling each in ``record``.
+
+        Raises ``StopPublishingError`` when the file cannot go on; ``record`` then says
+        exactly which rows were settled, so a rerun sends only the rest.
+        """
+        if rows:
+            name = f"{self.name_stem}.part-{record.part:04d}"
+            self._send(record, list(rows), name)
+        record.complete = len(record.settled_lines()) >= record.rows
+        if record.complete:
+            record.accepted_lines = []
+        self.checkpoints.save(self.file_id, record)
+
+    def _send(self, record: PartRecord, rows: list[ValidRow], name: str) -> None:
+        request_name = f"{name}.{self.body_format.value}"
+        record.in_flight = [row.line for row in rows]
+        record.in_flight_request = request_name
+        self.checkpoints.save(self.file_id, record)
+        started = time.monotonic()
+        try:
+            result = self.client.submit_updates(
+                request_name, [row.update for row in rows], body_format=self.body_format
+            )
+        except AmbiguousDeliveryError as exc:
+            self._settle(record, rows, request_name, "ambiguous", exc, started)
+            for row in rows:
+                record.ambiguous[row.line] = request_name
+        except (BadRequestError, AccessDeniedError) as exc:
+            self._refused(record, rows, name, request_name, exc, started)
+        except PermanentApiError as exc:
+            if exc.status in _SPLITTABLE_STATUSES:
+                self._refused(record, rows, name, request_name, exc, started)
+            else:
+                self._unsettled(record, rows, request_name, exc, started)
+                raise StopPublishingError(str(exc), retry_later=False) from exc
+        except RetryableApiError as exc:
+            self._unsettled(record, rows, request_name, exc, started)
+            raise StopPublishingError(str(exc), retry_later=True) from exc
+        else:
+            record.requests.append(
+                RequestRecord(
+                    name=request_name,
+                    part=record.part,
+                    rows=len(rows),
+                    first_line=rows[0].line,
+                    last_line=rows[-1].line,
+                    outcome="accepted",
+                    status_code=result.status_code,
+                    response_body=result.body[:MAX_REPORTED_BODY_CHARS],
+                    attempts=result.attempts,
+                    seconds=round(time.monotonic() - started, 3),
+                ).as_dict()
+            )
+            record.accepted += len(rows)
+            record.accepted_lines.extend(row.line for row in rows)
+            self._clear_in_flight(record)
+
+    def _refused(
+        self,
+        record: PartRecord,
+        rows: list[ValidRow],
+        name: str,
+        request_name: str,
+        exc: ApiError,
+        started: float,
+    ) -> None:
+        if len(rows) == 1:
+            record.refused[rows[0].line] = exc.server_message or exc.reason
+        self._settle(record, rows, request_name, "refused", exc, started)
+        if len(rows) == 1:
+            return
+        middle = len(rows) // 2
+        self._send(record, rows[:middle], f"{name}-1")
+        self._send(record, rows[middle:], f"{name}-2")
+
+    def _settle(
+        self,
+        record: PartRecord,
+        rows: list[ValidRow],
+        request_name: str,
+        outcome: str,
+        exc: ApiError,
+        started: float,
+    ) -> None:
+        record.requests.append(
+            RequestRecord(
+                name=request_name,
+                part=record.part,
+                rows=len(rows),
+                first_line=rows[0].line,
+                last_line=rows[-1].line,
+                outcome=outcome,
+                status_code=exc.status,
+                response_body=(exc.server_message or exc.reason)[:MAX_REPORTED_BODY_CHARS],
+                attempts=exc.attempts,
+                seconds=round(time.monotonic() - started, 3),
+            ).as_dict()
+        )
+        self._clear_in_flight(record)
+
+    def _unsettled(
+        self,
+        record: PartRecord,
+        rows: list[ValidRow],
+        request_name: str,
+        exc: ApiError,
+        started: float,
+    ) -> None:
+        # Nothing was applied: the rows stay unsettled and the next run sends them.
+        self._settle(record, rows, request_name, "failed", exc, started)
+
+    def _clear_in_flight(self, record: PartRecord) -> None:
+        record.in_flight = []
+        record.in_flight_request = ""
+        self.checkpoints.save(self.file_id, record)

@@ -1,0 +1,578 @@
+"""Reading an update file as a stream of raw records, whatever its format and encoding.
+
+Formats: CSV, JSON (an array of objects), JSON Lines (``.jsonl``/``.ndjson``), each optionally
+gzip-compressed. The format is decided by extension, then by content. Encodings: UTF-8 with
+or without BOM, UTF-16 with BOM. Memory stays flat whatever the file's size: bytes are
+decompressed and decoded in chunks, records are yielded one at a time, and no line, field or
+JSON element may exceed a fixed size.
+
+A file that cannot be read (empty, a spreadsheet, an image, truncated gzip, undecodable
+bytes, JSON that is not an array) raises ``InvalidFileError`` with one message saying what
+is wrong, where (byte offset or line) and how to fix it. A single bad record in JSON Lines is
+not a file error: it comes back as a record with ``problem`` set, and the rest still counts.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from achieveit_sync.errors import AchieveItSyncError
+
+MAX_LINE_CHARS = 1_000_000
+"""A longer physical line is refused: it is not a data row, and it must not fill memory."""
+MAX_FIELD_CHARS = 100_000
+MAX_JSON_ELEMENT_CHARS = 1_000_000
+MAX_DECOMPRESSED_BYTES = 4 * 1024**3
+"""A gzip file that inflates beyond this (a 'gzip bomb') is refused part-way."""
+_CHUNK_BYTES = 256 * 1024
+_SNIFF_BYTES = 4096
+
+_BINARY_SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
+    (
+        b"PK\x03\x04",
+        "an Excel workbook or another ZIP archive",
+        "open it in Excel and use File > Save As > 'CSV UTF-8 (Comma delimited)'",
+    ),
+    (
+        b"\xd0\xcf\x11\xe0",
+        "an old-style Excel (.xls) or Office file",
+        "open it in Excel and use File > Save As > 'CSV UTF-8 (Comma delimited)'",
+    ),
+    (b"%PDF", "a PDF document", "export the data as CSV or JSON instead"),
+    (b"\x89PNG", "a PNG image", "export the data as CSV or JSON instead"),
+    (b"\xff\xd8\xff", "a JPEG image", "export the data as CSV or JSON instead"),
+    (b"GIF8", "a GIF image", "export the data as CSV or JSON instead"),
+    (b"BZh", "a bzip2 archive", "compress with gzip (.gz) or not at all"),
+    (b"\xfd7zXZ", "an xz archive", "compress with gzip (.gz) or not at all"),
+    (b"7z\xbc\xaf", "a 7-Zip archive", "compress with gzip (.gz) or not at all"),
+)
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOMS: tuple[tuple[bytes, str, str], ...] = (
+    (codecs.BOM_UTF8, "utf-8", "UTF-8 with BOM"),
+    (codecs.BOM_UTF16_LE, "utf-16-le", "UTF-16 LE with BOM"),
+    (codecs.BOM_UTF16_BE, "utf-16-be", "UTF-16 BE with BOM"),
+)
+
+
+class ByteSource(Protocol):
+    """Anything with ``read(size)`` returning bytes: an open file, an S3 object stream."""
+
+    def read(self, size: int = -1, /) -> bytes | None: ...
+
+
+class FileFormat(StrEnum):
+    CSV = "csv"
+    JSON = "json"
+    JSONL = "jsonl"
+
+
+_EXTENSIONS = {
+    ".csv": FileFormat.CSV,
+    ".json": FileFormat.JSON,
+    ".jsonl": FileFormat.JSONL,
+    ".ndjson": FileFormat.JSONL,
+}
+
+
+class InvalidFileError(AchieveItSyncError):
+    """The whole file cannot be read. ``hint`` says how to fix it."""
+
+    def __init__(
+        self, reason: str, hint: str, *, byte_offset: int | None = None, line: int | None = None
+    ) -> None:
+        self.reason = reason
+        self.hint = hint
+        self.byte_offset = byte_offset
+        self.line = line
+        where = []
+        if line is not None:
+            where.append(f"line {line}")
+        if byte_offset is not None:
+            where.append(f"byte {byte_offset}")
+        located = f" ({', '.join(where)})" if where else ""
+        super().__init__(f"{reason}{located}; {hint}")
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record as it stands in the file, before validation."""
+
+    line: int
+    """1-based physical line where the record starts."""
+    cells: list[str] | None = None
+    """CSV: the cells, in file order."""
+    fields: dict[str, object] | None = None
+    """JSON/JSON Lines: the object's fields."""
+    problem: str | None = None
+    """Set when the record itself is unreadable (a bad JSON Lines line, a non-object)."""
+    original: object = None
+    """For a JSON record that is not an object: the value, to echo in the rejected file."""
+
+
+@dataclass
+class RecordStream:
+    """An opened file: what it is, and its records (iterate once)."""
+
+    name: str
+    file_format: FileFormat
+    encoding: str
+    compressed: bool
+    records: Iterator[RawRecord]
+    blank_lines: int = 0
+    """Blank lines (and blank CSV rows) skipped so far; final once ``records`` is exhausted."""
+    notes: list[str] = field(default_factory=list)
+
+
+def open_records(raw: ByteSource, name: str) -> RecordStream:
+    """Open ``raw`` (the file's bytes) named ``name`` (its key or path) as a record stream.
+
+    Raises ``InvalidFileError`` at once for what the first few KB show, and later, while
+    iterating, for what only the rest of the file reveals (bad bytes, truncated gzip).
+    """
+    lowered = name.lower()
+    named_gzip = lowered.endswith(".gz")
+    inner_name = lowered.removesuffix(".gz")
+    head = raw.read(_SNIFF_BYTES) or b""
+    if not head:
+        raise InvalidFileError(
+            "the file is empty (0 bytes)", "export the data again; the upload may have failed"
+        )
+    prepended = _Prepended(head, raw)
+    source: ByteSource = prepended
+    compressed = head.startswith(_GZIP_MAGIC)
+    if named_gzip and not compressed:
+        raise InvalidFileError(
+            "the file is named .gz but is not gzip-compressed",
+            "compress it with gzip, or drop the .gz from its name",
+        )
+    if compressed:
+        inflating = gzip.GzipFile(fileobj=io.BufferedReader(prepended), mode="rb")
+        source = _LimitedReader(inflating)
+        head = _read_inflated_head(source)
+        if not head:
+            raise InvalidFileError("the gzip file holds no data", "compress the real export")
+        source = _Prepended(head, source)
+    _refuse_binary(head)
+    encoding, encoding_label, bom_length = _detect_encoding(head)
+    text_head = head[bom_length : bom_length + 512].decode(encoding, errors="ignore")
+    file_format = _decide_format(inner_name, text_head)
+    counting = _CountingReader(source)
+    if bom_length:
+        counting.read(bom_length)
+    text = io.TextIOWrapper(
+        _BufferedAdapter(counting), encoding=encoding, errors="strict", newline=""
+    )
+    stream = RecordStream(name, file_format, encoding_label, compressed, iter(()))
+    decoded = _DecodingGuard(text, counting, encoding_label)
+    if file_format is FileFormat.CSV:
+        stream.records = _csv_records(decoded, stream)
+    elif file_format is FileFormat.JSON:
+        stream.records = _json_array_records(decoded, stream)
+    else:
+        stream.records = _json_lines_records(decoded, stream)
+    return stream
+
+
+# -- format and encoding --------------------------------------------------------------------
+
+
+def _refuse_binary(head: bytes) -> None:
+    for signature, what, hint in _BINARY_SIGNATURES:
+        if head.startswith(signature):
+            raise InvalidFileError(f"this is {what}, not CSV or JSON", hint, byte_offset=0)
+    if head.startswith(_GZIP_MAGIC):
+        raise InvalidFileError("the file is gzip-compressed twice", "compress it only once")
+
+
+def _detect_encoding(head: bytes) -> tuple[str, str, int]:
+    for bom, encoding, label in _BOMS:
+        if head.startswith(bom):
+            return encoding, label, len(bom)
+    if b"\x00" in head:
+        nul = head.index(b"\x00")
+        raise InvalidFileError(
+            "the file contains NUL bytes: it is binary, or UTF-16 without a byte-order mark",
+            "save it as 'CSV UTF-8' (or UTF-16 with BOM)",
+            byte_offset=nul,
+        )
+    return "utf-8", "UTF-8", 0
+
+
+def _decide_format(name: str, text_head: str) -> FileFormat:
+    start = text_head.lstrip()[:1]
+    for extension, file_format in _EXTENSIONS.items():
+        if name.endswith(extension):
+            if file_format is FileFormat.CSV and start in ("[", "{"):
+                raise InvalidFileError(
+                    "the file is named .csv but holds JSON",
+                    "rename it .json (an array of objects) or .jsonl (one object per line)",
+                    line=1,
+                )
+            if file_format is FileFormat.JSON and start == "{":
+                raise InvalidFileError(
+                    "a .json file must hold an array of update objects ([{...}, {...}]), "
+                    "but this one starts with a single object",
+                    "wrap the objects in [ ] separated by commas, or name the file .jsonl "
+                    "if it has one object per line",
+                    line=1,
+                )
+            if file_format is FileFormat.JSON and start != "[":
+                raise InvalidFileError(
+                    "a .json file must hold an array of update objects ([{...}, {...}])",
+                    "export the updates as a JSON array, or name the file .csv if it is CSV",
+                    line=1,
+                )
+            return file_format
+    if start == "[":
+        return FileFormat.JSON
+    if start == "{":
+        return FileFormat.JSONL
+    return FileFormat.CSV
+
+
+# -- CSV --------------------------------------------------------------------------------------
+
+
+def _csv_records(text: _DecodingGuard, stream: RecordStream) -> Iterator[RawRecord]:
+    reader = csv.reader(text.lines())
+    previous_line = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InvalidFileError(
+                f"the CSV cannot be parsed: {exc}",
+                "check for a quotation mark that is opened but never closed",
+                line=previous_line + 1,
+            ) from None
+        start_line = previous_line + 1
+        previous_line = reader.line_num
+        if not cells or all(not cell.strip() for cell in cells):
+            stream.blank_lines += 1
+            continue
+        yield RawRecord(line=start_line, cells=cells)
+
+
+# -- JSON -------------------------------------------------------------------------------------
+
+
+def _json_array_records(text: _DecodingGuard, stream: RecordStream) -> Iterator[RawRecord]:
+    """Elements of a top-level JSON array, parsed one at a time, so a huge array never sits
+    in memory and every element keeps the line it starts on."""
+    scanner = _JsonArrayScanner(text.chunks())
+    if scanner.peek() != "[":
+        raise InvalidFileError(
+            "a JSON file must be an array of update objects",
+            "wrap the objects in [ ] separated by commas",
+            line=scanner.line,
+        )
+    scanner.advance()
+    expect_element = False  # after '[' an immediate ']' is fine; after ',' it is not
+    while True:
+        char = scanner.peek()
+        if char is None:
+            raise InvalidFileError(
+                "the JSON ends before its closing ']'",
+                "the file looks truncated; export it again",
+                line=scanner.line,
+            )
+        if char == "]" and not expect_element:
+            scanner.advance()
+            if scanner.peek() is not None:
+                raise InvalidFileError(
+                    "there is more data after the JSON array's closing ']'",
+                    "keep one array per file",
+                    line=scanner.line,
+                )
+            return
+        value, line = scanner.element()
+        if isinstance(value, dict):
+            yield RawRecord(line=line, fields=value)
+        else:
+            yield RawRecord(
+                line=line,
+                problem=f"each array element must be an object, found {_json_type(value)}",
+                original=value,
+            )
+        separator = scanner.peek()
+        if separator == ",":
+            scanner.advance()
+            expect_element = True
+        elif separator == "]":
+            expect_element = False
+        elif separator is not None:
+            raise InvalidFileError(
+                f"expected ',' or ']' after an array element, found '{separator}'",
+                "check the JSON syntax (a missing comma?)",
+                line=scanner.line,
+            )
+
+
+class _JsonArrayScanner:
+    """A window over streamed JSON text: skip white space, peek a character, decode one
+    element with ``raw_decode`` (retrying with more text while the element is incomplete)."""
+
+    def __init__(self, chunks: Iterator[str]) -> None:
+        self._chunks = chunks
+        self._decoder = json.JSONDecoder()
+        self._buffer = ""
+        self._position = 0
+        self._at_end = False
+        self.line = 1
+
+    def peek(self) -> str | None:
+        """The next character that is not white space, or ``None`` at the end of the file."""
+        while True:
+            buffer = self._buffer
+            position = self._position
+            while position < len(buffer) and buffer[position] in " \t\r\n":
+                if buffer[position] == "\n":
+                    self.line += 1
+                position += 1
+            self._position = position
+            if position < len(buffer):
+                return buffer[position]
+            if not self._refill():
+                return None
+
+    def advance(self) -> None:
+        self._position += 1
+
+    def element(self) -> tuple[object, int]:
+        start_line = self.line
+        while True:
+            try:
+                value, end = self._decoder.raw_decode(self._buffer, self._position)
+            except json.JSONDecodeError as exc:
+                pending = len(self._buffer) - self._position
+                if pending < MAX_JSON_ELEMENT_CHARS and self._refill():
+                    continue  # probably cut at the chunk boundary: try with more text
+                error_line = start_line + self._buffer.count("\n", self._position, exc.pos)
+                if pending >= MAX_JSON_ELEMENT_CHARS:
+                    raise InvalidFileError(
+                        f"a JSON element is invalid or longer than "
+                        f"{MAX_JSON_ELEMENT_CHARS:,} characters ({exc.msg})",
+                        "each update should be a small object; check the JSON syntax",
+                        line=error_line,
+                    ) from None
+                raise InvalidFileError(
+                    f"the JSON is invalid: {exc.msg}",
+                    "check the JSON syntax near that line (an editor or "
+                    "'python -m json.tool FILE' shows the spot)",
+                    line=error_line,
+                ) from None
+            except RecursionError:
+                raise InvalidFileError(
+                    "the JSON is nested too deeply",
+                    "each update must be a flat object",
+                    line=start_line,
+                ) from None
+            self.line += self._buffer.count("\n", self._position, end)
+            self._position = end
+            return value, start_line
+
+    def _refill(self) -> bool:
+        if self._at_end:
+            return False
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            self._at_end = True
+            return False
+        self._buffer = self._buffer[self._position :] + chunk
+        self._position = 0
+        return True
+
+
+def _json_lines_records(text: _DecodingGuard, stream: RecordStream) -> Iterator[RawRecord]:
+    decoder = json.JSONDecoder()
+    for number, line in enumerate(text.lines(), start=1):
+        stripped = line.strip()
+        if not stripped:
+            stream.blank_lines += 1
+            continue
+        try:
+            value = decoder.decode(stripped)
+        except (ValueError, RecursionError) as exc:
+            yield RawRecord(
+                line=number,
+                problem=f"this line is not valid JSON: {_brief(exc)}",
+                original=stripped[:200],
+            )
+            continue
+        if isinstance(value, dict):
+            yield RawRecord(line=number, fields=value)
+        else:
+            yield RawRecord(
+                line=number,
+                problem=f"each line must be one JSON object, found {_json_type(value)}",
+                original=value,
+            )
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "true/false"
+    if value is None:
+        return "null"
+    return "a number"
+
+
+def _brief(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).split(":", 1)[0]
+
+
+# -- byte plumbing ----------------------------------------------------------------------------
+
+
+class _DecodingGuard:
+    """Text from the decoder, with decoding and size failures turned into file errors that
+    name the byte offset."""
+
+    def __init__(self, text: io.TextIOWrapper, counting: _CountingReader, label: str) -> None:
+        self._text = text
+        self._counting = counting
+        self._label = label
+
+    def lines(self) -> Iterator[str]:
+        number = 0
+        while True:
+            line = self._guarded(self._text.readline, MAX_LINE_CHARS)
+            if not line:
+                return
+            number += 1
+            if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+                raise InvalidFileError(
+                    f"line {number} is longer than {MAX_LINE_CHARS:,} characters",
+                    "this is not a data row: check the export (binary data? no line breaks?)",
+                    line=number,
+                )
+            yield line
+
+    def chunks(self) -> Iterator[str]:
+        while True:
+            chunk = self._guarded(self._text.read, 64 * 1024)
+            if not chunk:
+                return
+            yield chunk
+
+    def _guarded(self, read: object, size: int) -> str:
+        try:
+            return read(size)  # type: ignore[operator, no-any-return]
+        except UnicodeDecodeError as exc:
+            offset = self._counting.offset - len(exc.object) + exc.start
+            raise InvalidFileError(
+                f"the byte 0x{exc.object[exc.start : exc.start + 1].hex()} cannot be decoded "
+                f"as {self._label}",
+                "save the file as 'CSV UTF-8' (Excel: File > Save As > CSV UTF-8), or as "
+                "UTF-16 with a byte-order mark",
+                byte_offset=offset,
+            ) from None
+
+
+class _Prepended(io.RawIOBase):
+    """``head`` (already read) followed by the rest of ``rest``."""
+
+    def __init__(self, head: bytes, rest: ByteSource) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        data = self._rest.read(len(buffer)) or b""
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _LimitedReader(io.RawIOBase):
+    """Decompressed bytes, refused past ``MAX_DECOMPRESSED_BYTES``; gzip faults become file
+    errors."""
+
+    def __init__(self, inner: gzip.GzipFile) -> None:
+        self._inner = inner
+        self._total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            data = self._inner.read(len(buffer))
+        except EOFError:
+            raise InvalidFileError(
+                "the gzip data is truncated (it ends before the end-of-stream marker)",
+                "the upload was cut short; compress and upload the file again",
+                byte_offset=self._total or None,
+            ) from None
+        except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+            raise InvalidFileError(
+                f"the gzip data is corrupt ({exc})",
+                "compress and upload the file again",
+                byte_offset=self._total,
+            ) from None
+        self._total += len(data)
+        if self._total > MAX_DECOMPRESSED_BYTES:
+            raise InvalidFileError(
+                f"the file inflates to more than {MAX_DECOMPRESSED_BYTES // 1024**3} GiB",
+                "split it into smaller files",
+                byte_offset=MAX_DECOMPRESSED_BYTES,
+            )
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts the bytes handed to the text decoder, to name the offset of a bad byte."""
+
+    def __init__(self, inner: ByteSource) -> None:
+        self._inner = inner
+        self.offset = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer)) or b""
+        buffer[: len(data)] = data
+        self.offset += len(data)
+        return len(data)
+
+
+class _BufferedAdapter(io.BufferedReader):
+    """TextIOWrapper needs a buffered reader with ``read1``."""
+
+    def __init__(self, raw: io.RawIOBase) -> None:
+        super().__init__(raw, buffer_size=_CHUNK_BYTES)
+
+
+def _read_inflated_head(source: ByteSource) -> bytes:
+    head = bytearray()
+    while len(head) < _SNIFF_BYTES:
+        data = source.read(_SNIFF_BYTES - len(head))
+        if not data:
+            break
+        head.extend(data)
+    return bytes(head)

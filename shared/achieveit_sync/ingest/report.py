@@ -1,0 +1,239 @@
+"""What the user gets back for one file: the JSON report and the rejected-rows file.
+
+The report holds counts, every API request made for the file (status code and response
+body), timings, warnings and each rejected row (line, field, value, reason, hint; the first
+``MAX_REPORTED_REJECTIONS`` in detail, all of them in the rejected file). The rejected file
+repeats the rejected rows in the input's own format with an ``Error`` column, ready to fix
+and drop again. Both neutralise spreadsheet formulas (a cell starting with ``=``, ``+``,
+``-``, ``@``) so that opening them in Excel never runs anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import IO, Any
+
+from achieveit_sync.ingest.reading import FileFormat
+from achieveit_sync.ingest.validation import (
+    DISPLAY_NAMES,
+    PLAIN_NUMBER,
+    FieldProblem,
+    Layout,
+    RejectedRow,
+    ValidRow,
+)
+
+MAX_REPORTED_REJECTIONS = 1000
+MAX_REPORTED_BODY_CHARS = 2000
+ERROR_COLUMN = "Error"
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+class FileStatus(StrEnum):
+    COMPLETED = "completed"
+    """Every row was read; every valid row was accepted by the API."""
+    COMPLETED_WITH_REJECTIONS = "completed_with_rejections"
+    """Some rows were rejected (by validation or by the API); the others went through."""
+    COMPLETED_WITH_AMBIGUITY = "completed_with_ambiguity"
+    """Some batches got no answer: their rows may or may not have been applied."""
+    IN_PROGRESS = "in_progress"
+    """The run stopped before the end (time, or the API unavailable) and will resume."""
+    FAILED = "failed"
+    """The file could not be read, or the API refused every request (key, base URL)."""
+    VALIDATED = "validated"
+    """Checked offline only (``validate`` or ``publish --dry-run``); nothing was sent."""
+
+
+@dataclass
+class RequestRecord:
+    """One HTTP request made for this file."""
+
+    name: str
+    part: int
+    rows: int
+    first_line: int
+    last_line: int
+    outcome: str  # accepted | refused | ambiguous | failed
+    status_code: int | None
+    response_body: str
+    attempts: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Counts:
+    rows_read: int = 0
+    valid: int = 0
+    published: int = 0
+    rejected: int = 0
+    rejected_by_validation: int = 0
+    rejected_by_api: int = 0
+    skipped_blank: int = 0
+    ambiguous: int = 0
+    not_sent: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "rowsRead": self.rows_read,
+            "valid": self.valid,
+            "published": self.published,
+            "rejected": self.rejected,
+            "rejectedByValidation": self.rejected_by_validation,
+            "rejectedByApi": self.rejected_by_api,
+            "skippedBlank": self.skipped_blank,
+            "ambiguous": self.ambiguous,
+            "notSent": self.not_sent,
+        }
+
+
+@dataclass
+class FileReport:
+    source: dict[str, Any]
+    kind: str | None = None
+    file_format: str | None = None
+    encoding: str | None = None
+    compressed: bool = False
+    header: list[str] | None = None
+    status: FileStatus = FileStatus.IN_PROGRESS
+    counts: Counts = field(default_factory=Counts)
+    file_error: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    requests: list[RequestRecord] = field(default_factory=list)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    ambiguous_rows: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def reject(self, row: RejectedRow, *, by_api: bool = False) -> None:
+        self.counts.rejected += 1
+        if by_api:
+            self.counts.rejected_by_api += 1
+        else:
+            self.counts.rejected_by_validation += 1
+        for problem in row.problems:
+            if len(self.rejections) >= MAX_REPORTED_REJECTIONS:
+                return
+            self.rejections.append({"line": row.line, **_problem_dict(problem)})
+
+    def mark_ambiguous(self, rows: list[ValidRow], request_name: str) -> None:
+        self.counts.ambiguous += len(rows)
+        for row in rows:
+            if len(self.ambiguous_rows) >= MAX_REPORTED_REJECTIONS:
+                return
+            self.ambiguous_rows.append(
+                {"line": row.line, "externalId": row.update.external_id, "request": request_name}
+            )
+
+    @property
+    def has_problems(self) -> bool:
+        return self.status in (
+            FileStatus.FAILED,
+            FileStatus.COMPLETED_WITH_REJECTIONS,
+            FileStatus.COMPLETED_WITH_AMBIGUITY,
+        ) or bool(self.counts.rejected)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "status": self.status.value,
+            "kind": self.kind,
+            "format": self.file_format,
+            "encoding": self.encoding,
+            "compressed": self.compressed,
+            "header": self.header,
+            "counts": self.counts.as_dict(),
+            "fileError": self.file_error,
+            "warnings": self.warnings,
+            "requests": [r.as_dict() for r in self.requests],
+            "rejections": self.rejections,
+            "rejectionsTruncated": self.counts.rejected > 0
+            and len(self.rejections) >= MAX_REPORTED_REJECTIONS,
+            "ambiguousRows": self.ambiguous_rows,
+            "timings": self.timings,
+            "outputs": self.outputs,
+        }
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.as_dict(), indent=2, ensure_ascii=False, default=str).encode()
+
+
+def _problem_dict(problem: FieldProblem) -> dict[str, str]:
+    return {
+        "field": problem.field,
+        "value": neutralise(problem.value),
+        "reason": problem.reason,
+        "hint": problem.hint,
+    }
+
+
+def neutralise(text: str) -> str:
+    """Make spreadsheet software show ``text`` instead of evaluating it as a formula.
+
+    Plain numbers such as ``-3.5`` are left alone: they are data, and a prefix would make a
+    fixed file fail validation when it is dropped again."""
+    if text.startswith(_FORMULA_PREFIXES) and not PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+class RejectedRowsWriter:
+    """Writes rejected rows in the input's format (CSV, JSON array, JSON Lines) plus an error
+    column, into ``sink`` (a binary file), one row at a time."""
+
+    def __init__(self, sink: IO[bytes], file_format: FileFormat) -> None:
+        self._sink = sink
+        self._format = file_format
+        self._text = io.TextIOWrapper(sink, encoding="utf-8", newline="", write_through=True)
+        self._csv = csv.writer(self._text, lineterminator="\r\n")
+        self._layout: Layout | None = None
+        self.rows = 0
+        if file_format is FileFormat.JSON:
+            self._text.write("[\n")
+
+    def set_layout(self, layout: Layout | None) -> None:
+        self._layout = layout
+
+    def write(self, row: RejectedRow | ValidRow, error: str) -> None:
+        record = row.record
+        if self._format is FileFormat.CSV:
+            if self.rows == 0:
+                self._csv.writerow([neutralise(c) for c in self._header()] + [ERROR_COLUMN])
+            cells = list(record.cells or [])
+            self._csv.writerow([neutralise(c) for c in cells] + [neutralise(error)])
+        else:
+            document = _json_document(record.fields, record.original, error)
+            text = json.dumps(document, ensure_ascii=False, default=str)
+            if self._format is FileFormat.JSON:
+                text = ("  " if self.rows == 0 else ",\n  ") + text
+            else:
+                text += "\n"
+            self._text.write(text)
+        self.rows += 1
+
+    def close(self) -> None:
+        if self._format is FileFormat.JSON:
+            self._text.write("\n]\n")
+        self._text.flush()
+        self._text.detach()
+
+    def _header(self) -> list[str]:
+        layout = self._layout
+        if layout is not None and layout.header is not None:
+            return list(layout.header)
+        # No header in the input: write the documented names, so the fixed file can be
+        # dropped again as it is (the Error column is ignored on the way in).
+        columns = layout.columns if layout is not None else ()
+        return [DISPLAY_NAMES.get(c or "", "") for c in columns]
+
+
+def _json_document(fields: dict[str, object] | None, original: object, error: str) -> object:
+    if fields is not None:
+        return {**fields, "error": neutralise(error)}
+    return {"value": original, "error": neutralise(error)}

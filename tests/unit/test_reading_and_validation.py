@@ -1,0 +1,303 @@
+"""Reading every supported format and encoding, and the per-row rules, on valid input."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from achieveit_sync.ingest.reading import FileFormat, open_records
+from achieveit_sync.ingest.report import FileStatus, RejectedRowsWriter, neutralise
+from achieveit_sync.ingest.routing import kind_for_key
+from achieveit_sync.ingest.validation import RejectedRow, SeenKeys, Validator, ValidRow
+from achieveit_sync.updates import MetricUpdate, ProgressUpdate, Status, UpdateKind
+
+ROWS = [
+    ("PX-1", "on track", "0.5", "2026-11-01", "fine"),
+    ("PX-2", "AT RISK", "", "11/30/2026", 'quoted, "with" comma\nand newline'),
+]
+
+
+def csv_text(header: bool = True, newline: str = "\r\n") -> str:
+    import csv
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=newline)
+    if header:
+        writer.writerow(["External ID", "Status", "Metric Value", "As Of Date", "Comment"])
+    writer.writerows(ROWS)
+    return buffer.getvalue()
+
+
+def validate(name: str, content: bytes, kind: UpdateKind | None = UpdateKind.PROGRESS):
+    stream = open_records(io.BytesIO(content), name)
+    validator = Validator(kind)
+    return stream, validator, list(validator.validate(stream.records))
+
+
+EXPECTED = [
+    ProgressUpdate("PX-1", Status.ON_TRACK, date(2026, 11, 1), Decimal("0.5"), "fine"),
+    ProgressUpdate(
+        "PX-2", Status.AT_RISK, date(2026, 11, 30), None, 'quoted, "with" comma\nand newline'
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "encoding", "file_format"),
+    [
+        ("a.csv", csv_text().encode(), "UTF-8", FileFormat.CSV),
+        ("excel.csv", b"\xef\xbb\xbf" + csv_text().encode(), "UTF-8 with BOM", FileFormat.CSV),
+        ("utf16.csv", csv_text().encode("utf-16"), "UTF-16 LE with BOM", FileFormat.CSV),
+        (
+            "utf16be.csv",
+            b"\xfe\xff" + csv_text().encode("utf-16-be"),
+            "UTF-16 BE with BOM",
+            FileFormat.CSV,
+        ),
+        ("a.csv.gz", gzip.compress(csv_text().encode()), "UTF-8", FileFormat.CSV),
+        ("unix.csv", csv_text(newline="\n").encode(), "UTF-8", FileFormat.CSV),
+        ("no-extension", csv_text().encode(), "UTF-8", FileFormat.CSV),
+    ],
+)
+def test_csv_in_every_encoding_gives_the_same_updates(
+    name: str, content: bytes, encoding: str, file_format: FileFormat
+) -> None:
+    stream, _, results = validate(name, content)
+
+    assert [r.update for r in results if isinstance(r, ValidRow)] == EXPECTED
+    assert (stream.encoding, stream.file_format) == (encoding, file_format)
+    assert [r.line for r in results] == [2, 3]
+
+
+def test_a_headerless_csv_uses_the_documented_order() -> None:
+    _, validator, results = validate("a.csv", csv_text(header=False).encode())
+
+    assert [r.update for r in results if isinstance(r, ValidRow)] == EXPECTED
+    assert validator.layout is not None
+    assert validator.layout.header is None
+
+
+def test_a_header_in_any_order_and_spelling_is_understood() -> None:
+    content = (
+        b"as of date , COMMENT,externalID,current metric value,Status,Item Name\n"
+        b"2026-11-01,hi,PX-9,7,achieved,Reduce wait times\n"
+    )
+
+    _, validator, [result] = validate("a.csv", content)
+
+    assert isinstance(result, ValidRow)
+    assert result.update == ProgressUpdate(
+        "PX-9", Status.ACHIEVED, date(2026, 11, 1), Decimal(7), "hi"
+    )
+    assert validator.warnings == []  # "Item Name" is the template's informational column
+
+
+def test_unknown_columns_and_fields_are_warnings_not_errors() -> None:
+    _, csv_validator, csv_results = validate(
+        "a.csv", b"External ID,Status,As Of Date,Owner\nPX-1,On Track,2026-11-01,me\n"
+    )
+    _, json_validator, json_results = validate(
+        "a.json",
+        b'[{"externalID": "PX-1", "status": "On Track", "asOfDate": "2026-11-01", "owner": "me"}]',
+    )
+
+    assert all(isinstance(r, ValidRow) for r in csv_results + json_results)
+    assert csv_validator.warnings == ["unknown column(s) ignored: 'Owner'"]
+    assert json_validator.warnings == ["unknown field 'owner' ignored (first seen on line 1)"]
+
+
+def test_blank_lines_are_skipped_and_counted() -> None:
+    content = (
+        b"External ID,Status,As Of Date\n\nPX-1,On Track,2026-11-01\n , ,\n\n"
+        b"PX-2,On Track,2026-11-01\n"
+    )
+
+    stream, _, results = validate("a.csv", content)
+
+    assert [r.line for r in results] == [3, 6]
+    assert stream.blank_lines == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        (b"External ID,Status,As Of Date\nPX-1,On Track,2026-11-01\n", UpdateKind.PROGRESS),
+        (b"External ID,Metric Value,As Of Date\nPX-1,3,2026-11-01\n", UpdateKind.METRIC),
+        (
+            b'[{"externalId": "PX-1", "metricValue": 3, "asOfDate": "2026-11-01"}]',
+            UpdateKind.METRIC,
+        ),
+    ],
+)
+def test_the_kind_is_inferred_from_the_columns(content: bytes, kind: UpdateKind) -> None:
+    name = "a.json" if content.startswith(b"[") else "a.csv"
+
+    _, validator, [result] = validate(name, content, kind=None)
+
+    assert validator.kind is kind
+    assert isinstance(result, ValidRow)
+
+
+def test_json_and_json_lines_keep_their_line_numbers() -> None:
+    array = (
+        b'[\n  {"externalId": "A", "metricValue": 1, "asOfDate": "2026-11-01"},\n\n'
+        b'  {"externalId": "B",\n   "metricValue": 2.5e1, "asOfDate": "2026-11-02"}\n]'
+    )
+    lines = (
+        b'{"externalId": "A", "metricValue": 1, "asOfDate": "2026-11-01"}\n\n'
+        b'{"externalId": "B", "metricValue": "25", "asOfDate": "2026-11-02T08:00:00Z"}\n'
+    )
+
+    for name, content in (("a.json", array), ("a.ndjson", lines)):
+        _, _, results = validate(name, content, kind=UpdateKind.METRIC)
+        assert [r.line for r in results] == ([2, 4] if name == "a.json" else [1, 3])
+        assert [r.update for r in results if isinstance(r, ValidRow)] == [
+            MetricUpdate("A", Decimal(1), date(2026, 11, 1)),
+            MetricUpdate(
+                "B", Decimal("25.0") if name == "a.json" else Decimal(25), date(2026, 11, 2)
+            ),
+        ]
+
+
+def test_a_json_array_split_across_read_chunks_parses_completely() -> None:
+    element = {
+        "externalId": "X",
+        "status": "On Track",
+        "asOfDate": "2026-11-01",
+        "comment": "y" * 3000,
+    }
+    documents = [dict(element, externalId=f"X-{n}") for n in range(300)]  # ~1 MB
+
+    _, _, results = validate("big.json", json.dumps(documents).encode())
+
+    assert len(results) == 300
+    assert all(isinstance(r, ValidRow) for r in results)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("42", Decimal(42)),
+        ("-3.5", Decimal("-3.5")),
+        (".5", Decimal("0.5")),
+        ("1e3", Decimal("1e3")),
+        ("+7", Decimal(7)),
+        (" 12 ", Decimal(12)),
+    ],
+)
+def test_plain_numbers_are_accepted_exactly(text: str, expected: Decimal) -> None:
+    content = f"External ID,Status,Metric Value,As Of Date\nA,On Track,{text},2026-11-01\n"
+
+    _, _, [result] = validate("a.csv", content.encode())
+
+    assert isinstance(result, ValidRow)
+    assert result.update.metric_value == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-01", date(2026, 11, 1)),
+        ("2026-11-01T23:30:00-05:00", date(2026, 11, 1)),
+        ("2026-11-01 08:00", date(2026, 11, 1)),
+        ("1/5/2026", date(2026, 1, 5)),
+        ("02/29/2028", date(2028, 2, 29)),
+    ],
+)
+def test_dates_iso_or_us_are_sent_as_iso(text: str, expected: date) -> None:
+    content = f"External ID,Status,As Of Date\nA,On Track,{text}\n"
+
+    _, _, [result] = validate("a.csv", content.encode())
+
+    assert isinstance(result, ValidRow)
+    assert result.update.as_of_date == expected
+
+
+def test_one_row_can_carry_several_problems_and_all_are_reported() -> None:
+    _, _, [result] = validate(
+        "a.csv", b"External ID,Status,Metric Value,As Of Date\n,Finished,20%,31/12/2026\n"
+    )
+
+    assert isinstance(result, RejectedRow)
+    assert [p.field for p in result.problems] == ["externalId", "status", "metricValue", "asOfDate"]
+
+
+def test_seen_keys_stay_exact_as_the_table_grows() -> None:
+    seen = SeenKeys(capacity_bits=2)
+
+    firsts = [seen.first_line(key, line) for line, key in enumerate(range(1, 5001), start=1)]
+    again = [seen.first_line(key, 99_999) for key in range(1, 5001)]
+
+    assert firsts == [None] * 5000
+    assert again == list(range(1, 5001))
+
+
+def test_routing_by_drop_folder() -> None:
+    assert kind_for_key("incoming/progress/q4/kpis.csv") is UpdateKind.PROGRESS
+    assert kind_for_key("incoming/metrics/m.json") is UpdateKind.METRIC
+    assert kind_for_key("incoming/other/x.csv") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("=cmd|' /C calc'!A0", "'=cmd|' /C calc'!A0"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("+1+1", "'+1+1"),
+        ("-3.5", "-3.5"),
+        ("plain", "plain"),
+        ("-", "'-"),
+    ],
+)
+def test_formulas_are_neutralised_but_numbers_kept(text: str, shown: str) -> None:
+    assert neutralise(text) == shown
+
+
+def test_the_rejected_file_keeps_the_input_format_and_adds_an_error_column() -> None:
+    content = b"External ID,Status,As Of Date\nA,On Track,2026-11-01\n=HYPERLINK(1),Bad,x\n"
+    _, validator, results = validate("a.csv", content)
+    sink = io.BytesIO()
+    writer = RejectedRowsWriter(sink, FileFormat.CSV)
+    writer.set_layout(validator.layout)
+
+    for result in results:
+        if isinstance(result, RejectedRow):
+            writer.write(result, f"line {result.line}: {result.summary}")
+    writer.close()
+
+    lines = sink.getvalue().decode().splitlines()
+    assert lines[0] == "External ID,Status,As Of Date,Error"
+    assert lines[1].startswith("'=HYPERLINK(1),Bad,x,\"line 3: status")
+    assert len(lines) == 2
+
+
+def test_the_rejected_json_file_is_a_valid_array_with_an_error_field() -> None:
+    content = b'[{"externalId": "A", "status": "Nope", "asOfDate": "2026-11-01"}, 7]'
+    _, _, results = validate("a.json", content)
+    sink = io.BytesIO()
+    writer = RejectedRowsWriter(sink, FileFormat.JSON)
+    for result in results:
+        assert isinstance(result, RejectedRow)
+        writer.write(result, result.summary)
+    writer.close()
+
+    documents = json.loads(sink.getvalue())
+    assert documents[0]["externalId"] == "A"
+    assert "not an AchieveIt status" in documents[0]["error"]
+    assert documents[1]["value"] == 7
+
+
+def test_file_status_values_are_stable() -> None:
+    # Reports are read by people and scripts: these words are part of the contract.
+    assert [s.value for s in FileStatus] == [
+        "completed",
+        "completed_with_rejections",
+        "completed_with_ambiguity",
+        "in_progress",
+        "failed",
+        "validated",
+    ]
