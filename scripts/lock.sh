@@ -9,7 +9,7 @@ trap 'rm -rf "$work"' EXIT
 
 RUNTIME=(aws-lambda-powertools boto3 requests)
 DEV=(aiohttp setuptools hypothesis "moto[server]" mypy pytest pytest-timeout ruff trustme types-requests
-     "boto3-stubs[s3,sqs,dynamodb,secretsmanager]")
+     "boto3-stubs[s3,sqs,dynamodb,secretsmanager,sns,scheduler]")
 TOOLS=(aws-sam-cli cfn-lint)
 
 freeze() {  # freeze NAME PACKAGES...: install into a new venv, print its pins

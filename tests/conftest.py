@@ -43,3 +43,40 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     with mock_aws():
         yield
+
+
+class FakeLambdaContext:
+    """What Lambda hands a handler; the remaining time can run down per call."""
+
+    def __init__(self, remaining_ms: int = 900_000, ms_per_call: int = 0) -> None:
+        self._remaining_ms = remaining_ms
+        self._ms_per_call = ms_per_call
+        self.function_name = "achieveit-sync-test"
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = (
+            "arn:aws:lambda:us-east-1:123456789012:function:achieveit-sync-test"
+        )
+        self.memory_limit_in_mb = 512
+        self.aws_request_id = "test-request-0001"
+        self.log_group_name = "/aws/lambda/achieveit-sync-test"
+        self.log_stream_name = "2026/11/27/[$LATEST]test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        remaining = self._remaining_ms
+        self._remaining_ms = max(0, self._remaining_ms - self._ms_per_call)
+        return remaining
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+EVENTS_DIR = __import__("pathlib").Path(__file__).resolve().parent.parent / "events"
+
+
+def load_event(name: str) -> dict[str, object]:
+    """A sample Lambda event from events/ (the same files the README points to)."""
+    import json
+
+    return json.loads((EVENTS_DIR / name).read_text())  # type: ignore[no-any-return]

@@ -28,6 +28,7 @@ from achieveit_sync.ingest.report import (
     FileStatus,
     RejectedRowsWriter,
     RequestRecord,
+    StopReason,
 )
 from achieveit_sync.ingest.validation import (
     FieldProblem,
@@ -177,6 +178,7 @@ def _publish(
             pending = [row for row in rows if row.line not in settled]
             if pending and should_stop():
                 stop_status = FileStatus.IN_PROGRESS
+                report.stop_reason = StopReason.TIME
                 report.warnings.append(
                     f"stopped before part {part_number} to finish within the time limit; "
                     "the next run continues from there"
@@ -186,6 +188,9 @@ def _publish(
                     publisher.publish(record, pending)
                 except StopPublishingError as exc:
                     stop_status = FileStatus.IN_PROGRESS if exc.retry_later else FileStatus.FAILED
+                    report.stop_reason = (
+                        StopReason.API_UNAVAILABLE if exc.retry_later else StopReason.API_REFUSED
+                    )
                     report.file_error = {
                         "reason": str(exc),
                         "hint": "the run resumes from where it stopped"

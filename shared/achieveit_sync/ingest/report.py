@@ -33,6 +33,15 @@ ERROR_COLUMN = "Error"
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+class StopReason(StrEnum):
+    TIME = "time"
+    """The invocation ran out of time; a follow-up continues from the checkpoint."""
+    API_UNAVAILABLE = "api_unavailable"
+    """AchieveIt kept failing (429/5xx/connection) past the retry limit; retry later."""
+    API_REFUSED = "api_refused"
+    """AchieveIt refused every request (key, access or base URL); fix, then re-process."""
+
+
 class FileStatus(StrEnum):
     COMPLETED = "completed"
     """Every row was read; every valid row was accepted by the API."""
@@ -64,7 +73,22 @@ class RequestRecord:
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
+        """For checkpoints (round-trips through ``RequestRecord(**document)``)."""
         return asdict(self)
+
+    def as_report(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "part": self.part,
+            "rows": self.rows,
+            "firstLine": self.first_line,
+            "lastLine": self.last_line,
+            "outcome": self.outcome,
+            "statusCode": self.status_code,
+            "responseBody": self.response_body,
+            "attempts": self.attempts,
+            "seconds": self.seconds,
+        }
 
 
 @dataclass
@@ -110,6 +134,7 @@ class FileReport:
     ambiguous_rows: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    stop_reason: StopReason | None = None
 
     def reject(self, row: RejectedRow, *, by_api: bool = False) -> None:
         self.counts.rejected += 1
@@ -151,13 +176,14 @@ class FileReport:
             "counts": self.counts.as_dict(),
             "fileError": self.file_error,
             "warnings": self.warnings,
-            "requests": [r.as_dict() for r in self.requests],
+            "requests": [r.as_report() for r in self.requests],
             "rejections": self.rejections,
             "rejectionsTruncated": self.counts.rejected > 0
             and len(self.rejections) >= MAX_REPORTED_REJECTIONS,
             "ambiguousRows": self.ambiguous_rows,
             "timings": self.timings,
             "outputs": self.outputs,
+            "stopReason": self.stop_reason.value if self.stop_reason else None,
         }
 
     def to_json(self) -> bytes:
