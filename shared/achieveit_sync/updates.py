@@ -12,11 +12,10 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class UpdateKind(StrEnum):
@@ -62,8 +61,9 @@ def _fold(text: str) -> str:
 _STATUS_BY_FOLDED_NAME = {_fold(status.value): status for status in Status}
 
 
-@dataclass(frozen=True, slots=True)
-class ProgressUpdate:
+# Named tuples, not dataclasses: a file can hold a million of them and they must be cheap
+# to create; they are just as immutable.
+class ProgressUpdate(NamedTuple):
     external_id: str
     status: Status
     as_of_date: date
@@ -71,8 +71,7 @@ class ProgressUpdate:
     comment: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class MetricUpdate:
+class MetricUpdate(NamedTuple):
     external_id: str
     metric_value: Decimal
     as_of_date: date

@@ -80,7 +80,7 @@ FILE_CASES = [
     FileCase("trailing-comma.json", b'[{"externalId": "A-1"},]', "the JSON is invalid"),
     FileCase("deep.json", b"[" * 50_000, "nested too deeply"),
     FileCase("json-named-csv.csv", b'[{"externalId": "A-1"}]', "named .csv but holds JSON"),
-    FileCase("long-line.csv", b"A" * 1_100_000, "longer than 1,000,000 characters"),
+    FileCase("long-line.csv", b"A" * 1_100_000, "a line is longer than 1,000,000 bytes"),
     FileCase(
         "unclosed-quote.csv",
         (HEADER + 'A-1,On Track,1,2026-11-01,"never closed\n' + "x" * 200_000).encode(),

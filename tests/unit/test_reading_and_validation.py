@@ -226,14 +226,17 @@ def test_one_row_can_carry_several_problems_and_all_are_reported() -> None:
     assert [p.field for p in result.problems] == ["externalId", "status", "metricValue", "asOfDate"]
 
 
-def test_seen_keys_stay_exact_as_the_table_grows() -> None:
-    seen = SeenKeys(capacity_bits=2)
+def test_seen_keys_are_exact_within_and_across_buckets() -> None:
+    seen = SeenKeys()
+    # Many keys per bucket (same low 16 bits), negative keys, and plain spread keys.
+    keys = [n << 16 for n in range(1, 300)] + [-(n << 16) for n in range(1, 300)]
+    keys += list(range(1, 3000))
 
-    firsts = [seen.first_line(key, line) for line, key in enumerate(range(1, 5001), start=1)]
-    again = [seen.first_line(key, 99_999) for key in range(1, 5001)]
+    firsts = [seen.first_line(key, line) for line, key in enumerate(keys, start=1)]
+    again = [seen.first_line(key, 10**9) for key in keys]
 
-    assert firsts == [None] * 5000
-    assert again == list(range(1, 5001))
+    assert firsts == [None] * len(keys)
+    assert again == list(range(1, len(keys) + 1))
 
 
 def test_routing_by_drop_folder() -> None:
@@ -301,3 +304,28 @@ def test_file_status_values_are_stable() -> None:
         "failed",
         "validated",
     ]
+
+
+FAST_PATH_CASES = [
+    "External ID,Status,Metric Value,As Of Date,Comment\n"
+    "A,On Track,1.5,2026-11-01,x\nA,on track,2,2026-11-01,dup\nB,At Risk,,2026-11-02,\n"
+    "C,Done,3,2026-11-03,\nD,On Track,1_000,2026-11-04,\nE,On Track,NaN,2026-11-04,\n"
+    "F,On Track,١٢,2026-11-04,\nG,On Track,5,2026-02-30,\nH,On Track,5,11/30/2026,\n"
+    "a,On Track,7,2026-11-01,case-folded duplicate of A\n\x07X,On Track,1,2026-11-01,\n"
+    "I,On Track,1,2026-11-01,too,many\nJ,ON TRACK,-0.5e3,2026-11-01, spaced \n",
+    "External ID,Current Metric Value,As Of Date\nM,3,2026-11-01\nN,,2026-11-01\n"
+    "O,inf,2026-11-01\nM,4,2026-11-01\n",
+]
+
+
+@pytest.mark.parametrize("content", FAST_PATH_CASES)
+def test_the_fast_path_and_the_full_path_give_the_same_verdicts(
+    content: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, fast = validate("a.csv", content.encode(), kind=None)
+    monkeypatch.setattr(Validator, "_fast_layout", lambda self: None)
+    _, _, full = validate("a.csv", content.encode(), kind=None)
+
+    assert fast == full
+    assert any(isinstance(r, ValidRow) for r in fast)
+    assert any(isinstance(r, RejectedRow) for r in fast)

@@ -23,12 +23,13 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from achieveit_sync.errors import AchieveItSyncError
 
-MAX_LINE_CHARS = 1_000_000
-"""A longer physical line is refused: it is not a data row, and it must not fill memory."""
+MAX_LINE_BYTES = 1_000_000
+"""In CSV and JSON Lines, a longer physical line is refused: it is not a data row, and it
+must not fill memory. (A JSON array may be one long line; its elements are bounded.)"""
 MAX_FIELD_CHARS = 100_000
 MAX_JSON_ELEMENT_CHARS = 1_000_000
 MAX_DECOMPRESSED_BYTES = 4 * 1024**3
@@ -102,9 +103,9 @@ class InvalidFileError(AchieveItSyncError):
         super().__init__(f"{reason}{located}; {hint}")
 
 
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """One record as it stands in the file, before validation."""
+class RawRecord(NamedTuple):
+    """One record as it stands in the file, before validation (a tuple: one per row, so
+    it must be cheap to make)."""
 
     line: int
     """1-based physical line where the record starts."""
@@ -165,7 +166,9 @@ def open_records(raw: ByteSource, name: str) -> RecordStream:
     encoding, encoding_label, bom_length = _detect_encoding(head)
     text_head = head[bom_length : bom_length + 512].decode(encoding, errors="ignore")
     file_format = _decide_format(inner_name, text_head)
-    counting = _CountingReader(source)
+    counting = _CountingReader(
+        source, max_line_bytes=None if file_format is FileFormat.JSON else MAX_LINE_BYTES
+    )
     if bom_length:
         counting.read(bom_length)
     text = io.TextIOWrapper(
@@ -243,8 +246,9 @@ def _decide_format(name: str, text_head: str) -> FileFormat:
 
 
 def _csv_records(text: _DecodingGuard, stream: RecordStream) -> Iterator[RawRecord]:
-    reader = csv.reader(text.lines())
+    reader = csv.reader(text.wrapper)
     previous_line = 0
+    new_record = tuple.__new__  # a RawRecord without NamedTuple's Python-level __new__
     while True:
         try:
             cells = next(reader)
@@ -256,12 +260,14 @@ def _csv_records(text: _DecodingGuard, stream: RecordStream) -> Iterator[RawReco
                 "check for a quotation mark that is opened but never closed",
                 line=previous_line + 1,
             ) from None
+        except UnicodeDecodeError as exc:
+            raise text.decoding_error(exc) from None
         start_line = previous_line + 1
         previous_line = reader.line_num
-        if not cells or all(not cell.strip() for cell in cells):
+        if not any(cells) or not "".join(cells).strip():
             stream.blank_lines += 1
             continue
-        yield RawRecord(line=start_line, cells=cells)
+        yield new_record(RawRecord, (start_line, cells, None, None, None))
 
 
 # -- JSON -------------------------------------------------------------------------------------
@@ -450,20 +456,18 @@ class _DecodingGuard:
         self._counting = counting
         self._label = label
 
+    @property
+    def wrapper(self) -> io.TextIOWrapper:
+        """The text stream itself (C-speed line iteration; the byte reader under it refuses
+        over-long lines). Decoding errors surface as ``UnicodeDecodeError``: pass them to
+        ``decoding_error``."""
+        return self._text
+
     def lines(self) -> Iterator[str]:
-        number = 0
-        while True:
-            line = self._guarded(self._text.readline, MAX_LINE_CHARS)
-            if not line:
-                return
-            number += 1
-            if len(line) >= MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
-                raise InvalidFileError(
-                    f"line {number} is longer than {MAX_LINE_CHARS:,} characters",
-                    "this is not a data row: check the export (binary data? no line breaks?)",
-                    line=number,
-                )
-            yield line
+        try:
+            yield from self._text
+        except UnicodeDecodeError as exc:
+            raise self.decoding_error(exc) from None
 
     def chunks(self) -> Iterator[str]:
         while True:
@@ -476,14 +480,17 @@ class _DecodingGuard:
         try:
             return read(size)  # type: ignore[operator, no-any-return]
         except UnicodeDecodeError as exc:
-            offset = self._counting.offset - len(exc.object) + exc.start
-            raise InvalidFileError(
-                f"the byte 0x{exc.object[exc.start : exc.start + 1].hex()} cannot be decoded "
-                f"as {self._label}",
-                "save the file as 'CSV UTF-8' (Excel: File > Save As > CSV UTF-8), or as "
-                "UTF-16 with a byte-order mark",
-                byte_offset=offset,
-            ) from None
+            raise self.decoding_error(exc) from None
+
+    def decoding_error(self, exc: UnicodeDecodeError) -> InvalidFileError:
+        offset = self._counting.offset - len(exc.object) + exc.start
+        return InvalidFileError(
+            f"the byte 0x{exc.object[exc.start : exc.start + 1].hex()} cannot be decoded "
+            f"as {self._label}",
+            "save the file as 'CSV UTF-8' (Excel: File > Save As > CSV UTF-8), or as "
+            "UTF-16 with a byte-order mark",
+            byte_offset=offset,
+        )
 
 
 class _Prepended(io.RawIOBase):
@@ -545,10 +552,14 @@ class _LimitedReader(io.RawIOBase):
 
 
 class _CountingReader(io.RawIOBase):
-    """Counts the bytes handed to the text decoder, to name the offset of a bad byte."""
+    """Counts the bytes handed to the text decoder (to name the offset of a bad byte), and
+    refuses a line longer than ``max_line_bytes`` before it reaches the decoder: checked per
+    chunk with C-speed searches, so it costs nothing per line."""
 
-    def __init__(self, inner: ByteSource) -> None:
+    def __init__(self, inner: ByteSource, *, max_line_bytes: int | None) -> None:
         self._inner = inner
+        self._max_line_bytes = max_line_bytes
+        self._since_line_break = 0
         self.offset = 0
 
     def readable(self) -> bool:
@@ -556,6 +567,19 @@ class _CountingReader(io.RawIOBase):
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         data = self._inner.read(len(buffer)) or b""
+        if self._max_line_bytes is not None and data:
+            last_break = max(data.rfind(b"\n"), data.rfind(b"\r"))
+            if last_break < 0:
+                self._since_line_break += len(data)
+            else:
+                # A run inside one chunk is shorter than the chunk, itself under the limit.
+                self._since_line_break = len(data) - last_break - 1
+            if self._since_line_break > self._max_line_bytes:
+                raise InvalidFileError(
+                    f"a line is longer than {self._max_line_bytes:,} bytes",
+                    "this is not a data row: check the export (binary data? no line breaks?)",
+                    byte_offset=self.offset,
+                )
         buffer[: len(data)] = data
         self.offset += len(data)
         return len(data)
