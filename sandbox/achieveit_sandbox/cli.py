@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import signal
 import sys
 import tempfile
@@ -49,6 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--latency", type=float, default=0.0, help="seconds every API request takes"
     )
+    parser.add_argument(
+        "--env-out",
+        type=Path,
+        metavar="FILE",
+        help="also write ACHIEVEIT_BASE_URL, ACHIEVEIT_API_KEY and ACHIEVEIT_CA_BUNDLE as "
+        "shell exports to FILE (then: . FILE)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,7 +96,15 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     with server:
-        print(json.dumps(server.connection_info()), flush=True)
+        info = server.connection_info()
+        if args.env_out:
+            args.env_out.write_text(
+                f"export ACHIEVEIT_BASE_URL={shlex.quote(info['base_url'])}\n"
+                f"export ACHIEVEIT_API_KEY={shlex.quote(info['api_key'])}\n"
+                f"export ACHIEVEIT_CA_BUNDLE={shlex.quote(info['ca_file'])}\n"
+            )
+            args.env_out.chmod(0o600)  # it holds a (sandbox) key
+        print(json.dumps(info), flush=True)
         print(
             f"AchieveIt sandbox serving {organisation.name} at {server.base_url} (Ctrl-C to stop)",
             file=sys.stderr,

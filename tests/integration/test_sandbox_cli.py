@@ -31,6 +31,8 @@ def test_the_sandbox_command_prints_connection_json_and_stops_on_interrupt(
             "BIG:2000",
             "--api-key",
             "cli-test-key",
+            "--env-out",
+            str(tmp_path / "sandbox.env"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -48,6 +50,12 @@ def test_the_sandbox_command_prints_connection_json_and_stops_on_interrupt(
         assert ca_file.read_text().startswith("-----BEGIN CERTIFICATE-----")
         assert info["api_key"] == "cli-test-key"
         assert "BIG" in info["plan_ids"]
+        exports = (tmp_path / "sandbox.env").read_text().splitlines()
+        assert exports == [
+            f"export ACHIEVEIT_BASE_URL={info['base_url']}",
+            "export ACHIEVEIT_API_KEY=cli-test-key",
+            f"export ACHIEVEIT_CA_BUNDLE={ca_file}",
+        ]
         settings = ClientSettings(base_url=info["base_url"], ca_bundle=ca_file)
         with AchieveItClient(settings, StaticApiKey(info["api_key"])) as client:
             assert sum(1 for _ in client.iter_plan_items("BIG")) == 2000

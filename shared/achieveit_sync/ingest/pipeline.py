@@ -94,27 +94,7 @@ def ingest_file(
     report.timings["startedAt"] = _now()
     writer: RejectedRowsWriter | None = None
     try:
-        stream = open_records(source.open(), source.name)
-        report.file_format = stream.file_format.value
-        report.encoding = stream.encoding
-        report.compressed = stream.compressed
-        if rejected_sink is not None:
-            writer = RejectedRowsWriter(rejected_sink, stream.file_format)
-        validator = Validator(source.kind)
-        for result in validator.validate(stream.records):
-            report.counts.rows_read += 1
-            if isinstance(result, ValidRow):
-                report.counts.valid += 1
-            else:
-                report.reject(result)
-                if writer is not None:
-                    writer.set_layout(validator.layout)
-                    writer.write(result, f"line {result.line}: {result.summary}")
-        report.counts.skipped_blank = stream.blank_lines
-        report.warnings.extend(validator.warnings)
-        report.kind = validator.kind.value if validator.kind else report.kind
-        if validator.layout is not None and validator.layout.header is not None:
-            report.header = list(validator.layout.header)
+        writer = _validate_pass(source, report, rejected_sink)
     except (InvalidFileError, KindUnknownError) as exc:
         _fail_file(report, exc)
         _finish(report, writer, started)
@@ -144,6 +124,42 @@ def ingest_file(
     report.timings["publishSeconds"] = round(time.monotonic() - publishing_started, 3)
     _finish(report, writer, started)
     return report
+
+
+def _validate_pass(
+    source: FileSource, report: FileReport, rejected_sink: IO[bytes] | None
+) -> RejectedRowsWriter | None:
+    """The first pass: every verdict, counted and reported; the rejected rows written.
+    (A function of its own so that its duplicate index is freed before the second pass.)"""
+    stream = open_records(source.open(), source.name)
+    report.file_format = stream.file_format.value
+    report.encoding = stream.encoding
+    report.compressed = stream.compressed
+    writer = None
+    if rejected_sink is not None:
+        writer = RejectedRowsWriter(rejected_sink, stream.file_format)
+    validator = Validator(source.kind)
+    counts = report.counts
+    try:
+        for result in validator.validate(stream.records):
+            counts.rows_read += 1
+            if isinstance(result, ValidRow):
+                counts.valid += 1
+            else:
+                report.reject(result)
+                if writer is not None:
+                    writer.set_layout(validator.layout)
+                    writer.write(result, f"line {result.line}: {result.summary}")
+    except BaseException:
+        if writer is not None:
+            writer.close()  # hand the sink back intact (the caller still owns it)
+        raise
+    counts.skipped_blank = stream.blank_lines
+    report.warnings.extend(validator.warnings)
+    report.kind = validator.kind.value if validator.kind else report.kind
+    if validator.layout is not None and validator.layout.header is not None:
+        report.header = list(validator.layout.header)
+    return writer
 
 
 def _publish(

@@ -1,0 +1,63 @@
+"""Run one ingest in this process and print its peak memory and time as JSON.
+
+Used by ingest_bench.py in fresh interpreters, so that each figure is one process's own.
+    python bench/_measure.py imports
+    python bench/_measure.py validate FILE
+    python bench/_measure.py publish FILE   (ACHIEVEIT_* variables point at a sandbox)
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    mode = sys.argv[1]
+    started = time.perf_counter()
+    from achieveit_sync.ingest.pipeline import FileSource, IngestOptions, ingest_file
+
+    report = None
+    if mode != "imports":
+        path = Path(sys.argv[2])
+        source = FileSource(name=path.name, display_name=str(path), open=lambda: path.open("rb"))
+        client = None
+        if mode == "publish":
+            import os
+
+            from achieveit_sync.api_key import provider_from_env
+            from achieveit_sync.client import AchieveItClient
+            from achieveit_sync.settings import ClientSettings
+
+            client = AchieveItClient(ClientSettings.from_env(), provider_from_env(os.environ))
+        report = ingest_file(source, client=client, options=IngestOptions(batch_size=500))
+    peak_kb = _peak_rss_kb()
+    print(
+        json.dumps(
+            {
+                "mode": mode,
+                "peak_mb": round(peak_kb / 1024, 1),
+                "seconds": round(time.perf_counter() - started, 2),
+                "counts": report.counts.as_dict() if report else None,
+                "status": report.status.value if report else None,
+            }
+        )
+    )
+
+
+def _peak_rss_kb() -> int:
+    """This process image's peak RSS. (ru_maxrss would also count the parent's memory
+    before exec, which is inherited across fork on Linux.)"""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+if __name__ == "__main__":
+    main()
