@@ -238,7 +238,7 @@ ROW_CASES = [
         b"[5]",
         1,
         "(row)",
-        "each array element must be an object, found a number",
+        "each array element must be one JSON object, found a number",
     ),
     RowCase("jsonl-bad-line", b'{"externalId": "A"\n', 1, "(row)", "not valid JSON"),
     RowCase("jsonl-array-line", b"[1, 2]\n", 1, "(row)", "found an array"),

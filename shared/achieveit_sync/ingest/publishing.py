@@ -92,19 +92,15 @@ class PartPublisher:
             self._unsettled(record, rows, request_name, exc, started)
             raise StopPublishingError(str(exc), retry_later=True) from exc
         else:
-            record.requests.append(
-                RequestRecord(
-                    name=request_name,
-                    part=record.part,
-                    rows=len(rows),
-                    first_line=rows[0].line,
-                    last_line=rows[-1].line,
-                    outcome="accepted",
-                    status_code=result.status_code,
-                    response_body=result.body[:MAX_REPORTED_BODY_CHARS],
-                    attempts=result.attempts,
-                    seconds=round(time.monotonic() - started, 3),
-                ).as_dict()
+            _log_request(
+                record,
+                rows,
+                request_name,
+                "accepted",
+                result.status_code,
+                result.body,
+                result.attempts,
+                started,
             )
             record.accepted += len(rows)
             record.accepted_lines.extend(row.line for row in rows)
@@ -137,19 +133,15 @@ class PartPublisher:
         exc: ApiError,
         started: float,
     ) -> None:
-        record.requests.append(
-            RequestRecord(
-                name=request_name,
-                part=record.part,
-                rows=len(rows),
-                first_line=rows[0].line,
-                last_line=rows[-1].line,
-                outcome=outcome,
-                status_code=exc.status,
-                response_body=(exc.server_message or exc.reason)[:MAX_REPORTED_BODY_CHARS],
-                attempts=exc.attempts,
-                seconds=round(time.monotonic() - started, 3),
-            ).as_dict()
+        _log_request(
+            record,
+            rows,
+            request_name,
+            outcome,
+            exc.status,
+            exc.server_message or exc.reason,
+            exc.attempts,
+            started,
         )
         self._clear_in_flight(record)
 
@@ -168,3 +160,30 @@ class PartPublisher:
         record.in_flight = []
         record.in_flight_request = ""
         self.checkpoints.save(self.file_id, record)
+
+
+def _log_request(
+    record: PartRecord,
+    rows: list[ValidRow],
+    request_name: str,
+    outcome: str,
+    status_code: int | None,
+    body: str,
+    attempts: int,
+    started: float,
+) -> None:
+    """Add one request, with AchieveIt's answer, to the part's record (and so the report)."""
+    record.requests.append(
+        RequestRecord(
+            name=request_name,
+            part=record.part,
+            rows=len(rows),
+            first_line=rows[0].line,
+            last_line=rows[-1].line,
+            outcome=outcome,
+            status_code=status_code,
+            response_body=body[:MAX_REPORTED_BODY_CHARS],
+            attempts=attempts,
+            seconds=round(time.monotonic() - started, 3),
+        ).as_dict()
+    )

@@ -303,14 +303,7 @@ def _json_array_records(text: _DecodingGuard, stream: RecordStream) -> Iterator[
                 )
             return
         value, line = scanner.element()
-        if isinstance(value, dict):
-            yield RawRecord(line=line, fields=value)
-        else:
-            yield RawRecord(
-                line=line,
-                problem=f"each array element must be an object, found {_json_type(value)}",
-                original=value,
-            )
+        yield _json_record(line, value, "each array element")
         separator = scanner.peek()
         if separator == ",":
             scanner.advance()
@@ -416,14 +409,18 @@ def _json_lines_records(text: _DecodingGuard, stream: RecordStream) -> Iterator[
                 original=stripped[:200],
             )
             continue
-        if isinstance(value, dict):
-            yield RawRecord(line=number, fields=value)
-        else:
-            yield RawRecord(
-                line=number,
-                problem=f"each line must be one JSON object, found {_json_type(value)}",
-                original=value,
-            )
+        yield _json_record(number, value, "each line")
+
+
+def _json_record(line: int, value: object, unit: str) -> RawRecord:
+    """A record for a JSON object; a problem record for anything else."""
+    if isinstance(value, dict):
+        return RawRecord(line=line, fields=value)
+    return RawRecord(
+        line=line,
+        problem=f"{unit} must be one JSON object, found {_json_type(value)}",
+        original=value,
+    )
 
 
 def _json_type(value: object) -> str:
