@@ -7,6 +7,7 @@ configuration errors.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -33,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sandbox": _run_sandbox,
         "validate": _run_validate,
         "publish": _run_publish,
+        "export": _run_export,
+        "diff": _run_diff,
     }
     command = commands.get(args.command or "")
     if command is None:
@@ -81,6 +84,30 @@ def _build_parser() -> argparse.ArgumentParser:
         default="json",
         help="request body format (default json)",
     )
+
+    export = commands.add_parser(
+        "export",
+        help="back plans up to a folder or to S3",
+        description="Export every item of each plan and store it as the Lambda does: "
+        "items.json.gz, items.csv.gz and manifest.json under backups/<planId>/..., "
+        "latest.json, and an upload template. Configured like publish. Exit 1 when any plan "
+        "failed or was incomplete.",
+    )
+    export.add_argument("plan_ids", nargs="+", metavar="PLAN_ID")
+    export.add_argument(
+        "--out", required=True, metavar="DIR|s3://BUCKET/PREFIX", help="where to write the backups"
+    )
+    export.add_argument("--format", choices=("text", "json"), default="text", dest="output_format")
+
+    diff = commands.add_parser(
+        "diff",
+        help="compare two backups",
+        description="Items added, removed or changed (status, current value, dates, "
+        "assignee, name) between two backups, each given as its manifest.json or folder.",
+    )
+    diff.add_argument("before", metavar="MANIFEST_A")
+    diff.add_argument("after", metavar="MANIFEST_B")
+    diff.add_argument("--format", choices=("text", "json"), default="text", dest="output_format")
 
     sandbox = commands.add_parser(
         "sandbox",
@@ -230,6 +257,56 @@ class _ProgressLine:
     def done(self) -> None:
         self._stream.write("\n")
         self._stream.flush()
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from achieveit_sync.backup.run import PlanOutcome, back_up_plans
+    from achieveit_sync.backup.targets import target_for
+
+    settings = ClientSettings.from_env()
+    client = _client_from_env()
+    interactive = sys.stderr.isatty()
+
+    def show(outcome: PlanOutcome) -> None:
+        if interactive:
+            print(
+                f"  {outcome.plan_id}: {outcome.status}, {outcome.items:,} items",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    with client:
+        run = back_up_plans(
+            args.plan_ids,
+            client=client,
+            target=target_for(args.out),
+            api_base_url=settings.base_url,
+            on_plan=show,
+        )
+    if args.output_format == "json":
+        sys.stdout.write(json.dumps(run.as_dict(), indent=2) + "\n")
+    else:
+        for outcome in run.outcomes:
+            line = f"{outcome.plan_id}: {outcome.status}, {outcome.items:,} items"
+            line += f" -> {outcome.manifest}" if outcome.manifest else ""
+            line += f" ({outcome.error})" if outcome.error else ""
+            sys.stdout.write(line + "\n")
+    return EXIT_FAILED if run.failed else EXIT_OK
+
+
+def _run_diff(args: argparse.Namespace) -> int:
+    from achieveit_sync.backup.diff import BackupNotFoundError, diff_backups
+
+    try:
+        result = diff_backups(args.before, args.after)
+    except BackupNotFoundError as exc:
+        print(f"achieveit-sync: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output_format == "json":
+        sys.stdout.write(json.dumps(result.as_dict(), indent=2, default=str) + "\n")
+    else:
+        sys.stdout.write(result.as_text())
+    return EXIT_OK
 
 
 def _run_sandbox(args: argparse.Namespace) -> int:

@@ -87,6 +87,15 @@ class S3Storage:
                 raise ObjectGoneError(f"{ref.uri} ({ref.version_id or ref.etag}) is gone") from exc
             raise
 
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        """A small object's content (manifests, pointers); ``ObjectGoneError`` if missing."""
+        try:
+            return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in ("NoSuchKey", "404"):
+                raise ObjectGoneError(f"s3://{bucket}/{key} does not exist") from exc
+            raise
+
     # Encryption at rest is the buckets' default encryption (see template.yaml).
 
     def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:

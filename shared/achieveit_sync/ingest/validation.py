@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from achieveit_sync.errors import AchieveItSyncError
 from achieveit_sync.ingest.reading import RawRecord
+from achieveit_sync.key_index import SeenKeys
 from achieveit_sync.updates import MetricUpdate, ProgressUpdate, Status, Update, UpdateKind
 
 # Canonical field names, used in reports and as the rejected file's JSON keys.
@@ -115,37 +116,6 @@ class Layout:
     columns: tuple[str | None, ...]
     header: tuple[str, ...] | None
     ignored_columns: tuple[str, ...] = ()
-
-
-class SeenKeys:
-    """Which (external ID, date) keys a file has used, and on which line first.
-
-    Keys are 64-bit hashes kept in 65,536 buckets of flat arrays (hash and line, 12 bytes a
-    key), where a dict of ints would cost ~100 bytes a key: a 1,000,000-row file needs about
-    20 MB. Membership tests and appends run in C. Two different keys colliding in a file of a
-    million rows has a chance of about 1 in 30 million.
-    """
-
-    _BUCKET_MASK = 0xFFFF
-
-    def __init__(self) -> None:
-        # Public so that the validator's fast path can work on them inline (same logic).
-        self.hashes: dict[int, array[int]] = {}
-        self.lines: dict[int, array[int]] = {}
-
-    def first_line(self, key: int, line: int) -> int | None:
-        """``None`` the first time ``key`` is seen (remembering ``line``); else that line."""
-        bucket = key & self._BUCKET_MASK
-        hashes = self.hashes.get(bucket)
-        if hashes is None:
-            self.hashes[bucket] = array("q", (key,))
-            self.lines[bucket] = array("i", (line,))
-            return None
-        if key in hashes:
-            return self.lines[bucket][hashes.index(key)]
-        hashes.append(key)
-        self.lines[bucket].append(line)
-        return None
 
 
 @dataclass

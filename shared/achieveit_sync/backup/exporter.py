@@ -1,0 +1,296 @@
+"""Exporting one plan completely into local temporary files, and telling whether it is whole.
+
+Items stream from the API page by page (``take`` 1500, stable sort by ``sequenceId``) into
+two gzip files on disk: ``items.json.gz`` (the items exactly as the API returned them, as a
+JSON array) and ``items.csv.gz`` (a flat table of the common fields). Nothing collects the
+items in memory; distinct ids are tracked in the same compact index the ingest uses.
+
+A plan that changes while it is paged (items added or removed, ``totalCount`` drifting,
+an id on two pages) is exported again, a bounded number of times. An export that never
+comes out whole is kept, marked incomplete, with every attempt's findings.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from achieveit_sync.client import MAX_PAGE_SIZE, AchieveItClient
+from achieveit_sync.ingest.report import neutralise
+from achieveit_sync.key_index import SeenKeys
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXPORT_ATTEMPTS = 3
+CSV_COLUMNS = (
+    "id",
+    "externalId",
+    "sequenceId",
+    "level",
+    "name",
+    "statusName",
+    "currentValue",
+    "target",
+    "baseline",
+    "start",
+    "due",
+    "assignedToFullName",
+    "assignedToEmailAddress",
+    "assignedByFullName",
+    "lastUpdated",
+    "created",
+    "description",
+)
+"""The flat table's columns: the fields spreadsheet users look for first."""
+_SPOOL_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class ExportedFile:
+    """A finished gzip file on local disk, with its digest."""
+
+    name: str
+    content_type: str
+    body: IO[bytes]
+    size: int
+    sha256: str
+
+
+@dataclass
+class AttemptFindings:
+    attempt: int
+    items: int
+    distinct_ids: int
+    total_counts: list[int]
+    duplicate_ids: int
+    pages: int
+    complete: bool
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "items": self.items,
+            "distinctIds": self.distinct_ids,
+            "totalCounts": sorted(set(self.total_counts)),
+            "duplicateIds": self.duplicate_ids,
+            "pages": self.pages,
+            "complete": self.complete,
+            "problems": self.problems,
+        }
+
+
+@dataclass
+class PlanExport:
+    """The result of exporting one plan: files on disk and the verdict."""
+
+    plan_id: str
+    files: list[ExportedFile]
+    item_count: int
+    total_count: int | None
+    pages: int
+    content_sha256: str
+    """SHA-256 of the items' canonical JSON (compression-independent): equal content, equal
+    digest, so an unchanged plan is recognised."""
+    complete: bool
+    attempts: list[AttemptFindings]
+    external_ids: int
+    template: ExportedFile | None = None
+
+    def close(self) -> None:
+        for exported in [*self.files, *([self.template] if self.template else [])]:
+            exported.body.close()
+
+
+def export_plan(
+    client: AchieveItClient,
+    plan_id: str,
+    *,
+    max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
+    page_size: int = MAX_PAGE_SIZE,
+    on_page: Callable[[int, int], None] | None = None,
+) -> PlanExport:
+    """Export ``plan_id`` until one attempt is whole, at most ``max_attempts`` times.
+
+    API errors (403, 404, the API down) propagate: the caller records the plan as failed.
+    """
+    findings: list[AttemptFindings] = []
+    export: PlanExport | None = None
+    for attempt in range(1, max_attempts + 1):
+        if export is not None:
+            export.close()
+        export = _export_once(client, plan_id, attempt, page_size, on_page)
+        findings.append(export.attempts[0])
+        if export.complete:
+            break
+        log.warning(
+            "plan changed while it was exported; exporting it again",
+            extra={"plan": plan_id, "attempt": attempt, "problems": export.attempts[0].problems},
+        )
+    assert export is not None  # noqa: S101 - max_attempts >= 1
+    export.attempts = findings
+    return export
+
+
+def _export_once(
+    client: AchieveItClient,
+    plan_id: str,
+    attempt: int,
+    page_size: int,
+    on_page: Callable[[int, int], None] | None,
+) -> PlanExport:
+    json_file = _GzipSink("items.json.gz", "application/json")
+    csv_file = _GzipSink("items.csv.gz", "text/csv; charset=utf-8")
+    template_file = _GzipSink("progress-updates.csv", "text/csv; charset=utf-8", compress=False)
+    content_digest = hashlib.sha256()
+    csv_writer = csv.writer(csv_file.text, lineterminator="\r\n")
+    csv_writer.writerow(CSV_COLUMNS)
+    template_writer = csv.writer(template_file.text, lineterminator="\r\n")
+    template_writer.writerow(
+        ("External ID", "Status", "Metric Value", "As Of Date", "Comment", "Item Name")
+    )
+    seen = SeenKeys()
+    items = distinct = duplicates = pages = external_ids = 0
+    total_counts: list[int] = []
+    json_file.text.write("[")
+    for page in client.iter_plan_pages(plan_id, take=page_size):
+        pages += 1
+        if page.total_count is not None:
+            total_counts.append(page.total_count)
+        for item in page.items:
+            text = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+            json_file.text.write(("\n" if items == 0 else ",\n") + text)
+            content_digest.update(text.encode())
+            content_digest.update(b"\n")
+            csv_writer.writerow([_csv_cell(item.get(column)) for column in CSV_COLUMNS])
+            external_id = item.get("externalId")
+            if isinstance(external_id, str) and external_id:
+                external_ids += 1
+                template_writer.writerow(
+                    (
+                        neutralise(external_id),
+                        "",
+                        "",
+                        "",
+                        "",
+                        neutralise(str(item.get("name") or "")),
+                    )
+                )
+            items += 1
+            if seen.first_line(hash(str(item.get("id"))), items) is None:
+                distinct += 1
+            else:
+                duplicates += 1
+        if on_page is not None:
+            on_page(pages, items)
+    json_file.text.write("\n]\n")
+    problems = _completeness_problems(items, distinct, duplicates, total_counts)
+    findings = AttemptFindings(
+        attempt=attempt,
+        items=items,
+        distinct_ids=distinct,
+        total_counts=total_counts,
+        duplicate_ids=duplicates,
+        pages=pages,
+        complete=not problems,
+        problems=problems,
+    )
+    return PlanExport(
+        plan_id=plan_id,
+        files=[json_file.finish(), csv_file.finish()],
+        item_count=items,
+        total_count=total_counts[-1] if total_counts else None,
+        pages=pages,
+        content_sha256=content_digest.hexdigest(),
+        complete=not problems,
+        attempts=[findings],
+        external_ids=external_ids,
+        template=template_file.finish() if external_ids else None,
+    )
+
+
+def _completeness_problems(
+    items: int, distinct: int, duplicates: int, total_counts: list[int]
+) -> list[str]:
+    problems = []
+    if not total_counts:
+        problems.append("the API gave no totalCount, so completeness cannot be proven")
+    else:
+        if len(set(total_counts)) > 1:
+            problems.append(
+                "totalCount changed while paging "
+                f"({' -> '.join(map(str, dict.fromkeys(total_counts)))})"
+            )
+        if distinct != total_counts[-1]:
+            problems.append(f"{distinct} distinct item ids, but totalCount says {total_counts[-1]}")
+    if duplicates:
+        problems.append(f"{duplicates} item ids came on more than one page")
+    return problems
+
+
+def _csv_cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | dict):
+        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    else:
+        text = str(value)
+    return neutralise(text)
+
+
+class _GzipSink:
+    """Text written to a gzip file on disk (spooled in memory while small), hashed as it
+    goes. ``mtime=0`` makes equal content give byte-equal files."""
+
+    def __init__(self, name: str, content_type: str, *, compress: bool = True) -> None:
+        self._name = name
+        self._content_type = content_type
+        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
+        self._hashing = _HashingWriter(self._file)
+        self._gzip = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=self._hashing, mtime=0)
+            if compress
+            else None
+        )
+        binary: IO[bytes] = self._gzip if self._gzip is not None else self._hashing  # type: ignore[assignment]
+        self.text = io.TextIOWrapper(binary, encoding="utf-8", newline="", write_through=True)
+
+    def finish(self) -> ExportedFile:
+        self.text.flush()
+        self.text.detach()
+        if self._gzip is not None:
+            self._gzip.close()
+        self._file.seek(0)
+        return ExportedFile(
+            self._name,
+            self._content_type,
+            self._file,
+            self._hashing.size,
+            self._hashing.digest.hexdigest(),
+        )
+
+
+class _HashingWriter(io.RawIOBase):
+    def __init__(self, sink: IO[bytes]) -> None:
+        self._sink = sink
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self._sink.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)

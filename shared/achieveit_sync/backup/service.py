@@ -1,0 +1,156 @@
+"""The export (backup) Lambda: an EventBridge Scheduler event, or an on-demand event naming
+plans, backs up each plan to the backups bucket. The run fails (so retries and alarms work)
+only after every plan was tried, and names what failed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from achieveit_sync.backup.run import BackupRunError, back_up_plans
+from achieveit_sync.backup.targets import S3Target
+from achieveit_sync.client import AchieveItClient
+from achieveit_sync.errors import ConfigurationError
+from achieveit_sync.settings import ClientSettings
+from achieveit_sync.storage import S3Storage
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.metrics import Metrics
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+EXPORT_SERVICE_NAME = "achieveit-sync-export"
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    bucket: str
+    plan_ids: tuple[str, ...]
+    api_key_secret: str
+    client: ClientSettings
+    time_zone: str = "UTC"
+    secret_max_age_seconds: int = 300
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BackupSettings:
+        env = os.environ if environ is None else environ
+        bucket = env.get("BACKUP_BUCKET", "").strip()
+        secret = env.get("ACHIEVEIT_API_KEY_SECRET", "").strip()
+        for name, value in (("BACKUP_BUCKET", bucket), ("ACHIEVEIT_API_KEY_SECRET", secret)):
+            if not value:
+                raise ConfigurationError(f"{name} is not set (see template.yaml)")
+        time_zone = env.get("BACKUP_TIME_ZONE", "").strip() or "UTC"
+        try:
+            ZoneInfo(time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigurationError(
+                f"BACKUP_TIME_ZONE '{time_zone}' is not an IANA time zone (e.g. America/Chicago)"
+            ) from None
+        plans = tuple(p.strip() for p in env.get("PLAN_IDS", "").split(",") if p.strip())
+        max_age = env.get("ACHIEVEIT_SECRET_MAX_AGE_SECONDS", "").strip() or "300"
+        return cls(
+            bucket=bucket,
+            plan_ids=plans,
+            api_key_secret=secret,
+            client=ClientSettings.from_env(env),
+            time_zone=time_zone,
+            secret_max_age_seconds=int(max_age) if max_age.isdigit() else 300,
+        )
+
+
+def plans_for_event(event: Mapping[str, Any], configured: tuple[str, ...]) -> list[str]:
+    """An on-demand event names its plans (``{"plans": ["P-1"]}``); a scheduled one uses the
+    configured list."""
+    requested = event.get("plans") if isinstance(event, Mapping) else None
+    if isinstance(requested, str):
+        requested = [requested]
+    if isinstance(requested, list) and requested:
+        return [str(p) for p in requested]
+    if not configured:
+        raise ConfigurationError(
+            "no plans to back up: set the PlanIds parameter (PLAN_IDS) "
+            'or send {"plans": [...]} in the event'
+        )
+    return list(configured)
+
+
+@dataclass
+class BackupService:
+    settings: BackupSettings
+    client: AchieveItClient
+    storage: S3Storage
+
+    def handle(self, event: Mapping[str, Any], metrics: Metrics | None = None) -> dict[str, Any]:
+        plans = plans_for_event(event, self.settings.plan_ids)
+        run = back_up_plans(
+            plans,
+            client=self.client,
+            target=S3Target(self.storage, self.settings.bucket),
+            api_base_url=self.settings.client.base_url,
+            time_zone=self.settings.time_zone,
+        )
+        if metrics is not None:
+            from aws_lambda_powertools.metrics import MetricUnit
+
+            succeeded = [o for o in run.outcomes if o.succeeded]
+            metrics.add_metric("PlansBackedUp", MetricUnit.Count, len(succeeded))
+            metrics.add_metric(
+                "PlansFailed",
+                MetricUnit.Count,
+                sum(1 for o in run.outcomes if o.status == "failed"),
+            )
+            metrics.add_metric(
+                "PlansIncomplete",
+                MetricUnit.Count,
+                sum(1 for o in run.outcomes if o.status == "incomplete"),
+            )
+            metrics.add_metric("ItemsBackedUp", MetricUnit.Count, sum(o.items for o in succeeded))
+            metrics.add_metric("CompleteBackups", MetricUnit.Count, len(succeeded))
+        if run.failed:
+            raise BackupRunError(run)
+        return run.as_dict()
+
+
+def build_backup_service(settings: BackupSettings, *, session: Any = None) -> BackupService:
+    import boto3
+
+    from achieveit_sync.api_key import SecretsManagerApiKey
+
+    session = session or boto3.session.Session()
+    api_key = SecretsManagerApiKey(
+        settings.api_key_secret,
+        max_age_seconds=settings.secret_max_age_seconds,
+        secrets_client=session.client("secretsmanager"),
+    )
+    return BackupService(
+        settings, AchieveItClient(settings.client, api_key), S3Storage(session.client("s3"))
+    )
+
+
+@dataclass
+class BackupRuntime:
+    """What a warm export Lambda keeps between invocations."""
+
+    service: BackupService
+    logger: Any
+    invocations: int = 0
+
+    @classmethod
+    def from_env(cls) -> BackupRuntime:
+        from achieveit_sync.observability import structured_logger
+
+        logger = structured_logger(EXPORT_SERVICE_NAME)
+        return cls(build_backup_service(BackupSettings.from_env()), logger)
+
+    def handle(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        from achieveit_sync.observability import invocation_metrics, tag_invocation
+
+        tag_invocation(self.logger, context, cold_start=self.invocations == 0)
+        self.invocations += 1
+        metrics = invocation_metrics(EXPORT_SERVICE_NAME)
+        try:
+            return self.service.handle(event, metrics)
+        finally:
+            metrics.flush_metrics()

@@ -1,0 +1,97 @@
+"""Where backups are written: an S3 bucket and prefix (the Lambda, ``--out s3://...``) or a
+local folder (``--out DIR``). Both take the same relative keys, so the layout is one."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from achieveit_sync.storage import ObjectGoneError, S3Storage
+
+
+class BackupTarget(Protocol):
+    def describe(self, key: str) -> str:
+        """Where ``key`` lives, for messages and manifests (``s3://...`` or a path)."""
+        ...
+
+    def write_file(self, key: str, body: IO[bytes], content_type: str) -> None: ...
+
+    def write_json(self, key: str, document: Any) -> None: ...
+
+    def read_json(self, key: str) -> Any | None:
+        """The JSON at ``key``, or ``None`` when there is none."""
+        ...
+
+
+class S3Target:
+    def __init__(self, storage: S3Storage, bucket: str, prefix: str = "") -> None:
+        self._storage = storage
+        self._bucket = bucket
+        self._prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def describe(self, key: str) -> str:
+        return f"s3://{self._bucket}/{self._prefix}{key}"
+
+    def write_file(self, key: str, body: IO[bytes], content_type: str) -> None:
+        self._storage.put_stream(self._bucket, self._prefix + key, body, content_type)
+
+    def write_json(self, key: str, document: Any) -> None:
+        self._storage.put_bytes(
+            self._bucket, self._prefix + key, _json_bytes(document), "application/json"
+        )
+
+    def read_json(self, key: str) -> Any | None:
+        try:
+            return json.loads(self._storage.get_bytes(self._bucket, self._prefix + key))
+        except ObjectGoneError:
+            return None
+
+
+class LocalTarget:
+    def __init__(self, root: Path) -> None:
+        self._root = root
+
+    def describe(self, key: str) -> str:
+        return str(self._root / key)
+
+    def write_file(self, key: str, body: IO[bytes], content_type: str) -> None:
+        path = self._path(key)
+        partial = path.with_name(path.name + ".partial")
+        with partial.open("wb") as handle:
+            shutil.copyfileobj(body, handle)
+        partial.replace(path)  # never a half-written file under the real name
+
+    def write_json(self, key: str, document: Any) -> None:
+        path = self._path(key)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(_json_bytes(document))
+        partial.replace(path)
+
+    def read_json(self, key: str) -> Any | None:
+        path = self._root / key
+        return json.loads(path.read_text("utf-8")) if path.is_file() else None
+
+    def _path(self, key: str) -> Path:
+        path = self._root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def target_for(destination: str, storage_factory: Any = None) -> BackupTarget:
+    """``s3://bucket/prefix`` or a folder path."""
+    if destination.startswith("s3://"):
+        bucket, _, prefix = destination.removeprefix("s3://").partition("/")
+        if storage_factory is None:
+            import boto3
+
+            storage = S3Storage(boto3.client("s3"))
+        else:
+            storage = storage_factory()
+        return S3Target(storage, bucket, prefix)
+    return LocalTarget(Path(destination))
+
+
+def _json_bytes(document: Any) -> bytes:
+    return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"

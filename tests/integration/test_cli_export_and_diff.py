@@ -1,0 +1,71 @@
+"""`achieveit-sync export` to a folder, then `achieveit-sync diff` between two backups."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from achieveit_sandbox import SandboxServer
+from achieveit_sync.cli import main
+
+
+@pytest.fixture
+def configured(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
+    monkeypatch.setenv("ACHIEVEIT_BASE_URL", sandbox.base_url)
+    monkeypatch.setenv("ACHIEVEIT_API_KEY", sandbox.api_key)
+    monkeypatch.setenv("ACHIEVEIT_CA_BUNDLE", str(sandbox.ca_file))
+    return sandbox
+
+
+def manifests(root: Path, plan_id: str) -> list[Path]:
+    return sorted((root / "backups" / plan_id).glob("*/*/*/*/manifest.json"))
+
+
+def test_export_writes_the_lambdas_layout_and_exits_1_when_a_plan_fails(
+    configured: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["export", "PX-2027", "NO-SUCH-PLAN", "--out", str(tmp_path)])
+
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "PX-2027: complete, 12 items" in out
+    assert "NO-SUCH-PLAN: failed" in out
+    [manifest] = manifests(tmp_path, "PX-2027")
+    assert {p.name for p in manifest.parent.iterdir()} == {
+        "items.json.gz",
+        "items.csv.gz",
+        "manifest.json",
+    }
+    latest = json.loads((tmp_path / "backups" / "PX-2027" / "latest.json").read_text())
+    assert tmp_path / latest["manifest"] == manifest
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_diff_names_what_changed_between_two_backups(
+    configured: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["export", "PX-2027", "--out", str(tmp_path)]) == 0
+    with configured.organisation() as organisation:
+        plan = organisation.plans["PX-2027"]
+        plan.items[2].status = "Achieved"
+        plan.items[2].assigned_to_full_name = "Chen Wei"
+        removed = plan.items[5]
+    with configured.organisation() as organisation:
+        organisation.remove_item("PX-2027", removed.id)
+    assert main(["export", "PX-2027", "--out", str(tmp_path)]) == 0
+    first, second = manifests(tmp_path, "PX-2027")
+    capsys.readouterr()
+
+    assert main(["diff", str(first), str(second.parent), "--format", "json"]) == 0
+
+    result = json.loads(capsys.readouterr().out)
+    assert result["added"] == []
+    assert [r["externalId"] for r in result["removed"]] == [removed.external_id]
+    [changed] = result["changed"]
+    assert changed["changes"]["statusName"][1] == "Achieved"
+    assert changed["changes"]["assignedToFullName"][1] == "Chen Wei"
+
+
+def test_diff_of_a_missing_backup_is_a_usage_error(tmp_path: Path) -> None:
+    assert main(["diff", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
