@@ -4,6 +4,7 @@ Used by ingest_bench.py in fresh interpreters, so that each figure is one proces
     python bench/_measure.py imports
     python bench/_measure.py validate FILE
     python bench/_measure.py publish FILE   (ACHIEVEIT_* variables point at a sandbox)
+    python bench/_measure.py backup PLAN_ID OUT_DIR   (likewise)
 """
 
 from __future__ import annotations
@@ -21,6 +22,18 @@ def main() -> None:
     from achieveit_sync.ingest.pipeline import FileSource, IngestOptions, ingest_file
 
     report = None
+    if mode == "backup":
+        print(
+            json.dumps(
+                {
+                    "mode": mode,
+                    **_backup(sys.argv[2], Path(sys.argv[3])),
+                    "peak_mb": round(_peak_rss_kb() / 1024, 1),
+                    "seconds": round(time.perf_counter() - started, 2),
+                }
+            )
+        )
+        return
     if mode != "imports":
         path = Path(sys.argv[2])
         source = FileSource(name=path.name, display_name=str(path), open=lambda: path.open("rb"))
@@ -46,6 +59,24 @@ def main() -> None:
             }
         )
     )
+
+
+def _backup(plan_id: str, out: Path) -> dict[str, object]:
+    import os
+
+    from achieveit_sync.api_key import provider_from_env
+    from achieveit_sync.backup.run import back_up_plans
+    from achieveit_sync.backup.targets import LocalTarget
+    from achieveit_sync.client import AchieveItClient
+    from achieveit_sync.settings import ClientSettings
+
+    settings = ClientSettings.from_env()
+    with AchieveItClient(settings, provider_from_env(os.environ)) as client:
+        run = back_up_plans(
+            [plan_id], client=client, target=LocalTarget(out), api_base_url=settings.base_url
+        )
+    [outcome] = run.outcomes
+    return {"status": outcome.status, "items": outcome.items}
 
 
 def _peak_rss_kb() -> int:

@@ -329,3 +329,12 @@ def test_the_fast_path_and_the_full_path_give_the_same_verdicts(
     assert fast == full
     assert any(isinstance(r, ValidRow) for r in fast)
     assert any(isinstance(r, RejectedRow) for r in fast)
+
+
+def test_seen_keys_stay_exact_across_growth() -> None:
+    seen = SeenKeys()
+    keys = [(n * 2654435761) % (1 << 62) - (1 << 61) for n in range(200_000)]
+
+    assert all(seen.remember(key, position) for position, key in enumerate(keys, start=1))
+    assert len(seen) == 200_000
+    assert [seen.first_line(k, 0) for k in keys[::9973]] == list(range(1, 200_001, 9973))

@@ -50,7 +50,8 @@ CSV_COLUMNS = (
     "description",
 )
 """The flat table's columns: the fields spreadsheet users look for first."""
-_SPOOL_BYTES = 8 * 1024 * 1024
+_SPOOL_BYTES = 1024 * 1024
+"""Files roll over from memory to disk past this: a plan of any size keeps memory flat."""
 
 
 @dataclass

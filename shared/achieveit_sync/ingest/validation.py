@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -157,8 +156,7 @@ class Validator:
         unusual returns ``None`` and takes the full path, which gives the same verdict and
         explains any problem."""
         id_at, status_at, metric_at, date_at, comment_at, width = columns
-        seen_hashes = self._seen.hashes
-        seen_lines = self._seen.lines
+        remember = self._seen.remember
         control_character = _CONTROL_CHARACTER.search
         status_by_spelling = _STATUS_BY_SPELLING.get
         from_iso = date.fromisoformat
@@ -166,7 +164,7 @@ class Validator:
         # tuple.__new__ skips NamedTuple's Python-level __new__: a third of the time per row.
         new = tuple.__new__
 
-        def fast(record: RawRecord, cells: list[str]) -> ValidRow | None:  # noqa: PLR0911, PLR0912
+        def fast(record: RawRecord, cells: list[str]) -> ValidRow | None:  # noqa: PLR0911
             if len(cells) != width:
                 return None
             external_id = cells[id_at].strip()
@@ -210,17 +208,8 @@ class Validator:
             else:
                 return None
             line = record[0]
-            key = hash((external_id.casefold(), as_of_date))  # as duplicate_key()
-            bucket = key & 0xFFFF
-            hashes = seen_hashes.get(bucket)
-            if hashes is None:
-                seen_hashes[bucket] = array("q", (key,))
-                seen_lines[bucket] = array("i", (line,))
-            elif key in hashes:
+            if not remember(duplicate_key(external_id, as_of_date), line):
                 return None  # seen before: the full path names the first line
-            else:
-                hashes.append(key)
-                seen_lines[bucket].append(line)
             return new(ValidRow, (line, update, record))
 
         return fast
@@ -409,8 +398,7 @@ class Validator:
 
 def duplicate_key(external_id: str, as_of_date: date) -> int:
     """Python's string hash is randomised per process: detection spans one run, which always
-    reads the file from its first line (a resumed run re-reads it too). The fast path in
-    ``Validator._fast_path`` computes the same expression inline."""
+    reads the file from its first line (a resumed run re-reads it too)."""
     return hash((external_id.casefold(), as_of_date))
 
 
