@@ -267,13 +267,17 @@ def _run_export(args: argparse.Namespace) -> int:
     client = _client_from_env()
     interactive = sys.stderr.isatty()
 
-    def show(outcome: PlanOutcome) -> None:
-        if interactive:
-            print(
-                f"  {outcome.plan_id}: {outcome.status}, {outcome.items:,} items",
-                file=sys.stderr,
-                flush=True,
-            )
+    def show_page(plan_id: str, pages: int, items: int) -> None:
+        print(
+            f"\r  {plan_id}: {items:,} items ({pages} pages)", end="", file=sys.stderr, flush=True
+        )
+
+    def show_plan(outcome: PlanOutcome) -> None:
+        print(
+            f"\r  {outcome.plan_id}: {outcome.status}, {outcome.items:,} items",
+            file=sys.stderr,
+            flush=True,
+        )
 
     with client:
         run = back_up_plans(
@@ -281,7 +285,8 @@ def _run_export(args: argparse.Namespace) -> int:
             client=client,
             target=target_for(args.out),
             api_base_url=settings.base_url,
-            on_plan=show,
+            on_plan=show_plan if interactive else None,
+            on_page=show_page if interactive else None,
         )
     if args.output_format == "json":
         sys.stdout.write(json.dumps(run.as_dict(), indent=2) + "\n")

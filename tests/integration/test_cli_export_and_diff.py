@@ -69,3 +69,20 @@ def test_diff_names_what_changed_between_two_backups(
 
 def test_diff_of_a_missing_backup_is_a_usage_error(tmp_path: Path) -> None:
     assert main(["diff", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+
+
+def test_export_shows_progress_on_a_terminal(
+    configured: SandboxServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+
+    assert main(["export", "PX-2027", "--out", str(tmp_path)]) == 0
+
+    progress = capsys.readouterr().err
+    assert "\r  PX-2027: 12 items (1 pages)" in progress
+    assert "\r  PX-2027: complete, 12 items" in progress

@@ -93,6 +93,7 @@ def back_up_plans(
     max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_plan: Callable[[PlanOutcome], None] | None = None,
+    on_page: Callable[[str, int, int], None] | None = None,
 ) -> BackupRun:
     """Back up every plan; never stop early. Check ``run.failed`` (or let the caller raise
     ``BackupRunError``) afterwards."""
@@ -107,6 +108,7 @@ def back_up_plans(
                 time_zone=time_zone,
                 max_attempts=max_attempts,
                 clock=clock,
+                on_page=on_page,
             )
         except (ApiError, PaginationError) as exc:
             # An expected outcome (403, 404, API down): the message says it all.
@@ -127,9 +129,16 @@ def back_up_plan(
     time_zone: str = "UTC",
     max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    on_page: Callable[[str, int, int], None] | None = None,
 ) -> PlanOutcome:
+    """Export one plan and store it; ``on_page(plan_id, pages, items)`` follows progress."""
     started = clock()
-    export = export_plan(client, plan_id, max_attempts=max_attempts)
+
+    def progress(pages: int, items: int) -> None:
+        if on_page is not None:
+            on_page(plan_id, pages, items)
+
+    export = export_plan(client, plan_id, max_attempts=max_attempts, on_page=progress)
     try:
         return _store(export, target, started, clock(), api_base_url, time_zone)
     finally:
