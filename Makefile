@@ -54,11 +54,11 @@ unit: install ## unit tests only (no sockets)
 integration: install ## integration tests (moto and the sandbox on 127.0.0.1)
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-test: lint types template-check ## everything CI runs: lint, types, template checks, all tests
+test: lint types template-check build ## everything CI runs: lint, types, template checks, sam build, all tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-build: tools ## sam build (the layer from shared/, the functions)
-	$(TOOLS_VENV)/bin/sam build --template template.yaml
+build: tools ## sam build (the layer from shared/, the functions); needs the package registry
+	PATH="$(dir $(PYTHON_313)):$$PATH" $(TOOLS_VENV)/bin/sam build --template template.yaml
 
 sandbox: install ## run the AchieveIt sandbox in the foreground
 	$(VENV)/bin/achieveit-sync sandbox

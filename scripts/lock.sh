@@ -7,7 +7,7 @@ python=$(scripts/find-python.sh)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-RUNTIME=(aws-lambda-powertools boto3 requests tzdata)  # tzdata: Lambda images may lack zoneinfo
+RUNTIME=("aws-lambda-powertools[tracer]" boto3 requests tzdata)  # tzdata: Lambda images may lack zoneinfo
 DEV=(aiohttp setuptools hypothesis "moto[server]" mypy pytest pytest-timeout ruff trustme types-requests
      "boto3-stubs[s3,sqs,dynamodb,secretsmanager,sns,scheduler]")
 TOOLS=(aws-sam-cli cfn-lint)

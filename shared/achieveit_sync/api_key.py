@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 REDACTED = "********"
+PLACEHOLDER = "REPLACE_WITH_YOUR_ACHIEVEIT_API_KEY"
+"""What the template puts in a secret it creates, until someone sets the real key."""
 
 
 class ApiKey:
@@ -134,7 +136,14 @@ class SecretsManagerApiKey:
                 f"cannot read the API key secret '{self._secret_id}': {exc}"
             ) from exc
         text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-        self._last_key = ApiKey(_key_from_secret_text(text, self._secret_id))
+        key_text = _key_from_secret_text(text, self._secret_id)
+        if key_text == PLACEHOLDER:
+            raise ConfigurationError(
+                f"the secret '{self._secret_id}' still holds the placeholder: set the key with "
+                f"aws secretsmanager put-secret-value --secret-id {self._secret_id} "
+                "--secret-string 'YOUR-KEY'"
+            )
+        self._last_key = ApiKey(key_text)
         return self._last_key
 
     def __repr__(self) -> str:

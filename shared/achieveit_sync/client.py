@@ -105,6 +105,20 @@ class ExportPage:
     """The server's ``totalCount``; ``None`` when the response did not carry one."""
 
 
+@dataclass
+class RequestStats:
+    """What this client did since the last ``take_stats()``: for per-invocation metrics."""
+
+    attempts: int = 0
+    failures: int = 0
+    """Attempts that did not end in a 2xx answer (refusals, 429/5xx, transport errors)."""
+    seconds: float = 0.0
+
+    @property
+    def average_latency_ms(self) -> float:
+        return 1000 * self.seconds / self.attempts if self.attempts else 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class _Response:
     status_code: int
@@ -133,6 +147,12 @@ class AchieveItClient:
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._session = _build_session(settings, pool_size)
+        self._stats = RequestStats()
+
+    def take_stats(self) -> RequestStats:
+        """The request statistics so far, and start counting afresh."""
+        stats, self._stats = self._stats, RequestStats()
+        return stats
 
     # -- public calls -------------------------------------------------------------------
 
@@ -319,6 +339,8 @@ class AchieveItClient:
             headers = {"Authorization": f"API-KEY {key.reveal()}"}
             if content_type:
                 headers["Content-Type"] = content_type
+            sent_at = time.monotonic()
+            self._stats.attempts += 1
             try:
                 response = self._session.request(
                     method,
@@ -332,9 +354,14 @@ class AchieveItClient:
                 )
                 text = _read_text(response, body_limit)
             except requests.exceptions.RequestException as exc:
+                self._stats.seconds += time.monotonic() - sent_at
+                self._stats.failures += 1
                 failure = _transport_failure(exc, operation, attempt, may_repeat)
             else:
+                self._stats.seconds += time.monotonic() - sent_at
                 status = response.status_code
+                if not 200 <= status < 300:
+                    self._stats.failures += 1
                 log.debug(
                     "AchieveIt answered",
                     extra={"method": method, "path": path, "status": status, "attempt": attempt},

@@ -224,3 +224,16 @@ def test_a_refreshed_key_that_is_also_refused_does_not_loop(
         client.export_page(PX_PLAN)
 
     assert len(sandbox.recorded_requests()) == 2
+
+
+def test_the_client_counts_attempts_failures_and_latency_for_metrics(
+    sandbox: SandboxServer, client: AchieveItClient
+) -> None:
+    sandbox.set_faults(FaultPlan(on_requests={1: Fault.UNAVAILABLE}))
+
+    client.export_page(PX_PLAN)
+    stats = client.take_stats()
+
+    assert (stats.attempts, stats.failures) == (2, 1)
+    assert stats.average_latency_ms > 0
+    assert client.take_stats().attempts == 0  # counting starts afresh

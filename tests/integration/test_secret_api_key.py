@@ -68,3 +68,12 @@ def test_a_rotated_key_works_without_a_redeploy(
 
     assert len(page.items) == 2
     assert [r.status for r in sandbox.recorded_requests()] == [401, 200]
+
+
+def test_the_templates_placeholder_is_explained_not_sent(secrets: SecretsManagerClient) -> None:
+    from achieveit_sync.api_key import PLACEHOLDER
+
+    secrets.create_secret(Name=SECRET, SecretString=PLACEHOLDER)
+
+    with pytest.raises(ConfigurationError, match="put-secret-value --secret-id"):
+        SecretsManagerApiKey(SECRET, secrets_client=secrets).current()

@@ -139,13 +139,14 @@ class BackupRuntime:
 
     @classmethod
     def from_env(cls) -> BackupRuntime:
-        from achieveit_sync.observability import structured_logger
+        from achieveit_sync.observability import enable_tracing_if_configured, structured_logger
 
         logger = structured_logger(EXPORT_SERVICE_NAME)
+        enable_tracing_if_configured(EXPORT_SERVICE_NAME)
         return cls(build_backup_service(BackupSettings.from_env()), logger)
 
     def handle(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        from achieveit_sync.observability import invocation_metrics, tag_invocation
+        from achieveit_sync.observability import api_metrics, invocation_metrics, tag_invocation
 
         tag_invocation(self.logger, context, cold_start=self.invocations == 0)
         self.invocations += 1
@@ -153,4 +154,5 @@ class BackupRuntime:
         try:
             return self.service.handle(event, metrics)
         finally:
+            api_metrics(metrics, self.service.client.take_stats())
             metrics.flush_metrics()

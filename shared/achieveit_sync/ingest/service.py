@@ -422,13 +422,14 @@ class IngestRuntime:
 
     @classmethod
     def from_env(cls) -> IngestRuntime:
-        from achieveit_sync.observability import structured_logger
+        from achieveit_sync.observability import enable_tracing_if_configured, structured_logger
 
         logger = structured_logger(INGEST_SERVICE_NAME)
+        enable_tracing_if_configured(INGEST_SERVICE_NAME)
         return cls(build_ingest_service(IngestSettings.from_env()), logger)
 
     def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        from achieveit_sync.observability import invocation_metrics, tag_invocation
+        from achieveit_sync.observability import api_metrics, invocation_metrics, tag_invocation
 
         tag_invocation(self.logger, context, cold_start=self.invocations == 0)
         self.invocations += 1
@@ -436,4 +437,5 @@ class IngestRuntime:
         try:
             return dict(self.service.handle_batch(event, context, metrics))
         finally:
+            api_metrics(metrics, self.service.client.take_stats())
             metrics.flush_metrics()
