@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 PYTHON_313 = $(shell scripts/find-python.sh)
 PYTEST_ARGS ?=
 
-.PHONY: help install tools lint format types unit integration test template-check build lock clean sandbox
+.PHONY: help install tools lint format types unit integration test template-check build lock clean sandbox demo
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ test: lint types template-check build ## everything CI runs: lint, types, templa
 
 build: tools ## sam build (the layer from shared/, the functions); needs the package registry
 	PATH="$(dir $(PYTHON_313)):$$PATH" $(TOOLS_VENV)/bin/sam build --template template.yaml
+
+demo: install ## the whole system on local stand-ins, end to end (KEEP=1 keeps it running)
+	$(PY) -m achieveit_sandbox.demo $(if $(KEEP),--keep)
 
 sandbox: install ## run the AchieveIt sandbox in the foreground
 	$(VENV)/bin/achieveit-sync sandbox

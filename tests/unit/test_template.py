@@ -10,57 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from achieveit_sandbox.cloudformation import load_template
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
-_INTRINSICS = ("Ref", "Condition")
-_FN_INTRINSICS = (
-    "Sub",
-    "GetAtt",
-    "If",
-    "Not",
-    "Equals",
-    "Select",
-    "Split",
-    "Join",
-    "FindInMap",
-    "GetAZs",
-    "Base64",
-    "ImportValue",
-    "And",
-    "Or",
-    "Cidr",
-)
-
-
-class CloudFormationLoader(yaml.SafeLoader):
-    """PyYAML with the short-form intrinsic tags (!Ref, !Sub, !GetAtt, ...)."""
-
-
-def _construct(tag: str) -> Any:
-    key = tag if tag in _INTRINSICS else f"Fn::{tag}"
-
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
-        if isinstance(node, yaml.ScalarNode):
-            value: Any = loader.construct_scalar(node)
-            if tag == "GetAtt":
-                value = value.split(".", 1)
-        elif isinstance(node, yaml.SequenceNode):
-            value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-        return {key: value}
-
-    return construct
-
-
-for _tag in (*_INTRINSICS, *_FN_INTRINSICS):
-    CloudFormationLoader.add_constructor(f"!{_tag}", _construct(_tag))
 
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=CloudFormationLoader)  # noqa: S506
+    return load_template(TEMPLATE)
 
 
 def resources_of(template: dict[str, Any], *types: str) -> dict[str, dict[str, Any]]:
