@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 PYTHON_313 = $(shell scripts/find-python.sh)
 PYTEST_ARGS ?=
 
-.PHONY: help install tools lint format types unit integration test template-check build lock clean sandbox demo
+.PHONY: help install tools lint format types unit integration test template-check build lock clean sandbox demo soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -59,6 +59,10 @@ test: lint types template-check build ## everything CI runs: lint, types, templa
 
 build: tools ## sam build (the layer from shared/, the functions); needs the package registry
 	PATH="$(dir $(PYTHON_313)):$$PATH" $(TOOLS_VENV)/bin/sam build --template template.yaml
+
+soak: install ## the stress suites at full size (200 files up to 100k rows); figures in .stress/
+	rm -f .stress/figures.jsonl
+	STRESS_SCALE=soak $(PY) -m pytest tests/stress -q --timeout 3600 $(PYTEST_ARGS)
 
 demo: install ## the whole system on local stand-ins, end to end (KEEP=1 keeps it running)
 	$(PY) -m achieveit_sandbox.demo $(if $(KEEP),--keep)

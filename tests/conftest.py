@@ -18,11 +18,14 @@ def captured_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptur
     yield caplog
 
 
-def all_log_text(caplog: pytest.LogCaptureFixture) -> str:
-    """Formatted messages, extras and tracebacks of every captured record."""
+def all_log_text(caplog: pytest.LogCaptureFixture, *, exclude: tuple[str, ...] = ()) -> str:
+    """Formatted messages, extras and tracebacks of every captured record (but those of the
+    ``exclude``d logger names)."""
     handler_format = logging.Formatter("%(name)s %(levelname)s %(message)s")
     lines = []
     for record in caplog.records:
+        if record.name.startswith(exclude):
+            continue
         lines.append(handler_format.format(record))
         lines.append(repr(record.__dict__))
     return "\n".join(lines)

@@ -8,9 +8,10 @@ with the API's own message. It costs about 2*log2(n) extra requests per bad row.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from achieveit_sync.client import AchieveItClient
 from achieveit_sync.errors import (
@@ -51,6 +52,8 @@ class PartPublisher:
     file_id: str
     name_stem: str
     body_format: BodyFormat = BodyFormat.JSON
+    _refusals_in_a_row: int = field(default=0, init=False)
+    _refusal_limit: int = field(default=0, init=False)
 
     def publish(self, record: PartRecord, rows: Sequence[ValidRow]) -> None:
         """Send ``rows`` (the part's unsettled rows), settling each in ``record``.
@@ -60,6 +63,10 @@ class PartPublisher:
         """
         if rows:
             name = f"{self.name_stem}.part-{record.part:04d}"
+            # Isolating one bad row costs about log2(n) refusals in a row; twice that and
+            # more means nearly every row is refused (access lost, another organisation's
+            # IDs): stop with the API's message instead of sending every row alone.
+            self._refusal_limit = 2 * (math.ceil(math.log2(len(rows))) + 1) + 2
             self._send(record, list(rows), name)
         record.complete = len(record.settled_lines()) >= record.rows
         if record.complete:
@@ -77,9 +84,11 @@ class PartPublisher:
                 request_name, [row.update for row in rows], body_format=self.body_format
             )
         except AmbiguousDeliveryError as exc:
-            self._settle(record, rows, request_name, "ambiguous", exc, started)
+            # Recorded before the checkpoint clears "in flight": a crash in between must
+            # leave these rows ambiguous, never unsettled (which would re-send them).
             for row in rows:
                 record.ambiguous[row.line] = request_name
+            self._settle(record, rows, request_name, "ambiguous", exc, started)
         except (BadRequestError, AccessDeniedError) as exc:
             self._refused(record, rows, name, request_name, exc, started)
         except PermanentApiError as exc:
@@ -102,6 +111,7 @@ class PartPublisher:
                 result.attempts,
                 started,
             )
+            self._refusals_in_a_row = 0
             record.accepted += len(rows)
             record.accepted_lines.extend(row.line for row in rows)
             self._clear_in_flight(record)
@@ -115,6 +125,16 @@ class PartPublisher:
         exc: ApiError,
         started: float,
     ) -> None:
+        self._refusals_in_a_row += 1
+        if self._refusals_in_a_row > self._refusal_limit:
+            self._unsettled(record, rows, request_name, exc, started)
+            raise StopPublishingError(
+                f"AchieveIt refused {self._refusals_in_a_row} requests in a row "
+                f"(HTTP {exc.status}: {exc.server_message or exc.reason}); stopped instead of "
+                "sending every row alone: check the service account's access and the "
+                "external IDs",
+                retry_later=False,
+            ) from exc
         if len(rows) == 1:
             record.refused[rows[0].line] = exc.server_message or exc.reason
         self._settle(record, rows, request_name, "refused", exc, started)

@@ -569,8 +569,13 @@ class _CountingReader(io.RawIOBase):
             if last_break < 0:
                 self._since_line_break += len(data)
             else:
-                # A run inside one chunk is shorter than the chunk, itself under the limit.
-                self._since_line_break = len(data) - last_break - 1
+                # The line that ends in this chunk began in earlier ones; lines wholly inside
+                # the chunk are shorter than the chunk, itself under the limit.
+                first_break = min(i for i in (data.find(b"\n"), data.find(b"\r")) if i >= 0)
+                if self._since_line_break + first_break > self._max_line_bytes:
+                    self._since_line_break += first_break
+                else:
+                    self._since_line_break = len(data) - last_break - 1
             if self._since_line_break > self._max_line_bytes:
                 raise InvalidFileError(
                     f"a line is longer than {self._max_line_bytes:,} bytes",
