@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from achieveit_sandbox.lambda_local import LocalLambdaContext
 
 # A key shaped like a real one and easy to grep for: every leak test searches for it.
 RECOGNISABLE_KEY = "LEAKCHECK-4f1c9a7e2b6d-do-not-log-me"
@@ -48,26 +49,16 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
-class FakeLambdaContext:
-    """What Lambda hands a handler; the remaining time can run down per call."""
+class FakeLambdaContext(LocalLambdaContext):
+    """A Lambda context whose clock only moves when looked at (``ms_per_call`` a look)."""
 
     def __init__(self, remaining_ms: int = 900_000, ms_per_call: int = 0) -> None:
-        self._remaining_ms = remaining_ms
-        self._ms_per_call = ms_per_call
-        self.function_name = "achieveit-sync-test"
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = (
-            "arn:aws:lambda:us-east-1:123456789012:function:achieveit-sync-test"
+        super().__init__(
+            remaining_ms,
+            ms_per_call=ms_per_call,
+            function_name="achieveit-sync-test",
+            request_id="test-request-0001",
         )
-        self.memory_limit_in_mb = 512
-        self.aws_request_id = "test-request-0001"
-        self.log_group_name = "/aws/lambda/achieveit-sync-test"
-        self.log_stream_name = "2026/11/27/[$LATEST]test"
-
-    def get_remaining_time_in_millis(self) -> int:
-        remaining = self._remaining_ms
-        self._remaining_ms = max(0, self._remaining_ms - self._ms_per_call)
-        return remaining
 
 
 @pytest.fixture

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from achieveit_sync.backup.service import BackupRuntime
+from achieveit_sync.backup.service import EXPORT_SERVICE_NAME, BackupSettings, build_backup_service
+from achieveit_sync.runtime import FunctionRuntime
 
-_runtime: BackupRuntime | None = None
+_runtime: FunctionRuntime | None = None
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _runtime  # noqa: PLW0603 - the warm-container cache, built lazily
     if _runtime is None:
-        _runtime = BackupRuntime.from_env()
+        _runtime = FunctionRuntime.start(
+            EXPORT_SERVICE_NAME, lambda: build_backup_service(BackupSettings.from_env())
+        )
     return _runtime.handle(event, context)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from achieveit_sync.ingest.service import IngestRuntime
+from achieveit_sync.ingest.service import INGEST_SERVICE_NAME, IngestSettings, build_ingest_service
+from achieveit_sync.runtime import FunctionRuntime
 
-_runtime: IngestRuntime | None = None
+_runtime: FunctionRuntime | None = None
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     global _runtime  # noqa: PLW0603 - the warm-container cache, built lazily
     if _runtime is None:
-        _runtime = IngestRuntime.from_env()
+        _runtime = FunctionRuntime.start(
+            INGEST_SERVICE_NAME, lambda: build_ingest_service(IngestSettings.from_env())
+        )
     return _runtime.handle(event, context)

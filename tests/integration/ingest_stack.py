@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 from achieveit_sandbox import SandboxServer
+from achieveit_sandbox.lambda_local import sqs_record
 from achieveit_sync.ingest.service import IngestService, IngestSettings, build_ingest_service
 from achieveit_sync.settings import ClientSettings, RetrySettings
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
@@ -143,7 +144,7 @@ class IngestStack:
                 return responses
             self._in_flight = messages
             event = {"Records": [self._record(m) for m in messages]}
-            run = handler or (lambda e, c: dict(self.service.handle_batch(e, c)))
+            run = handler or (lambda e, c: dict(self.service.handle(e, c)))
             for _ in range(copies):  # at-least-once: the same event may arrive again
                 try:
                     response = run(event, context or FakeLambdaContext())
@@ -230,17 +231,7 @@ class IngestStack:
         self.deliver()
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": message.get("Attributes", {}),
-            "messageAttributes": {},
-            "md5OfBody": message["MD5OfBody"],
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self._queue_arn(self.queue_url),
-            "awsRegion": REGION,
-        }
+        return sqs_record(message, self._queue_arn(self.queue_url), REGION)
 
 
 def unique_key(folder: str, extension: str) -> str:

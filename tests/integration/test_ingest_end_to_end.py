@@ -177,7 +177,7 @@ def test_the_sample_event_with_an_url_encoded_key_is_processed(
     body["Records"][0]["s3"]["object"]["versionId"] = version
     event["Records"][0]["body"] = json.dumps(body)  # type: ignore[index]
 
-    response = stack.service.handle_batch(event, lambda_context)
+    response = stack.service.handle(event, lambda_context)
 
     assert response == {"batchItemFailures": []}
     assert stored(sandbox) == [("progress", "PX-1.3", "On Track", None, date(2026, 11, 5))]
@@ -189,9 +189,7 @@ def test_the_s3_test_event_is_ignored(
 ) -> None:
     from tests.conftest import load_event
 
-    response = stack.service.handle_batch(
-        load_event("ingest-sqs-s3-test-event.json"), lambda_context
-    )
+    response = stack.service.handle(load_event("ingest-sqs-s3-test-event.json"), lambda_context)
 
     assert response == {"batchItemFailures": []}
     assert sandbox.recorded_requests() == []
@@ -357,7 +355,7 @@ def test_a_large_file_continues_in_a_follow_up_message(big_stack: IngestStack) -
         [FakeLambdaContext(remaining_ms=250_000, ms_per_call=50_000) for _ in range(10)]
     )
 
-    big_stack.deliver(handler=lambda e, c: dict(big_stack.service.handle_batch(e, next(contexts))))
+    big_stack.deliver(handler=lambda e, c: dict(big_stack.service.handle(e, next(contexts))))
 
     external_ids = [u.external_id for u in sandbox.stored_updates()]
     assert len(external_ids) == len(set(external_ids)) == 2500

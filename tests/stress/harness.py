@@ -239,7 +239,7 @@ class LoadRun:
             unique = {m["MessageId"]: m for m in batch}
             event = {"Records": [sqs_record(m, arn, "us-east-1") for m in unique.values()]}
             try:
-                response = dict(service.handle_batch(event, LocalLambdaContext()))
+                response = dict(service.handle(event, LocalLambdaContext()))
                 failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
             except BatchProcessingError:
                 failed = set(unique)

@@ -82,7 +82,12 @@ class BackupService:
     client: AchieveItClient
     storage: S3Storage
 
-    def handle(self, event: Mapping[str, Any], metrics: Metrics | None = None) -> dict[str, Any]:
+    def handle(
+        self,
+        event: Mapping[str, Any],
+        context: LambdaContext | None = None,
+        metrics: Metrics | None = None,
+    ) -> dict[str, Any]:
         plans = plans_for_event(event, self.settings.plan_ids)
         run = back_up_plans(
             plans,
@@ -127,32 +132,3 @@ def build_backup_service(settings: BackupSettings, *, session: Any = None) -> Ba
     return BackupService(
         settings, AchieveItClient(settings.client, api_key), S3Storage(session.client("s3"))
     )
-
-
-@dataclass
-class BackupRuntime:
-    """What a warm export Lambda keeps between invocations."""
-
-    service: BackupService
-    logger: Any
-    invocations: int = 0
-
-    @classmethod
-    def from_env(cls) -> BackupRuntime:
-        from achieveit_sync.observability import enable_tracing_if_configured, structured_logger
-
-        logger = structured_logger(EXPORT_SERVICE_NAME)
-        enable_tracing_if_configured(EXPORT_SERVICE_NAME)
-        return cls(build_backup_service(BackupSettings.from_env()), logger)
-
-    def handle(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
-        from achieveit_sync.observability import api_metrics, invocation_metrics, tag_invocation
-
-        tag_invocation(self.logger, context, cold_start=self.invocations == 0)
-        self.invocations += 1
-        metrics = invocation_metrics(EXPORT_SERVICE_NAME)
-        try:
-            return self.service.handle(event, metrics)
-        finally:
-            api_metrics(metrics, self.service.client.take_stats())
-            metrics.flush_metrics()

@@ -197,8 +197,8 @@ class IngestService:
             config=self.idempotency_config,
         )(self._process)
 
-    def handle_batch(
-        self, event: dict[str, Any], context: LambdaContext, metrics: Metrics | None = None
+    def handle(
+        self, event: Mapping[str, Any], context: LambdaContext, metrics: Metrics | None = None
     ) -> PartialItemFailureResponse:
         from aws_lambda_powertools.utilities.batch import (
             BatchProcessor,
@@ -212,7 +212,7 @@ class IngestService:
         self._context = context
         self._metrics = metrics
         return process_partial_response(
-            event=event,
+            event=dict(event),
             record_handler=self._handle_record,
             processor=BatchProcessor(event_type=EventType.SQS),
             context=context,
@@ -410,32 +410,3 @@ def build_ingest_service(settings: IngestSettings, *, session: Any = None) -> In
             expires_after_seconds=settings.idempotency_expiry_seconds,
         ),
     )
-
-
-@dataclass
-class IngestRuntime:
-    """What a warm ingest Lambda keeps between invocations: its logger and its service."""
-
-    service: IngestService
-    logger: Any
-    invocations: int = 0
-
-    @classmethod
-    def from_env(cls) -> IngestRuntime:
-        from achieveit_sync.observability import enable_tracing_if_configured, structured_logger
-
-        logger = structured_logger(INGEST_SERVICE_NAME)
-        enable_tracing_if_configured(INGEST_SERVICE_NAME)
-        return cls(build_ingest_service(IngestSettings.from_env()), logger)
-
-    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        from achieveit_sync.observability import api_metrics, invocation_metrics, tag_invocation
-
-        tag_invocation(self.logger, context, cold_start=self.invocations == 0)
-        self.invocations += 1
-        metrics = invocation_metrics(INGEST_SERVICE_NAME)
-        try:
-            return dict(self.service.handle_batch(event, context, metrics))
-        finally:
-            api_metrics(metrics, self.service.client.take_stats())
-            metrics.flush_metrics()
