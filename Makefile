@@ -65,7 +65,7 @@ soak: install ## the stress suites at full size (200 files up to 100k rows); fig
 	STRESS_SCALE=soak $(PY) -m pytest tests/stress -q --timeout 3600 $(PYTEST_ARGS)
 
 demo: install ## the whole system on local stand-ins, end to end (KEEP=1 keeps it running)
-	$(PY) -m achieveit_sandbox.demo $(if $(KEEP),--keep)
+	$(PY) -m achieveit_sandbox.demo $(if $(KEEP),--keep) $(if $(OUTPUT),--output $(OUTPUT))
 
 sandbox: install ## run the AchieveIt sandbox in the foreground
 	$(VENV)/bin/achieveit-sync sandbox

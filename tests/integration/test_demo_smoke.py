@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_demo_runs_end_to_end_and_leaves_its_outputs(tmp_path: Path) -> None:
     output = tmp_path / "demo"
 
+    # Exactly the README's command (with the output folder moved out of the checkout).
     result = subprocess.run(
-        [sys.executable, "-m", "achieveit_sandbox.demo", "--output", str(output)],
+        ["make", "--no-print-directory", "demo", f"OUTPUT={output}"],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
