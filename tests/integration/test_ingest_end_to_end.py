@@ -344,6 +344,10 @@ def test_an_answer_lost_after_processing_is_reported_not_resent(
     }
     [notification] = big_stack.notifications()
     assert "may have been applied (no answer) 500" in notification["Message"]
+    ambiguous = big_stack.text(f"ambiguous/{key}").splitlines()
+    assert ambiguous[0] == "External ID,Status,Metric Value,As Of Date,Error"
+    assert len(ambiguous) == 501
+    assert ambiguous[1].startswith("P-000001,On Track,1,2026-11-01,line 2: sent in ")
 
 
 def test_a_large_file_continues_in_a_follow_up_message(big_stack: IngestStack) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import gzip
 import json
 import random
+import re
 import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -306,10 +307,14 @@ def settle_figures(
     ambiguous: set[tuple[str, str]] = set()
     for dropped in files:
         lines_to_keys = _line_keys(dropped)
-        for row in reports[dropped.key]["ambiguousRows"]:
-            ambiguous.add(lines_to_keys[row["line"]])
-        if reports[dropped.key]["counts"]["ambiguous"] > len(reports[dropped.key]["ambiguousRows"]):
-            figures.notes.append(f"{dropped.key}: ambiguous rows beyond the report's detail")
+        counted = reports[dropped.key]["counts"]["ambiguous"]
+        if not counted:
+            continue
+        # Every ambiguous row is named in the ambiguous/ file (the report's list is capped).
+        named = _ambiguous_lines(stack, dropped)
+        ambiguous.update(lines_to_keys[line] for line in named)
+        if len(named) != counted:
+            figures.notes.append(f"{dropped.key}: {counted} ambiguous, {len(named)} named")
     figures.files = len(files)
     figures.rows = sum(len(_line_keys(f)) for f in files)
     figures.valid_rows = len(expected)
@@ -332,6 +337,13 @@ def settle_figures(
     if duplicates_unreported:
         figures.notes.append(f"{len(duplicates_unreported)} duplicates not named in a report")
     return figures
+
+
+def _ambiguous_lines(stack: IngestStack, dropped: DroppedFile) -> list[int]:
+    """The line numbers named in the file's ambiguous/ output (its Error column starts with
+    'line N:')."""
+    text = stack.text(f"ambiguous/{dropped.key.removesuffix('.gz')}")
+    return [int(found) for found in re.findall(r"line (\d+): sent in", text)]
 
 
 def _line_keys(dropped: DroppedFile) -> dict[int, tuple[str, str]]:

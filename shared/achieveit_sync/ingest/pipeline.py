@@ -72,6 +72,7 @@ def ingest_file(
     *,
     client: AchieveItClient | None,
     rejected_sink: IO[bytes] | None = None,
+    ambiguous_sink: IO[bytes] | None = None,
     checkpoints: CheckpointStore | None = None,
     options: IngestOptions | None = None,
     should_stop: Callable[[], bool] = lambda: False,
@@ -79,6 +80,8 @@ def ingest_file(
 ) -> FileReport:
     """Validate ``source`` and, with a ``client``, publish its valid rows.
 
+    Rejected rows go to ``rejected_sink`` and rows that may have been applied (sent, no
+    answer) to ``ambiguous_sink``, each in the file's own format with an ``Error`` column.
     Without a client nothing is sent (``validate``, ``publish --dry-run``). ``should_stop``
     is asked before each part: when it says yes (the Lambda is running out of time) the run
     stops cleanly with status ``in_progress`` and a later run resumes from the checkpoints.
@@ -113,6 +116,7 @@ def ingest_file(
             source,
             report,
             writer,
+            ambiguous_sink,
             client,
             checkpoints or InMemoryCheckpoints(),
             options,
@@ -166,6 +170,7 @@ def _publish(
     source: FileSource,
     report: FileReport,
     writer: RejectedRowsWriter | None,
+    ambiguous_sink: IO[bytes] | None,
     client: AchieveItClient,
     checkpoints: CheckpointStore,
     options: IngestOptions,
@@ -183,10 +188,61 @@ def _publish(
     # The second pass: the same bytes validate to the same rows, in the same parts.
     stream = open_records(source.open(), source.name)
     validator = Validator(source.kind)
+    ambiguous = None
+    if ambiguous_sink is not None:
+        ambiguous = RejectedRowsWriter(ambiguous_sink, stream.file_format)
+    try:
+        stop_status = _publish_parts(
+            source,
+            report,
+            writer,
+            ambiguous,
+            stream.records,
+            validator,
+            known_parts,
+            publisher,
+            checkpoints,
+            options,
+            should_stop,
+            on_progress,
+        )
+    finally:
+        if ambiguous is not None:
+            ambiguous.close()
+    report.counts.not_sent = (
+        report.counts.valid
+        - report.counts.published
+        - report.counts.rejected_by_api
+        - report.counts.ambiguous
+    )
+    if stop_status is not None:
+        report.status = stop_status
+    elif report.counts.ambiguous:
+        report.status = FileStatus.COMPLETED_WITH_AMBIGUITY
+    elif report.counts.rejected:
+        report.status = FileStatus.COMPLETED_WITH_REJECTIONS
+    else:
+        report.status = FileStatus.COMPLETED
+
+
+def _publish_parts(
+    source: FileSource,
+    report: FileReport,
+    writer: RejectedRowsWriter | None,
+    ambiguous: RejectedRowsWriter | None,
+    records: Iterator[Any],
+    validator: Validator,
+    known_parts: dict[int, PartRecord],
+    publisher: PartPublisher,
+    checkpoints: CheckpointStore,
+    options: IngestOptions,
+    should_stop: Callable[[], bool],
+    on_progress: Callable[[FileReport], None] | None,
+) -> FileStatus | None:
+    """Every part in order: skip what is settled, send the rest, fold the outcomes into
+    the report; the status to stop with, or ``None`` when every part was handled."""
     stop_status: FileStatus | None = None
-    for part_number, rows in enumerate(
-        _parts(validator, stream.records, options.batch_size), start=1
-    ):
+    for part_number, rows in enumerate(_parts(validator, records, options.batch_size), start=1):
         record = known_parts.get(part_number) or PartRecord(part_number, rows=len(rows))
         _settle_interrupted(record, checkpoints, source.file_id)
         if stop_status is None and not record.complete:
@@ -214,23 +270,12 @@ def _publish(
                         else "fix the cause (API key, access, base URL), then re-process "
                         "the file: rows already accepted are not sent again",
                     }
-        _fold_part(report, writer, record, rows)
+        if ambiguous is not None:
+            ambiguous.set_layout(validator.layout)
+        _fold_part(report, writer, ambiguous, record, rows)
         if on_progress is not None:
             on_progress(report)
-    report.counts.not_sent = (
-        report.counts.valid
-        - report.counts.published
-        - report.counts.rejected_by_api
-        - report.counts.ambiguous
-    )
-    if stop_status is not None:
-        report.status = stop_status
-    elif report.counts.ambiguous:
-        report.status = FileStatus.COMPLETED_WITH_AMBIGUITY
-    elif report.counts.rejected:
-        report.status = FileStatus.COMPLETED_WITH_REJECTIONS
-    else:
-        report.status = FileStatus.COMPLETED
+    return stop_status
 
 
 def _parts(
@@ -262,6 +307,7 @@ def _settle_interrupted(record: PartRecord, checkpoints: CheckpointStore, file_i
 def _fold_part(
     report: FileReport,
     writer: RejectedRowsWriter | None,
+    ambiguous: RejectedRowsWriter | None,
     record: PartRecord,
     rows: list[ValidRow],
 ) -> None:
@@ -292,7 +338,14 @@ def _fold_part(
         elif row.line in record.ambiguous:
             ambiguous_rows.append(row)
     for row in ambiguous_rows:
-        report.mark_ambiguous([row], record.ambiguous[row.line])
+        request = record.ambiguous[row.line]
+        report.mark_ambiguous([row], request)
+        if ambiguous is not None:
+            ambiguous.write(
+                row,
+                f"line {row.line}: sent in {request} without an answer: it "
+                "may have been applied; check AchieveIt before sending it again",
+            )
 
 
 def _request_records(record: PartRecord) -> list[RequestRecord]:

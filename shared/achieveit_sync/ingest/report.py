@@ -181,6 +181,7 @@ class FileReport:
             "rejectionsTruncated": self.counts.rejected > 0
             and len(self.rejections) >= MAX_REPORTED_REJECTIONS,
             "ambiguousRows": self.ambiguous_rows,
+            "ambiguousRowsTruncated": len(self.ambiguous_rows) < self.counts.ambiguous,
             "timings": self.timings,
             "outputs": self.outputs,
             "stopReason": self.stop_reason.value if self.stop_reason else None,

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 CONTINUATION_KEY = "achieveitSyncContinuation"
 REPORTS_PREFIX = "reports/"
 REJECTED_PREFIX = "rejected/"
+AMBIGUOUS_PREFIX = "ambiguous/"
 ARCHIVE_PREFIX = "archive/"
 _SPOOL_BYTES = 8 * 1024 * 1024
 _CONTENT_TYPES = {
@@ -260,19 +261,26 @@ class IngestService:
                 "resume": file_task.resume,
             },
         )
-        with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as rejected:
+        with (
+            tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as rejected,
+            tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as ambiguous,
+        ):
             report = ingest_file(
                 source,
                 client=self.client,
                 rejected_sink=rejected,
+                ambiguous_sink=ambiguous,
                 checkpoints=self.checkpoints,
                 options=IngestOptions(self.settings.batch_size, self.settings.body_format),
                 should_stop=self._out_of_time,
             )
             rejected.seek(0)
-            return self._conclude(file_task, report, rejected)
+            ambiguous.seek(0)
+            return self._conclude(file_task, report, rejected, ambiguous)
 
-    def _conclude(self, task: FileTask, report: FileReport, rejected: Any) -> dict[str, Any]:
+    def _conclude(
+        self, task: FileTask, report: FileReport, rejected: Any, ambiguous: Any
+    ) -> dict[str, Any]:
         ref = task.ref
         bucket = ref.bucket
         report_key = f"{REPORTS_PREFIX}{ref.key}.json"
@@ -287,6 +295,12 @@ class IngestService:
                 bucket, rejected_key, rejected, _CONTENT_TYPES[FileFormat(report.file_format)]
             )
             report.outputs["rejected"] = f"s3://{bucket}/{rejected_key}"
+        if finished and report.counts.ambiguous and report.file_format:
+            ambiguous_key = f"{AMBIGUOUS_PREFIX}{ref.key.removesuffix('.gz')}"
+            self.storage.put_stream(
+                bucket, ambiguous_key, ambiguous, _CONTENT_TYPES[FileFormat(report.file_format)]
+            )
+            report.outputs["ambiguous"] = f"s3://{bucket}/{ambiguous_key}"
         if finished:
             archive_key = f"{ARCHIVE_PREFIX}{datetime.now(UTC):%Y-%m-%d}/{ref.key}"
             report.outputs["archive"] = f"s3://{bucket}/{archive_key}"
