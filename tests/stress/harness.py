@@ -74,11 +74,30 @@ class Figures:
             handle.write(json.dumps(asdict(self)) + "\n")
 
 
+def metric_item_ids(sandbox: SandboxServer, plan_ids: list[str]) -> dict[str, list[str]]:
+    """The external IDs of the items that track a metric, per plan."""
+    with sandbox.organisation() as organisation:
+        return {
+            plan: [
+                i.external_id
+                for i in organisation.plans[plan].items
+                if i.has_metric and i.external_id
+            ]
+            for plan in plan_ids
+        }
+
+
 def make_files(
-    count: int, max_rows: int, plan_ids: list[str], plan_size: int, seed: int
+    count: int,
+    max_rows: int,
+    plan_ids: list[str],
+    plan_size: int,
+    seed: int,
+    metric_ids: dict[str, list[str]] | None = None,
 ) -> list[DroppedFile]:
-    """A mix of kinds, formats and sizes; every (item, date) used once in the whole load;
-    about 2% of rows invalid in ways the validator must catch."""
+    """A mix of kinds (every fourth file holds metric updates), formats and sizes; every
+    (item, date) used once in the whole load; about 2% of rows invalid in ways the
+    validator must catch."""
     rng = random.Random(seed)
     files = []
     for number in range(count):
@@ -86,27 +105,37 @@ def make_files(
         size = max(1, min(size, max_rows))
         as_of = date(2026, 1, 1) + timedelta(days=number)
         plan = plan_ids[number % len(plan_ids)]
-        start = rng.randrange(0, max(1, plan_size - size))
-        ids = [f"{plan}-{n:06d}" for n in range(start + 1, start + size + 1)]
+        metric = metric_ids is not None and number % 4 == 3
+        if metric:
+            assert metric_ids is not None
+            candidates = metric_ids[plan]
+            size = min(size, len(candidates))
+            start = rng.randrange(0, max(1, len(candidates) - size))
+            ids = candidates[start : start + size]
+        else:
+            start = rng.randrange(0, max(1, plan_size - size))
+            ids = [f"{plan}-{n:06d}" for n in range(start + 1, start + size + 1)]
         extension = rng.choice(["csv", "csv", "csv.gz", "json", "jsonl"])
         rows, expected = [], set()
         for position, external_id in enumerate(ids):
             bad = rng.random() < 0.02
-            status = "Sideways" if bad else rng.choice(["On Track", "at risk", "OFF TRACK"])
-            rows.append(
-                {
-                    "externalId": external_id,
-                    "status": status,
-                    "metricValue": round(rng.uniform(0, 500), 2),
-                    "asOfDate": as_of.isoformat(),
-                    "comment": f"row {position}" if position % 3 else "=1+1",
-                }
-            )
+            row: dict[str, Any] = {"externalId": external_id}
+            if metric:
+                row["metricValue"] = "20%" if bad else round(rng.uniform(0, 500), 2)
+            else:
+                row["status"] = (
+                    "Sideways" if bad else rng.choice(["On Track", "at risk", "OFF TRACK"])
+                )
+                row["metricValue"] = round(rng.uniform(0, 500), 2)
+            row["asOfDate"] = as_of.isoformat()
+            row["comment"] = f"row {position}" if position % 3 else "=1+1"
+            rows.append(row)
             if not bad:
                 expected.add((external_id, as_of.isoformat()))
+        folder = "metrics" if metric else "progress"
         files.append(
             DroppedFile(
-                f"incoming/progress/load-{number:04d}.{extension}",
+                f"incoming/{folder}/load-{number:04d}.{extension}",
                 _encode(rows, extension),
                 expected,
             )
@@ -119,11 +148,17 @@ def _encode(rows: list[dict[str, Any]], extension: str) -> bytes:
         return ("[\n" + ",\n".join(json.dumps(r) for r in rows) + "\n]\n").encode()
     if extension == "jsonl":
         return "\n".join(json.dumps(r) for r in rows).encode()
-    lines = ["External ID,Status,Metric Value,As Of Date,Comment"]
-    lines += [
-        f"{r['externalId']},{r['status']},{r['metricValue']},{r['asOfDate']},{r['comment']}"
-        for r in rows
-    ]
+    if "status" in rows[0]:
+        lines = ["External ID,Status,Metric Value,As Of Date,Comment"]
+        lines += [
+            f"{r['externalId']},{r['status']},{r['metricValue']},{r['asOfDate']},{r['comment']}"
+            for r in rows
+        ]
+    else:
+        lines = ["External ID,Current Metric Value,As Of Date,Comment"]
+        lines += [
+            f"{r['externalId']},{r['metricValue']},{r['asOfDate']},{r['comment']}" for r in rows
+        ]
     body = ("\r\n".join(lines) + "\r\n").encode()
     return gzip.compress(body) if extension.endswith(".gz") else body
 
@@ -358,9 +393,11 @@ def _line_keys(dropped: DroppedFile) -> dict[int, tuple[str, str]]:
         if dropped.key.endswith(".jsonl"):
             row = json.loads(line)
             keys[number] = (row["externalId"], row["asOfDate"])
-        elif number > 1:
+        elif number == 1:
+            date_column = line.split(",").index("As Of Date")
+        else:
             cells = line.split(",")
-            keys[number] = (cells[0], cells[3])
+            keys[number] = (cells[0], cells[date_column])
     return keys
 
 

@@ -11,7 +11,13 @@ from achieveit_sandbox import Fault, FaultPlan, SandboxServer
 from tests.conftest import RECOGNISABLE_KEY, all_log_text
 from tests.integration.ingest_stack import IngestStack
 from tests.stress.conftest import Scale
-from tests.stress.harness import Figures, LoadRun, make_files, settle_figures
+from tests.stress.harness import (
+    Figures,
+    LoadRun,
+    make_files,
+    metric_item_ids,
+    settle_figures,
+)
 
 FAULT_RATES = {
     Fault.THROTTLE: 0.02,
@@ -32,7 +38,15 @@ def run_suite(
     **run_options: object,
 ) -> Figures:
     started = time.monotonic()
-    files = make_files(scale.files, scale.max_rows, ["LA", "LB"], scale.plan_size, seed=7)
+    plans = ["LA", "LB"]
+    files = make_files(
+        scale.files,
+        scale.max_rows,
+        plans,
+        scale.plan_size,
+        seed=7,
+        metric_ids=metric_item_ids(sandbox, plans),
+    )
     for dropped in files:
         stack.drop(dropped.key, dropped.body)
     run = LoadRun(stack, **run_options)  # type: ignore[arg-type]
