@@ -182,7 +182,7 @@ def provider_from_env(environ: Mapping[str, str]) -> ApiKeyProvider:
     secret_id = environ.get(ENV_API_KEY_SECRET, "").strip()
     if secret_id:
         max_age = environ.get(ENV_SECRET_MAX_AGE, "").strip() or "300"
-        if not max_age.isdigit():
+        if not (max_age.isascii() and max_age.isdigit()):
             raise ConfigurationError(f"{ENV_SECRET_MAX_AGE} must be a whole number of seconds")
         return SecretsManagerApiKey(secret_id, max_age_seconds=int(max_age))
     raise ConfigurationError(

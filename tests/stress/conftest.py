@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 from achieveit_sandbox import SandboxServer
+from hypothesis import settings
 
 from tests.integration.conftest import (  # noqa: F401 - fixtures shared with integration
     SandboxFactory,
@@ -33,6 +34,13 @@ SCALES = {
     "ci": Scale("ci", files=40, max_rows=5_000, plan_size=20_000),
     "soak": Scale("soak", files=200, max_rows=100_000, plan_size=120_000),
 }
+
+
+# CI explores the same examples every run (a red build must be reproducible); the soak
+# explores new ones each time, and more of them.
+settings.register_profile("ci", derandomize=True, max_examples=300)
+settings.register_profile("soak", max_examples=3000)
+settings.load_profile(os.environ.get("STRESS_SCALE", "ci"))
 
 
 @pytest.fixture(scope="session")

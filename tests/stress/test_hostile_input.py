@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 NAMES = ["f.csv", "f.json", "f.jsonl", "f.csv.gz", "f.txt", "f"]
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def verdicts(content: bytes, name: str, kind: UpdateKind | None = UpdateKind.PROGRESS) -> list:

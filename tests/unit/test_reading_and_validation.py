@@ -338,3 +338,16 @@ def test_seen_keys_stay_exact_across_growth() -> None:
     assert all(seen.remember(key, position) for position, key in enumerate(keys, start=1))
     assert len(seen) == 200_000
     assert [seen.first_line(k, 0) for k in keys[::9973]] == list(range(1, 200_001, 9973))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\u00b2", "\u0661\u0662", "12\u00b2", "\u0662\u0660\u0662\u0666-11-01", "1\u00b2/1/2026"],
+)
+def test_digits_of_other_scripts_are_rejected_not_misread(text: str) -> None:
+    content = f"External ID,Status,Metric Value,As Of Date\nA,On Track,{text},{text}\n"
+
+    _, _, [result] = validate("a.csv", content.encode())
+
+    assert isinstance(result, RejectedRow)
+    assert {p.field for p in result.problems} == {"metricValue", "asOfDate"}

@@ -63,3 +63,7 @@ def test_retry_after_replaces_backoff_up_to_the_policy_limit() -> None:
     assert wait_before_retry(1, 12.0, policy, rng) == 12.0
     assert wait_before_retry(1, 31.0, policy, rng) is None
     assert wait_before_retry(1, None, policy, rng) is not None
+
+
+def test_a_retry_after_of_non_ascii_digits_is_ignored() -> None:
+    assert parse_retry_after("²") is None

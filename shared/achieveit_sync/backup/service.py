@@ -56,7 +56,9 @@ class BackupSettings:
             api_key_secret=secret,
             client=ClientSettings.from_env(env),
             time_zone=time_zone,
-            secret_max_age_seconds=int(max_age) if max_age.isdigit() else 300,
+            secret_max_age_seconds=(
+                int(max_age) if max_age.isascii() and max_age.isdigit() else 300
+            ),
         )
 
 

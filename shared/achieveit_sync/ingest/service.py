@@ -90,7 +90,7 @@ class IngestSettings:
 
         def whole_number(name: str, default: int) -> int:
             raw = env.get(name, "").strip() or str(default)
-            if not raw.isdigit() or int(raw) < 1:
+            if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
                 raise ConfigurationError(f"{name} must be a whole number of 1 or more, got '{raw}'")
             return int(raw)
 

@@ -54,11 +54,13 @@ DISPLAY_NAMES = {
     COMMENT: "Comment",
 }
 
-PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
-_US_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})")
-_ISO_DATE_PREFIX = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:$|[T ])")
+# re.ASCII: \d must not match other scripts' digits (superscripts, Arabic-Indic), which int()
+# and Decimal() read differently or not at all.
+PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?", re.ASCII)
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+", re.ASCII)
+_US_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})", re.ASCII)
+_ISO_DATE_PREFIX = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:$|[T ])", re.ASCII)
 _STATUS_HINTS = {
     "cancelled": "AchieveIt spells it 'Canceled' (one l)",
     "complete": "did you mean 'Achieved'?",
@@ -614,7 +616,7 @@ def _parse_date(text: str) -> date | tuple[str, str]:
                 f"write the year in full: {month_text}/{day_text}/20{year_text}",
             )
         return _checked_date(int(year_text), int(month_text), int(day_text))
-    if text.isdigit() and 20000 < int(text) < 80000:
+    if text.isascii() and text.isdigit() and 20000 < int(text) < 80000:
         return (
             "looks like an Excel date serial number",
             "format the column as a date (yyyy-mm-dd) before saving",
