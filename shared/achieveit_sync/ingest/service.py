@@ -286,21 +286,19 @@ class IngestService:
         report_key = f"{REPORTS_PREFIX}{ref.key}.json"
         report.outputs["report"] = f"s3://{bucket}/{report_key}"
         self._record_metrics(report)
-        finished = report.status not in (FileStatus.IN_PROGRESS,) and (
-            report.stop_reason is not StopReason.API_REFUSED
-        )
-        if finished and report.counts.rejected and report.file_format:
-            rejected_key = f"{REJECTED_PREFIX}{ref.key.removesuffix('.gz')}"
-            self.storage.put_stream(
-                bucket, rejected_key, rejected, _CONTENT_TYPES[FileFormat(report.file_format)]
-            )
-            report.outputs["rejected"] = f"s3://{bucket}/{rejected_key}"
-        if finished and report.counts.ambiguous and report.file_format:
-            ambiguous_key = f"{AMBIGUOUS_PREFIX}{ref.key.removesuffix('.gz')}"
-            self.storage.put_stream(
-                bucket, ambiguous_key, ambiguous, _CONTENT_TYPES[FileFormat(report.file_format)]
-            )
-            report.outputs["ambiguous"] = f"s3://{bucket}/{ambiguous_key}"
+        # A run that stopped (time, API unavailable or refusing) is not finished: the file
+        # stays where it is and a later run resumes it.
+        finished = report.stop_reason is None
+        if finished and report.file_format:
+            content_type = _CONTENT_TYPES[FileFormat(report.file_format)]
+            for name, prefix, rows, body in (
+                ("rejected", REJECTED_PREFIX, report.counts.rejected, rejected),
+                ("ambiguous", AMBIGUOUS_PREFIX, report.counts.ambiguous, ambiguous),
+            ):
+                if rows:
+                    key = f"{prefix}{ref.key.removesuffix('.gz')}"
+                    self.storage.put_stream(bucket, key, body, content_type)
+                    report.outputs[name] = f"s3://{bucket}/{key}"
         if finished:
             archive_key = f"{ARCHIVE_PREFIX}{datetime.now(UTC):%Y-%m-%d}/{ref.key}"
             report.outputs["archive"] = f"s3://{bucket}/{archive_key}"
