@@ -12,27 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import ssl
-import subprocess
-import sys
 import tempfile
 import urllib.request
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-
-
-def measure(plan_id: str, out: Path, env: dict[str, str]) -> dict[str, object]:
-    output = subprocess.run(
-        [sys.executable, str(HERE / "_measure.py"), "backup", plan_id, str(out)],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        timeout=3600,
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])  # type: ignore[no-any-return]
+from _common import measure, sandbox_process
 
 
 def requests_for(info: dict[str, str], plan_id: str) -> int:
@@ -53,38 +38,11 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        sandbox = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "achieveit_sync.cli",
-                "sandbox",
-                "--ca-file",
-                str(work / "ca.pem"),
-                "--generate-plan",
-                f"LARGE:{args.items}",
-                "--generate-plan",
-                f"SMALL:{args.small_items}",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            assert sandbox.stdout is not None
-            info = json.loads(sandbox.stdout.readline())
-            env = {
-                **os.environ,
-                "ACHIEVEIT_BASE_URL": info["base_url"],
-                "ACHIEVEIT_API_KEY": info["api_key"],
-                "ACHIEVEIT_CA_BUNDLE": info["ca_file"],
-            }
-            small = measure("SMALL", work / "out", env)
-            large = measure("LARGE", work / "out", env)
+        plans = (f"LARGE:{args.items}", f"SMALL:{args.small_items}")
+        with sandbox_process(work, *plans) as (info, env):
+            small = measure("backup", "SMALL", str(work / "out"), env=env)
+            large = measure("backup", "LARGE", str(work / "out"), env=env)
             large_requests = requests_for(info, "LARGE")
-        finally:
-            sandbox.terminate()
-            sandbox.wait(timeout=60)
     results = {
         "items": args.items,
         "requests": large_requests,

@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from _common import measure, sandbox_process
+
 STATUSES = ("On Track", "Off Track", "At Risk", "Achieved", "Not Started")
 
 
@@ -73,39 +72,6 @@ def throughput(path: Path) -> dict[str, float]:
     }
 
 
-def measure(*args: str, env: dict[str, str] | None = None) -> dict[str, object]:
-    output = subprocess.run(
-        [sys.executable, str(HERE / "_measure.py"), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-        timeout=3600,
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
-def start_sandbox(rows: int, workdir: Path) -> tuple[subprocess.Popen[str], dict[str, object]]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "achieveit_sync.cli",
-            "sandbox",
-            "--ca-file",
-            str(workdir / "ca.pem"),
-            "--generate-plan",
-            f"BENCH:{rows}",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    info = json.loads(process.stdout.readline())
-    return process, info
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -143,19 +109,9 @@ def main() -> None:
         print("memory (validate):", results["memory_validate"], flush=True)
 
         if not args.skip_publish:
-            sandbox, info = start_sandbox(args.rows, work)
-            try:
-                env = {
-                    **os.environ,
-                    "ACHIEVEIT_BASE_URL": str(info["base_url"]),
-                    "ACHIEVEIT_API_KEY": str(info["api_key"]),
-                    "ACHIEVEIT_CA_BUNDLE": str(info["ca_file"]),
-                }
+            with sandbox_process(work, f"BENCH:{args.rows}") as (_, env):
                 publish_small = measure("publish", str(small), env=env)
                 publish_large = measure("publish", str(large), env=env)
-            finally:
-                sandbox.terminate()
-                sandbox.wait(timeout=60)
             counts = publish_large["counts"]
             assert isinstance(counts, dict)
             results["memory_publish"] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from achieveit_sandbox.lambda_local import LocalLambdaContext
@@ -74,3 +75,16 @@ def load_event(name: str) -> dict[str, object]:
     import json
 
     return json.loads((EVENTS_DIR / name).read_text())  # type: ignore[no-any-return]
+
+
+def load_handler(function: str) -> Any:
+    """Import functions/<function>/app.py afresh, as the Lambda runtime would."""
+    import importlib.util
+
+    path = EVENTS_DIR.parent / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"{function}_app", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

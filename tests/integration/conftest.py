@@ -108,3 +108,12 @@ def plan_organisation(*plans: tuple[str, int]) -> Organisation:
     for seed, (plan_id, size) in enumerate(plans):
         organisation.add_plan(generate_plan(plan_id, size, seed=seed))
     return organisation
+
+
+@pytest.fixture
+def configured(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
+    """The sandbox, with the CLI's environment variables pointing at it."""
+    monkeypatch.setenv("ACHIEVEIT_BASE_URL", sandbox.base_url)
+    monkeypatch.setenv("ACHIEVEIT_API_KEY", sandbox.api_key)
+    monkeypatch.setenv("ACHIEVEIT_CA_BUNDLE", str(sandbox.ca_file))
+    return sandbox

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -21,7 +19,7 @@ from achieveit_sync.client import AchieveItClient, ExportPage
 from achieveit_sync.settings import ClientSettings
 from achieveit_sync.storage import S3Storage
 
-from tests.conftest import FakeLambdaContext, load_event
+from tests.conftest import FakeLambdaContext, load_event, load_handler
 from tests.integration.conftest import ClientFactory, SandboxFactory, plan_organisation
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -257,12 +255,7 @@ def handler_env(
         "ACHIEVEIT_CA_BUNDLE": str(plans_sandbox.ca_file),
     }.items():
         monkeypatch.setenv(name, value)
-    path = Path(__file__).resolve().parents[2] / "functions" / "export" / "app.py"
-    spec = importlib.util.spec_from_file_location("export_app", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_handler("export")
     yield module
 
 

@@ -10,14 +10,6 @@ from achieveit_sandbox import SandboxServer
 from achieveit_sync.cli import main
 
 
-@pytest.fixture
-def configured(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
-    monkeypatch.setenv("ACHIEVEIT_BASE_URL", sandbox.base_url)
-    monkeypatch.setenv("ACHIEVEIT_API_KEY", sandbox.api_key)
-    monkeypatch.setenv("ACHIEVEIT_CA_BUNDLE", str(sandbox.ca_file))
-    return sandbox
-
-
 def manifests(root: Path, plan_id: str) -> list[Path]:
     return sorted((root / "backups" / plan_id).glob("*/*/*/*/manifest.json"))
 

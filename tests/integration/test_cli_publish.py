@@ -11,14 +11,6 @@ from achieveit_sync.cli import main
 from tests.conftest import RECOGNISABLE_KEY
 
 
-@pytest.fixture
-def configured(sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
-    monkeypatch.setenv("ACHIEVEIT_BASE_URL", sandbox.base_url)
-    monkeypatch.setenv("ACHIEVEIT_API_KEY", sandbox.api_key)
-    monkeypatch.setenv("ACHIEVEIT_CA_BUNDLE", str(sandbox.ca_file))
-    return sandbox
-
-
 def test_publish_sends_the_valid_rows_and_reports_the_rest(
     configured: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 from achieveit_sandbox import SandboxServer
 
-from tests.conftest import RECOGNISABLE_KEY, FakeLambdaContext
+from tests.conftest import RECOGNISABLE_KEY, FakeLambdaContext, load_handler
 from tests.integration.ingest_stack import BUCKET, SECRET_NAME, IngestStack
 
 pytestmark = pytest.mark.usefixtures("aws")
-HANDLER = Path(__file__).resolve().parents[2] / "functions" / "ingest" / "app.py"
-
-
-def load_handler() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ingest_app", HANDLER)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_importing_the_handler_reads_nothing_and_creates_nothing(
@@ -33,7 +20,7 @@ def test_importing_the_handler_reads_nothing_and_creates_nothing(
     for name in ("INGEST_QUEUE_URL", "IDEMPOTENCY_TABLE", "ACHIEVEIT_API_KEY_SECRET"):
         monkeypatch.delenv(name, raising=False)
 
-    module = load_handler()
+    module = load_handler("ingest")
 
     assert module._runtime is None
 
@@ -57,7 +44,7 @@ def test_the_handler_runs_from_its_environment_and_logs_json_without_the_key(
         "POWERTOOLS_LOG_LEVEL": "DEBUG",
     }.items():
         monkeypatch.setenv(name, value)
-    module = load_handler()
+    module = load_handler("ingest")
     stack.drop(
         "incoming/progress/handler.csv",
         b"External ID,Status,As Of Date\nPX-1.3,On Track,2026-11-06\nPX-X,Nope,x\n",
