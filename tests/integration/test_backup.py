@@ -13,7 +13,7 @@ import boto3
 import pytest
 from achieveit_sandbox import Role, SandboxServer
 from achieveit_sync.backup.run import BackupRunError, back_up_plans
-from achieveit_sync.backup.service import BackupService, BackupSettings
+from achieveit_sync.backup.service import BackupSettings
 from achieveit_sync.backup.targets import S3Target
 from achieveit_sync.client import AchieveItClient, ExportPage
 from achieveit_sync.settings import ClientSettings
@@ -305,7 +305,3 @@ def test_settings_name_a_bad_time_zone() -> None:
                 "BACKUP_TIME_ZONE": "Mars/Olympus",
             }
         )
-
-
-def test_backup_service_is_importable_without_side_effects() -> None:
-    assert BackupService.__name__ == "BackupService"

@@ -32,3 +32,22 @@ def test_tracing_is_off_unless_switched_on(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("ACHIEVEIT_TRACING", raising=False)
 
     assert enable_tracing_if_configured("test") is False
+
+
+def test_switching_tracing_on_patches_through_the_xray_sdk() -> None:
+    probe = (
+        "import sys\n"
+        "from achieveit_sync.observability import enable_tracing_if_configured\n"
+        "print(enable_tracing_if_configured('probe'), 'aws_xray_sdk' in sys.modules)\n"
+    )
+    env = {"ACHIEVEIT_TRACING": "true", "AWS_XRAY_SDK_ENABLED": "false", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=env,
+    )
+
+    assert result.stdout.split() == ["True", "True"]
