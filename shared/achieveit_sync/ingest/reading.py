@@ -21,7 +21,7 @@ import io
 import json
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple, Protocol
 
@@ -30,7 +30,6 @@ from achieveit_sync.errors import AchieveItSyncError
 MAX_LINE_BYTES = 1_000_000
 """In CSV and JSON Lines, a longer physical line is refused: it is not a data row, and it
 must not fill memory. (A JSON array may be one long line; its elements are bounded.)"""
-MAX_FIELD_CHARS = 100_000
 MAX_JSON_ELEMENT_CHARS = 1_000_000
 MAX_DECOMPRESSED_BYTES = 4 * 1024**3
 """A gzip file that inflates beyond this (a 'gzip bomb') is refused part-way."""
@@ -130,7 +129,6 @@ class RecordStream:
     records: Iterator[RawRecord]
     blank_lines: int = 0
     """Blank lines (and blank CSV rows) skipped so far; final once ``records`` is exhausted."""
-    notes: list[str] = field(default_factory=list)
 
 
 def open_records(raw: ByteSource, name: str) -> RecordStream:

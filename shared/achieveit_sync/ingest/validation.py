@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -116,7 +116,6 @@ class Layout:
 
     columns: tuple[str | None, ...]
     header: tuple[str, ...] | None
-    ignored_columns: tuple[str, ...] = ()
 
 
 @dataclass
@@ -324,7 +323,7 @@ class Validator:
             self.warnings.append(
                 "unknown column(s) ignored: " + ", ".join(f"'{c}'" for c in ignored)
             )
-        return Layout(columns=tuple(columns), header=tuple(cells), ignored_columns=tuple(ignored))
+        return Layout(columns=tuple(columns), header=tuple(cells))
 
     def _json_values(self, record: RawRecord) -> dict[str, object]:
         values: dict[str, object] = {}
@@ -662,11 +661,3 @@ def _fold(name: str) -> str:
 def _preview(value: object, limit: int = 80) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def display_columns(kind: UpdateKind) -> Sequence[str]:
-    """The documented CSV column names for ``kind``."""
-    names = [DISPLAY_NAMES[name] for name in DEFAULT_COLUMNS[kind]]
-    if kind is UpdateKind.METRIC:
-        names[1] = "Current Metric Value"
-    return names
