@@ -367,6 +367,8 @@ class AchieveItClient:
                     extra={"method": method, "path": path, "status": status, "attempt": attempt},
                 )
                 if 200 <= status < 300:
+                    # The body goes into reports: blank the key should a server echo it.
+                    text = text.replace(key.reveal(), REDACTED)
                     return _Response(status, text, attempt, time.monotonic() - started)
                 if status == 401 and not key_refreshed:
                     # A rotated secret: fetch it once, retry at once, never loop on it.

@@ -83,7 +83,9 @@ class S3Storage:
             return dict(self._client.head_object(**options))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("404", "NoSuchKey", "NoSuchVersion", "412", "PreconditionFailed", "400"):
+            # Only "that version is not there": anything else (403, a 400) must fail the
+            # message loudly rather than skip the file as handled.
+            if code in ("404", "NoSuchKey", "NoSuchVersion", "412", "PreconditionFailed"):
                 raise ObjectGoneError(f"{ref.uri} ({ref.version_id or ref.etag}) is gone") from exc
             raise
 

@@ -61,3 +61,28 @@ def test_an_export_answer_of_the_wrong_shape_is_a_permanent_error(body: str) -> 
 def test_a_negative_or_boolean_total_count_is_ignored() -> None:
     assert _parse_export_body('{"items": [], "totalCount": -1}', "op")[1] is None
     assert _parse_export_body('{"items": [], "totalCount": true}', "op")[1] is None
+
+
+def test_a_success_body_echoing_the_key_is_scrubbed_before_any_report() -> None:
+    from datetime import date
+
+    import responses
+    from achieveit_sync.api_key import StaticApiKey
+    from achieveit_sync.client import AchieveItClient
+    from achieveit_sync.settings import ClientSettings
+    from achieveit_sync.updates import ProgressUpdate, Status
+
+    with responses.RequestsMock() as mocked:
+        mocked.post(
+            "https://api.achieveit.com/api/progressupdates/a.json",
+            status=200,
+            body=f"accepted for key {RECOGNISABLE_KEY}",
+        )
+        client = AchieveItClient(ClientSettings(), StaticApiKey(RECOGNISABLE_KEY))
+        result = client.submit_progress_updates(
+            "a.json", [ProgressUpdate("A", Status.ON_TRACK, date(2026, 11, 1))]
+        )
+        sent = mocked.calls[0].request.headers["Authorization"]
+
+    assert result.body == "accepted for key ********"
+    assert sent == f"API-KEY {RECOGNISABLE_KEY}"
