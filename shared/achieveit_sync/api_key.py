@@ -9,6 +9,7 @@ when the API answers 401, so a rotated key works without a redeploy.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,9 +24,14 @@ PLACEHOLDER = "REPLACE_WITH_YOUR_ACHIEVEIT_API_KEY"
 
 
 class ApiKey:
-    """An API key that never shows its value by accident."""
+    """An API key that never shows its value by accident.
 
-    __slots__ = ("_value",)
+    Only printable ASCII is accepted: the key travels in an HTTP header, which Python writes
+    as Latin-1, and a pasted curly quote would otherwise fail while the request is being
+    written, after work was marked as sent.
+    """
+
+    __slots__ = ("_pattern", "_value")
 
     def __init__(self, value: str) -> None:
         value = value.strip()
@@ -36,11 +42,28 @@ class ApiKey:
                 "the AchieveIt API key contains white space; paste the key alone, "
                 "without the 'API-KEY' prefix"
             )
+        for position, ch in enumerate(value, start=1):
+            if not (ch.isascii() and ch.isprintable()):
+                # The position, never the character or the key: both belong to the secret.
+                raise ConfigurationError(
+                    f"the AchieveIt API key contains a character that is not printable ASCII "
+                    f"(at position {position}); copy the key again as plain text, without "
+                    "typographic quotes or other characters an editor may have added"
+                )
         self._value = value
+        self._pattern: re.Pattern[str] | None = None
 
     def reveal(self) -> str:
         """The key itself. Only the HTTP boundary calls this."""
         return self._value
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the key blanked wherever it appears: as is, JSON-escaped (``\\/``,
+        ``\\u002B``) or percent-encoded (``%2B``), in any mixture, as a server echoing the
+        request could write it."""
+        if self._pattern is None:
+            self._pattern = _echo_pattern(self._value)
+        return self._pattern.sub(REDACTED, text)
 
     def __repr__(self) -> str:
         return f"ApiKey('{REDACTED}')"
@@ -59,6 +82,18 @@ class ApiKey:
     def __reduce__(self) -> Any:
         # Pickling would write the key in clear into caches and queues.
         raise TypeError("ApiKey cannot be pickled")
+
+
+def _echo_pattern(value: str) -> re.Pattern[str]:
+    forms_per_character = []
+    for ch in value:
+        code = ord(ch)
+        forms = [re.escape(ch), rf"\\u{code:04x}", f"%{code:02x}"]
+        if ch in '/"\\':
+            forms.append(re.escape("\\" + ch))  # JSON's two-character escapes
+        forms_per_character.append("(?:" + "|".join(forms) + ")")
+    # Case-insensitive for the hex digits; blanking a case variant of the key is harmless.
+    return re.compile("".join(forms_per_character), re.IGNORECASE)
 
 
 class ApiKeyProvider(Protocol):

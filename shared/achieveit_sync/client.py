@@ -9,8 +9,15 @@ What it guarantees, whatever the server does:
 * Every failure becomes one of ``errors.PermanentApiError`` (do not retry),
   ``errors.RetryableApiError`` (retried here with backoff, then given up) or
   ``errors.AmbiguousDeliveryError`` (a POST that may have been applied: never re-sent).
+  ``ConfigurationError`` (no usable key) and ``UnsendableUpdatesError`` (a body that cannot
+  be encoded) are raised only before anything was sent: nothing can have been applied.
+* A submission is prepared (body encoded, checked) before it is sent, so that a caller can
+  record "in flight" only once the bytes are ready to go (``prepare_submission``, then
+  ``send_submission``).
 * Any 2xx is success; the body is returned as text for reports, never interpreted, because
-  what a successful submission returns is not documented.
+  what a successful submission returns is not documented. Every answer kept is scrubbed of
+  the key in every form a server could echo it in.
+* Behind an ``HTTPS_PROXY``, the tunnelled connection keeps the same TLS settings.
 """
 
 from __future__ import annotations
@@ -32,9 +39,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
 from achieveit_sync import __version__
-from achieveit_sync.api_key import REDACTED, ApiKey, ApiKeyProvider
+from achieveit_sync.api_key import ApiKey, ApiKeyProvider
 from achieveit_sync.errors import (
     AccessDeniedError,
+    AchieveItSyncError,
     AmbiguousDeliveryError,
     ApiError,
     AuthenticationError,
@@ -78,6 +86,30 @@ _MAX_PAGES_WITHOUT_TOTAL = 10_000
 class SortDirection(StrEnum):
     ASC = "asc"
     DESC = "desc"
+
+
+class UnsendableUpdatesError(AchieveItSyncError):
+    """An update cannot be encoded into a request body (nothing was sent).
+
+    ``index`` is the position of the first such update in the batch."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        self.index = index
+        self.reason = reason
+        super().__init__(f"update {index + 1} of the batch cannot be encoded: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A request ready to go: everything that could fail before sending has been done."""
+
+    name: str
+    kind: UpdateKind
+    rows: int
+    path: str
+    operation: str
+    body: bytes
+    content_type: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +180,12 @@ class AchieveItClient:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._session = _build_session(settings, pool_size)
         self._stats = RequestStats()
+        self._last_key: ApiKey | None = None
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the key this client last used, in any encoding (for messages
+        built from arbitrary errors)."""
+        return self._last_key.scrub(text) if self._last_key is not None else text
 
     def take_stats(self) -> RequestStats:
         """The request statistics so far, and start counting afresh."""
@@ -188,24 +226,46 @@ class AchieveItClient:
         Raises ``AmbiguousDeliveryError`` when the batch went out and no answer came back:
         re-sending it could apply every row twice, so the caller decides.
         """
+        return self.send_submission(self.prepare_submission(name, updates, body_format))
+
+    def prepare_submission(
+        self, name: str, updates: Sequence[Update], body_format: BodyFormat = BodyFormat.JSON
+    ) -> Submission:
+        """Encode a batch for ``send_submission``; ``UnsendableUpdatesError`` names the
+        first update that cannot be encoded. Nothing is sent."""
         if not updates:
             raise ValueError("a submission needs at least one update")
         if not name.strip():
             raise ValueError("a submission needs a name")
         kind = kind_of(updates)
-        path = f"/api/{kind.api_collection}/{quote(name, safe='')}"
+        try:
+            body = encode_updates(updates, body_format)
+        except (ValueError, TypeError, ArithmeticError, UnicodeError) as exc:
+            raise _unsendable(updates, body_format, exc) from None
         rows = f"{len(updates)} row" + ("" if len(updates) == 1 else "s")
-        operation = f"{_kind_label(kind)} submission '{name}' ({rows})"
-        response = self._request(
-            "POST",
-            path,
-            operation=operation,
-            body=encode_updates(updates, body_format),
+        return Submission(
+            name=name,
+            kind=kind,
+            rows=len(updates),
+            path=f"/api/{kind.api_collection}/{quote(name, safe='')}",
+            operation=f"{_kind_label(kind)} submission '{name}' ({rows})",
+            body=body,
             content_type=body_format.content_type,
         )
+
+    def send_submission(self, submission: Submission) -> SubmitResult:
+        """POST a prepared batch. ``AmbiguousDeliveryError`` when it went out and no answer
+        came back; ``ConfigurationError`` (no usable key) only before anything was sent."""
+        response = self._request(
+            "POST",
+            submission.path,
+            operation=submission.operation,
+            body=submission.body,
+            content_type=submission.content_type,
+        )
         return SubmitResult(
-            request_name=name,
-            rows=len(updates),
+            request_name=submission.name,
+            rows=submission.rows,
             status_code=response.status_code,
             body=response.text,
             elapsed_seconds=response.elapsed_seconds,
@@ -330,7 +390,8 @@ class AchieveItClient:
     ) -> _Response:
         url = f"{self._settings.base_url}{path}"
         may_repeat = method == "GET"
-        key = self._api_key.current()
+        key = self._api_key.current()  # ConfigurationError here: nothing sent yet
+        self._last_key = key
         key_refreshed = False
         attempt = 0
         started = time.monotonic()
@@ -352,11 +413,15 @@ class AchieveItClient:
                     allow_redirects=False,
                     stream=True,
                 )
-                text = _read_text(response, body_limit)
+                text = key.scrub(_read_text(response, body_limit, tail_guard=_echo_chars(key)))
             except requests.exceptions.RequestException as exc:
                 self._stats.seconds += time.monotonic() - sent_at
                 self._stats.failures += 1
                 failure = _transport_failure(exc, operation, attempt, may_repeat)
+            except Exception as exc:  # noqa: BLE001 - anything else the transport raises
+                self._stats.seconds += time.monotonic() - sent_at
+                self._stats.failures += 1
+                raise _unexpected_failure(exc, operation, attempt, may_repeat, key) from None
             else:
                 self._stats.seconds += time.monotonic() - sent_at
                 status = response.status_code
@@ -367,16 +432,16 @@ class AchieveItClient:
                     extra={"method": method, "path": path, "status": status, "attempt": attempt},
                 )
                 if 200 <= status < 300:
-                    # The body goes into reports: blank the key should a server echo it.
-                    text = text.replace(key.reveal(), REDACTED)
                     return _Response(status, text, attempt, time.monotonic() - started)
                 if status == 401 and not key_refreshed:
                     # A rotated secret: fetch it once, retry at once, never loop on it.
+                    # (A ConfigurationError here leaves the request refused: nothing applied.)
                     key_refreshed = True
                     fresh_key = self._api_key.refresh()
                     if fresh_key is not None:
                         log.warning("API key refused (401); retrying with the refreshed key")
                         key = fresh_key
+                        self._last_key = key
                         continue
                 failure = _status_failure(
                     response,
@@ -421,16 +486,42 @@ def _transport_failure(
     exc: requests.exceptions.RequestException, operation: str, attempt: int, may_repeat: bool
 ) -> RetryableApiError:
     """Translate a failure without an HTTP answer; raise unless it is safe to retry."""
+    # Raised "from None": a requests exception holds the prepared request, headers and all.
     reason = _describe_transport_error(exc)
     if isinstance(exc, requests.exceptions.SSLError):
-        raise TransportSecurityError(operation, f"TLS connection refused: {reason}") from exc
+        raise TransportSecurityError(operation, f"TLS connection refused: {reason}") from None
     if _request_may_have_arrived(exc) and not may_repeat:
         raise AmbiguousDeliveryError(
             operation,
             f"sent, but no answer arrived ({reason}); it may have been applied",
             attempts=attempt,
-        ) from exc
+        ) from None
     return RetryableApiError(operation, reason, attempts=attempt)
+
+
+def _unexpected_failure(
+    exc: Exception, operation: str, attempt: int, may_repeat: bool, key: ApiKey
+) -> ApiError:
+    """An error the transport should not raise. Its text may quote what was being written
+    (headers included), so only a scrubbed, shortened form survives."""
+    reason = key.scrub(f"unexpected {type(exc).__name__}: {exc}")[:_MESSAGE_PREVIEW]
+    if may_repeat:
+        return PermanentApiError(operation, reason, attempts=attempt)
+    # Nothing proves the bytes did not leave: the request may have been applied.
+    return AmbiguousDeliveryError(
+        operation, f"{reason}; the request may have been applied", attempts=attempt
+    )
+
+
+def _unsendable(
+    updates: Sequence[Update], body_format: BodyFormat, exc: Exception
+) -> UnsendableUpdatesError:
+    for index, update in enumerate(updates):
+        try:
+            encode_updates([update], body_format)
+        except (ValueError, TypeError, ArithmeticError, UnicodeError) as row_exc:
+            return UnsendableUpdatesError(index, f"{type(row_exc).__name__}: {row_exc}"[:200])
+    return UnsendableUpdatesError(0, f"{type(exc).__name__}: {exc}"[:200])
 
 
 def _status_failure(
@@ -484,6 +575,12 @@ class _TlsAdapter(HTTPAdapter):
         pool_kwargs["ssl_context"] = self._ssl_context
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
 
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        # Behind HTTPS_PROXY, requests builds a separate pool manager for the tunnel; without
+        # this it would use a default context: no extra CA, the library's TLS minimum.
+        proxy_kwargs["ssl_context"] = self._ssl_context
+        return super().proxy_manager_for(proxy, **proxy_kwargs)
+
 
 def build_ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
     """The client's TLS context: system trust, plus ``ca_bundle``; TLS 1.2 at least."""
@@ -505,18 +602,31 @@ def _build_session(settings: ClientSettings, pool_size: int) -> requests.Session
     return session
 
 
-def _read_text(response: requests.Response, limit: int) -> str:
-    """The body as text, cut after ``limit`` bytes (a runaway body must not fill memory)."""
+def _read_text(response: requests.Response, limit: int, *, tail_guard: int = 0) -> str:
+    """The body as text, cut after ``limit`` bytes (a runaway body must not fill memory).
+
+    A cut body also loses its last ``tail_guard`` characters: the cut may have split an
+    echoed key, and a key's first half is no less secret than the whole."""
     raw = bytearray()
+    cut = False
     try:
         for chunk in response.iter_content(chunk_size=64 * 1024):
             raw.extend(chunk)
             if len(raw) > limit:
                 del raw[limit:]
+                cut = True
                 break
     finally:
         response.close()
-    return raw.decode(response.encoding or "utf-8", errors="replace")
+    text = raw.decode(response.encoding or "utf-8", errors="replace")
+    if cut and tail_guard:
+        text = text[:-tail_guard] + " [cut]"
+    return text
+
+
+def _echo_chars(key: ApiKey) -> int:
+    """The most characters an echoed key can take (six per character: ``\\u002b``)."""
+    return 6 * len(key.reveal())
 
 
 def _request_may_have_arrived(exc: requests.exceptions.RequestException) -> bool:
@@ -573,7 +683,7 @@ def _server_message(text: str, key: ApiKey) -> str:
             if isinstance(value, str) and value.strip():
                 message = value.strip()
                 break
-    message = message.replace(key.reveal(), REDACTED)
+    message = key.scrub(message)
     if len(message) > _MESSAGE_PREVIEW:
         message = message[:_MESSAGE_PREVIEW] + "..."
     return message

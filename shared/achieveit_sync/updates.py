@@ -84,6 +84,47 @@ PROGRESS_CSV_COLUMNS = ("External ID", "Status", "Metric Value", "As Of Date", "
 METRIC_CSV_COLUMNS = ("External ID", "Current Metric Value", "As Of Date", "Comment")
 
 
+# -- metric values: what can be sent exactly -------------------------------------------------
+
+METRIC_MAX_SIGNIFICANT_DIGITS = 15
+"""A double holds any decimal of 15 significant digits exactly enough to give it back: more
+digits could reach AchieveIt as another number."""
+METRIC_MAX_EXPONENT = 14
+"""The largest metric is below 10**15 (999,999,999,999,999)."""
+METRIC_MIN_EXPONENT = -15
+"""The smallest non-zero metric is 10**-15 (0.000000000000001) in size."""
+METRIC_MAX_CHARS = 64
+"""Longer text is not looked at digit by digit: checking a value costs constant time."""
+METRIC_RANGE_HINT = (
+    "write a number with at most 15 significant digits, between -999999999999999 and "
+    "999999999999999, and 0 or at least 0.000000000000001 in size"
+)
+
+
+def metric_value_problem(value: Decimal) -> str | None:
+    """Why ``value`` cannot be sent to AchieveIt exactly (it would arrive as another number,
+    or not at all), or ``None`` when it can. Constant time for the values validation lets
+    through (at most ``METRIC_MAX_CHARS`` characters of text)."""
+    if not value.is_finite():
+        return "must be a finite number"
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # noqa: S101 - finite, checked above
+    significant = len(digits)
+    while significant and digits[significant - 1] == 0:  # trailing zeros carry no precision
+        significant -= 1
+    if significant == 0:
+        return None  # zero, however it is written
+    exponent += len(digits) - significant
+    magnitude = exponent + significant - 1  # the power of ten of the leading digit
+    if significant > METRIC_MAX_SIGNIFICANT_DIGITS:
+        return f"has {significant} significant digits (at most {METRIC_MAX_SIGNIFICANT_DIGITS})"
+    if magnitude > METRIC_MAX_EXPONENT:
+        return "is too large (the largest metric value is 999999999999999)"
+    if magnitude < METRIC_MIN_EXPONENT:
+        return "is too close to 0 (the smallest non-zero metric value is 0.000000000000001)"
+    return None
+
+
 def kind_of(updates: Sequence[Update]) -> UpdateKind:
     """The one kind all ``updates`` share; mixing kinds in one request is a programming error."""
     kinds = {

@@ -4,6 +4,7 @@ failed ones come back, the good ones are deleted."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import uuid
 from collections.abc import Callable
@@ -202,7 +203,11 @@ class IngestStack:
         return json.loads(body)  # type: ignore[no-any-return]
 
     def text(self, key: str) -> str:
-        return str(self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode("utf-8"))
+        """An object's text (gzip-compressed outputs, under a ``.gz`` key, decompressed)."""
+        body = self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        if key.endswith(".gz"):
+            body = gzip.decompress(body)
+        return str(body.decode("utf-8"))
 
     def keys(self, prefix: str = "") -> list[str]:
         listing = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)

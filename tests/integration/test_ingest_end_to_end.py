@@ -9,6 +9,7 @@ from datetime import date
 
 import pytest
 from achieveit_sandbox import SandboxServer
+from achieveit_sync.client import Submission, SubmitResult
 
 from tests.conftest import FakeLambdaContext
 from tests.integration.conftest import SandboxFactory, plan_organisation
@@ -296,18 +297,18 @@ def test_a_crash_in_the_middle_of_a_request_reports_that_part_as_ambiguous(
     class SimulatedCrash(BaseException):
         pass
 
-    real_submit = service.client.submit_updates
+    real_send = service.client.send_submission
 
-    def die_on_part_2(name: str, updates: object, **options: object) -> object:
-        if ".part-0002" in name:
-            real_submit(name, updates, **options)  # type: ignore[arg-type]
+    def die_on_part_2(submission: Submission) -> SubmitResult:
+        if ".part-0002" in submission.name:
+            real_send(submission)
             raise SimulatedCrash
-        return real_submit(name, updates, **options)  # type: ignore[arg-type]
+        return real_send(submission)
 
-    service.client.submit_updates = die_on_part_2  # type: ignore[method-assign]
+    service.client.send_submission = die_on_part_2  # type: ignore[method-assign]
     with pytest.raises(SimulatedCrash):
         big_stack.deliver()
-    service.client.submit_updates = real_submit  # type: ignore[method-assign]
+    service.client.send_submission = real_send  # type: ignore[method-assign]
     big_stack.expire_in_progress_records()
     big_stack.release_crashed_messages()
     big_stack.deliver()

@@ -310,7 +310,7 @@ class LoadRun:
         """Make this 'Lambda' die at random checkpoint writes (between parts and around
         requests) and right after a request was applied (mid-batch)."""
         real_save = service.checkpoints.save
-        real_submit = service.client.submit_updates
+        real_send = service.client.send_submission
         rng = random.Random(self._rng.random())
 
         def save(file_id: str, record: Any) -> None:
@@ -318,14 +318,14 @@ class LoadRun:
             if rng.random() < self.kill_probability:
                 raise Killed
 
-        def submit(name: str, updates: Any, **options: Any) -> Any:
-            result = real_submit(name, updates, **options)
+        def send(submission: Any) -> Any:
+            result = real_send(submission)
             if rng.random() < self.kill_probability:
                 raise Killed
             return result
 
         service.checkpoints.save = save  # type: ignore[method-assign]
-        service.client.submit_updates = submit  # type: ignore[method-assign]
+        service.client.send_submission = send  # type: ignore[method-assign]
 
 
 def settle_figures(
@@ -377,7 +377,7 @@ def settle_figures(
 def _ambiguous_lines(stack: IngestStack, dropped: DroppedFile) -> list[int]:
     """The line numbers named in the file's ambiguous/ output (its Error column starts with
     'line N:')."""
-    text = stack.text(f"ambiguous/{dropped.key.removesuffix('.gz')}")
+    text = stack.text(f"ambiguous/{dropped.key}")
     return [int(found) for found in re.findall(r"line (\d+): sent in", text)]
 
 

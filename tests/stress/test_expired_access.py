@@ -17,19 +17,19 @@ from tests.stress.harness import make_files
 def after_parts(stack: IngestStack, parts: int, change: Callable[[], None]) -> None:
     """Apply ``change`` to the sandbox once ``parts`` parts were accepted."""
     client = stack.service.client
-    real_submit = client.submit_updates
+    real_send = client.send_submission
     accepted = 0
 
-    def submit(name: str, updates: Any, **options: Any) -> Any:
+    def send(submission: Any) -> Any:
         nonlocal accepted
         if accepted == parts:
             change()
             accepted += 1
-        result = real_submit(name, updates, **options)
+        result = real_send(submission)
         accepted += 1
         return result
 
-    client.submit_updates = submit  # type: ignore[method-assign]
+    client.send_submission = send  # type: ignore[method-assign]
 
 
 def one_big_file(stack: IngestStack, scale: Scale) -> str:

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 _MAX_MESSAGE_CHARS = 300
+_MAX_RECORD_BYTES = 300_000
+"""DynamoDB refuses items over 400 KB: a part whose record would pass this keeps shorter
+messages and answers (the full ones are in the report written at the end of the run)."""
+_SHORT_TEXT_CHARS = 80
 
 
 @dataclass
@@ -46,38 +50,67 @@ class PartRecord:
         return {*self.accepted_lines, *self.refused, *self.ambiguous}
 
     def to_json(self) -> str:
+        """Lines are grouped under their message or request, which repeat: a part of 500
+        rows refused for one reason stores that reason once."""
+        text = self._to_json(_MAX_MESSAGE_CHARS, requests=self.requests)
+        if len(text) > _MAX_RECORD_BYTES:
+            shortened = [
+                {**request, "response_body": str(request.get("response_body", ""))[:80]}
+                for request in self.requests
+            ]
+            text = self._to_json(_SHORT_TEXT_CHARS, requests=shortened)
+        return text
+
+    def _to_json(self, message_chars: int, *, requests: list[dict[str, Any]]) -> str:
         return json.dumps(
             {
                 "rows": self.rows,
                 "accepted": self.accepted,
                 "complete": self.complete,
                 "acceptedLines": [] if self.complete else self.accepted_lines,
-                "refused": {
-                    str(line): message[:_MAX_MESSAGE_CHARS]
-                    for line, message in self.refused.items()
-                },
-                "ambiguous": {str(line): request for line, request in self.ambiguous.items()},
+                "refusedByMessage": _grouped(
+                    {line: message[:message_chars] for line, message in self.refused.items()}
+                ),
+                "ambiguousByRequest": _grouped(self.ambiguous),
                 "inFlight": self.in_flight,
                 "inFlightRequest": self.in_flight_request,
-                "requests": self.requests,
-            }
+                "requests": requests,
+            },
+            ensure_ascii=True,  # the length checked is then the size stored
         )
 
     @classmethod
     def from_json(cls, part: int, text: str) -> PartRecord:
         document = json.loads(text)
+        if "refusedByMessage" in document:
+            refused = _ungrouped(document["refusedByMessage"])
+            ambiguous = _ungrouped(document["ambiguousByRequest"])
+        else:  # written by an earlier version, line by line
+            refused = {int(line): message for line, message in document["refused"].items()}
+            ambiguous = {int(line): request for line, request in document["ambiguous"].items()}
         return cls(
             part=part,
             rows=document["rows"],
             accepted=document["accepted"],
             complete=document["complete"],
             accepted_lines=list(document["acceptedLines"]),
-            refused={int(line): message for line, message in document["refused"].items()},
-            ambiguous={int(line): request for line, request in document["ambiguous"].items()},
+            refused=refused,
+            ambiguous=ambiguous,
             in_flight=list(document["inFlight"]),
             in_flight_request=document["inFlightRequest"],
             requests=list(document["requests"]),
         )
+
+
+def _grouped(by_line: dict[int, str]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = {}
+    for line, text in by_line.items():
+        groups.setdefault(text, []).append(line)
+    return groups
+
+
+def _ungrouped(groups: dict[str, list[int]]) -> dict[int, str]:
+    return {line: text for text, lines in groups.items() for line in lines}
 
 
 class CheckpointStore(Protocol):

@@ -11,8 +11,11 @@ The CLI (``validate``, ``publish``) and the ingest Lambda both call ``ingest_fil
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +25,7 @@ from typing import IO, Any
 from achieveit_sync.client import AchieveItClient
 from achieveit_sync.ingest.checkpoints import CheckpointStore, InMemoryCheckpoints, PartRecord
 from achieveit_sync.ingest.publishing import PartPublisher, StopPublishingError
-from achieveit_sync.ingest.reading import ByteSource, InvalidFileError, open_records
+from achieveit_sync.ingest.reading import ByteSource, InvalidFileError, ReadLimits, open_records
 from achieveit_sync.ingest.report import (
     FileReport,
     FileStatus,
@@ -42,6 +45,9 @@ from achieveit_sync.updates import BodyFormat, UpdateKind
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 500
+DEFAULT_MAX_ROWS = 1_000_000
+_ROWS_BETWEEN_TIME_CHECKS = 4096
+_MAX_REQUEST_STEM_CHARS = 60
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,9 @@ class FileSource:
 class IngestOptions:
     batch_size: int = DEFAULT_BATCH_SIZE
     body_format: BodyFormat = BodyFormat.JSON
+    max_rows: int = DEFAULT_MAX_ROWS
+    """Data rows (not blank lines) a file may hold (``INGEST_MAX_ROWS``)."""
+    limits: ReadLimits = field(default_factory=ReadLimits)
 
 
 def ingest_file(
@@ -83,8 +92,13 @@ def ingest_file(
     Rejected rows go to ``rejected_sink`` and rows that may have been applied (sent, no
     answer) to ``ambiguous_sink``, each in the file's own format with an ``Error`` column.
     Without a client nothing is sent (``validate``, ``publish --dry-run``). ``should_stop``
-    is asked before each part: when it says yes (the Lambda is running out of time) the run
-    stops cleanly with status ``in_progress`` and a later run resumes from the checkpoints.
+    is asked before each part and while validating: when it says yes (the Lambda is running
+    out of time) the run stops cleanly with status ``in_progress`` and a later run resumes
+    from the checkpoints.
+
+    Whatever happens, a report comes back: an unexpected error (a bug, AWS failing) ends
+    the run with status ``failed``, stop reason ``error`` and the error's type and a safe
+    message, so that the caller can store the report before retrying.
     """
     options = options or IngestOptions()
     if options.batch_size < 1:
@@ -95,21 +109,57 @@ def ingest_file(
         kind=source.kind.value if source.kind else None,
     )
     report.timings["startedAt"] = _now()
-    writer: RejectedRowsWriter | None = None
+    writers: list[RejectedRowsWriter] = []
     try:
-        writer = _validate_pass(source, report, rejected_sink)
+        _validate_and_publish(
+            source,
+            report,
+            writers,
+            client=client,
+            rejected_sink=rejected_sink,
+            ambiguous_sink=ambiguous_sink,
+            checkpoints=checkpoints or InMemoryCheckpoints(),
+            options=options,
+            should_stop=should_stop,
+            on_progress=on_progress,
+        )
+    except Exception as exc:  # noqa: BLE001 - every file that was read gets a report
+        _fail_unexpectedly(report, exc, client.scrub if client is not None else str)
+    finally:
+        for writer in writers:
+            with contextlib.suppress(Exception):  # a failed sink must not hide the report
+                writer.close()
+    report.timings["finishedAt"] = _now()
+    report.timings["seconds"] = round(time.monotonic() - started, 3)
+    return report
+
+
+def _validate_and_publish(
+    source: FileSource,
+    report: FileReport,
+    writers: list[RejectedRowsWriter],
+    *,
+    client: AchieveItClient | None,
+    rejected_sink: IO[bytes] | None,
+    ambiguous_sink: IO[bytes] | None,
+    checkpoints: CheckpointStore,
+    options: IngestOptions,
+    should_stop: Callable[[], bool],
+    on_progress: Callable[[FileReport], None] | None,
+) -> None:
+    started = time.monotonic()
+    try:
+        writer = _validate_pass(source, report, rejected_sink, options, should_stop, writers)
     except (InvalidFileError, KindUnknownError) as exc:
         _fail_file(report, exc)
-        _finish(report, writer, started)
-        return report
+        return
     report.timings["validateSeconds"] = round(time.monotonic() - started, 3)
-
+    if report.stop_reason is not None:
+        return
     if client is None:
         report.status = FileStatus.VALIDATED
         report.counts.not_sent = report.counts.valid
-        _finish(report, writer, started)
-        return report
-
+        return
     publishing_started = time.monotonic()
     try:
         _publish(
@@ -118,52 +168,81 @@ def ingest_file(
             writer,
             ambiguous_sink,
             client,
-            checkpoints or InMemoryCheckpoints(),
+            checkpoints,
             options,
             should_stop,
             on_progress,
+            writers,
         )
     except (InvalidFileError, KindUnknownError) as exc:  # the file changed between passes
         _fail_file(report, exc)
     report.timings["publishSeconds"] = round(time.monotonic() - publishing_started, 3)
-    _finish(report, writer, started)
-    return report
 
 
 def _validate_pass(
-    source: FileSource, report: FileReport, rejected_sink: IO[bytes] | None
+    source: FileSource,
+    report: FileReport,
+    rejected_sink: IO[bytes] | None,
+    options: IngestOptions,
+    should_stop: Callable[[], bool],
+    writers: list[RejectedRowsWriter],
 ) -> RejectedRowsWriter | None:
     """The first pass: every verdict, counted and reported; the rejected rows written.
-    (A function of its own so that its duplicate index is freed before the second pass.)"""
-    stream = open_records(source.open(), source.name)
+    (A function of its own so that its duplicate index is freed before the second pass.)
+
+    Stops early, with stop reason ``time``, when ``should_stop`` says so: nothing has been
+    sent then, and the next run validates again from the start."""
+    stream = open_records(source.open(), source.name, options.limits)
     report.file_format = stream.file_format.value
     report.encoding = stream.encoding
     report.compressed = stream.compressed
     writer = None
     if rejected_sink is not None:
         writer = RejectedRowsWriter(rejected_sink, stream.file_format)
+        writers.append(writer)
     validator = Validator(source.kind)
     counts = report.counts
-    try:
-        for result in validator.validate(stream.records):
-            counts.rows_read += 1
-            if isinstance(result, ValidRow):
-                counts.valid += 1
-            else:
-                report.reject(result)
-                if writer is not None:
-                    writer.set_layout(validator.layout)
-                    writer.write(result, f"line {result.line}: {result.summary}")
-    except BaseException:
-        if writer is not None:
-            writer.close()  # hand the sink back intact (the caller still owns it)
-        raise
+    for result in validator.validate(stream.records):
+        counts.rows_read += 1
+        if counts.rows_read % _ROWS_BETWEEN_TIME_CHECKS == 0:
+            if counts.rows_read > options.max_rows:
+                raise _too_many_rows(options.max_rows, result.line)
+            if should_stop():
+                _stop_validating(report, result.line)
+                return writer
+        if isinstance(result, ValidRow):
+            counts.valid += 1
+        else:
+            report.reject(result)
+            if writer is not None:
+                writer.set_layout(validator.layout)
+                writer.write(result, f"line {result.line}: {result.summary}")
+    if counts.rows_read > options.max_rows:
+        raise _too_many_rows(options.max_rows, None)
     counts.skipped_blank = stream.blank_lines
     report.warnings.extend(validator.warnings)
     report.kind = validator.kind.value if validator.kind else report.kind
     if validator.layout is not None and validator.layout.header is not None:
         report.header = list(validator.layout.header)
     return writer
+
+
+def _stop_validating(report: FileReport, line: int) -> None:
+    report.status = FileStatus.IN_PROGRESS
+    report.stop_reason = StopReason.TIME
+    report.counts.not_sent = report.counts.valid
+    report.warnings.append(
+        f"stopped while validating (at line {line}) to finish within the time limit; nothing "
+        "was sent in this run, and the next run validates the file again from the start"
+    )
+
+
+def _too_many_rows(max_rows: int, line: int | None) -> InvalidFileError:
+    return InvalidFileError(
+        f"the file has more than {max_rows:,} rows",
+        f"split it into files of at most {max_rows:,} rows, or raise INGEST_MAX_ROWS",
+        line=line,
+    )
 
 
 def _publish(
@@ -176,21 +255,23 @@ def _publish(
     options: IngestOptions,
     should_stop: Callable[[], bool],
     on_progress: Callable[[FileReport], None] | None,
+    writers: list[RejectedRowsWriter],
 ) -> None:
     known_parts = checkpoints.load(source.file_id)
     publisher = PartPublisher(
         client=client,
         checkpoints=checkpoints,
         file_id=source.file_id,
-        name_stem=PurePosixPath(source.name).name,
+        name_stem=request_stem(source.name),
         body_format=options.body_format,
     )
     # The second pass: the same bytes validate to the same rows, in the same parts.
-    stream = open_records(source.open(), source.name)
+    stream = open_records(source.open(), source.name, options.limits)
     validator = Validator(source.kind)
     ambiguous = None
     if ambiguous_sink is not None:
         ambiguous = RejectedRowsWriter(ambiguous_sink, stream.file_format)
+        writers.append(ambiguous)
     try:
         stop_status = _publish_parts(
             source,
@@ -207,8 +288,7 @@ def _publish(
             on_progress,
         )
     finally:
-        if ambiguous is not None:
-            ambiguous.close()
+        report.rows_settled_this_run = publisher.settled_rows
     report.counts.not_sent = (
         report.counts.valid
         - report.counts.published
@@ -352,6 +432,46 @@ def _request_records(record: PartRecord) -> list[RequestRecord]:
     return [RequestRecord(**document) for document in record.requests]
 
 
+def request_stem(name: str) -> str:
+    """The file name as it starts each request's name (``<stem>.part-0001.json``), kept
+    short: it travels in the URL and in every checkpoint."""
+    stem = PurePosixPath(name).name
+    if len(stem) <= _MAX_REQUEST_STEM_CHARS:
+        return stem
+    digest = hashlib.sha256(stem.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{stem[: _MAX_REQUEST_STEM_CHARS - 11]}~{digest}"
+
+
+def _fail_unexpectedly(report: FileReport, exc: Exception, scrub: Callable[[str], str]) -> None:
+    """An error nobody planned for: the report says what it was, never what it carried."""
+    message = scrub(f"{type(exc).__name__}: {exc}")
+    # Scrubbed, like everything else: the error's text may quote what it was working on.
+    log.error(
+        "unexpected error while handling the file",
+        extra={
+            "file": report.source.get("name"),
+            "error": message[:1000],
+            "traceback": scrub("".join(traceback.format_exception(exc)))[-8000:],
+        },
+    )
+    report.status = FileStatus.FAILED
+    report.stop_reason = StopReason.ERROR
+    report.file_error = {
+        "reason": f"an unexpected error stopped the run ({message[:300]})",
+        "hint": "the file is tried again; rows already settled are not sent again. If it "
+        "keeps failing it ends in the dead-letter queue: see the function's log",
+        "errorType": type(exc).__name__,
+        "message": message[:300],
+    }
+    report.counts.not_sent = max(
+        0,
+        report.counts.valid
+        - report.counts.published
+        - report.counts.rejected_by_api
+        - report.counts.ambiguous,
+    )
+
+
 def _fail_file(report: FileReport, exc: Exception) -> None:
     report.status = FileStatus.FAILED
     if isinstance(exc, InvalidFileError):
@@ -365,13 +485,6 @@ def _fail_file(report: FileReport, exc: Exception) -> None:
     else:
         report.file_error = {"reason": str(exc), "hint": "", "message": str(exc)}
     report.counts.not_sent = report.counts.valid
-
-
-def _finish(report: FileReport, writer: RejectedRowsWriter | None, started: float) -> None:
-    if writer is not None:
-        writer.close()
-    report.timings["finishedAt"] = _now()
-    report.timings["seconds"] = round(time.monotonic() - started, 3)
 
 
 def _now() -> str:

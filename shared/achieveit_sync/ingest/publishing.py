@@ -13,13 +13,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from achieveit_sync.client import AchieveItClient
+from achieveit_sync.client import AchieveItClient, UnsendableUpdatesError
 from achieveit_sync.errors import (
     AccessDeniedError,
     AchieveItSyncError,
     AmbiguousDeliveryError,
     ApiError,
     BadRequestError,
+    ConfigurationError,
     PermanentApiError,
     RetryableApiError,
 )
@@ -52,6 +53,8 @@ class PartPublisher:
     file_id: str
     name_stem: str
     body_format: BodyFormat = BodyFormat.JSON
+    settled_rows: int = field(default=0, init=False)
+    """Rows this publisher settled (accepted, refused or ambiguous): progress of this run."""
     _refusals_in_a_row: int = field(default=0, init=False)
     _refusal_limit: int = field(default=0, init=False)
 
@@ -75,19 +78,35 @@ class PartPublisher:
 
     def _send(self, record: PartRecord, rows: list[ValidRow], name: str) -> None:
         request_name = f"{name}.{self.body_format.value}"
+        # Everything that can fail before a byte leaves happens before "in flight" is
+        # recorded: only a request that may have reached AchieveIt makes rows ambiguous.
+        try:
+            submission = self.client.prepare_submission(
+                request_name, [row.update for row in rows], self.body_format
+            )
+        except UnsendableUpdatesError as exc:
+            raise StopPublishingError(
+                f"line {rows[exc.index].line} cannot be put into a request ({exc.reason}); "
+                "nothing was sent for it or the rows after it. Please report this: "
+                "validation should have refused the row",
+                retry_later=False,
+            ) from None
         record.in_flight = [row.line for row in rows]
         record.in_flight_request = request_name
         self.checkpoints.save(self.file_id, record)
         started = time.monotonic()
         try:
-            result = self.client.submit_updates(
-                request_name, [row.update for row in rows], body_format=self.body_format
-            )
+            result = self.client.send_submission(submission)
+        except ConfigurationError as exc:
+            # No usable API key: raised before the request was written, so nothing left.
+            self._clear_in_flight(record)
+            raise StopPublishingError(str(exc), retry_later=False) from exc
         except AmbiguousDeliveryError as exc:
             # Recorded before the checkpoint clears "in flight": a crash in between must
             # leave these rows ambiguous, never unsettled (which would re-send them).
             for row in rows:
                 record.ambiguous[row.line] = request_name
+            self.settled_rows += len(rows)
             self._settle(record, rows, request_name, "ambiguous", exc, started)
         except (BadRequestError, AccessDeniedError) as exc:
             self._refused(record, rows, name, request_name, exc, started)
@@ -112,6 +131,7 @@ class PartPublisher:
                 started,
             )
             self._refusals_in_a_row = 0
+            self.settled_rows += len(rows)
             record.accepted += len(rows)
             record.accepted_lines.extend(row.line for row in rows)
             self._clear_in_flight(record)
@@ -137,6 +157,7 @@ class PartPublisher:
             ) from exc
         if len(rows) == 1:
             record.refused[rows[0].line] = exc.server_message or exc.reason
+            self.settled_rows += 1
         self._settle(record, rows, request_name, "refused", exc, started)
         if len(rows) == 1:
             return

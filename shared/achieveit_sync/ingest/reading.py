@@ -19,21 +19,25 @@ import csv
 import gzip
 import io
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 from achieveit_sync.errors import AchieveItSyncError
+from achieveit_sync.updates import METRIC_MAX_CHARS
 
 MAX_LINE_BYTES = 1_000_000
 """In CSV and JSON Lines, a longer physical line is refused: it is not a data row, and it
 must not fill memory. (A JSON array may be one long line; its elements are bounded.)"""
 MAX_JSON_ELEMENT_CHARS = 1_000_000
-MAX_DECOMPRESSED_BYTES = 4 * 1024**3
-"""A gzip file that inflates beyond this (a 'gzip bomb') is refused part-way."""
+DEFAULT_MAX_LINES = 2_000_000
+DEFAULT_MAX_BYTES = 512 * 1024**2
 _CHUNK_BYTES = 256 * 1024
+_JSON_WHITESPACE = re.compile(r"[ \t\r\n]*")
 _SNIFF_BYTES = 4096
 
 _BINARY_SIGNATURES: tuple[tuple[bytes, str, str], ...] = (
@@ -67,6 +71,45 @@ class ByteSource(Protocol):
     """Anything with ``read(size)`` returning bytes: an open file, an S3 object stream."""
 
     def read(self, size: int = -1, /) -> bytes | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """How much of a file is read before it is refused as too large (settings
+    ``INGEST_MAX_LINES`` and ``INGEST_MAX_BYTES``): reading and validating what these allow
+    fits one Lambda invocation with a wide margin (RELIABILITY.md has the figures)."""
+
+    max_lines: int = DEFAULT_MAX_LINES
+    """Physical lines, blank ones included (a few KB of gzip can hold millions of them)."""
+    max_bytes: int = DEFAULT_MAX_BYTES
+    """Bytes of text, after decompression (a 'gzip bomb' is refused part-way)."""
+
+
+class LongJsonNumber:
+    """A JSON number too long to be any field's value (a 5,000-digit integer): kept as its
+    text, so that reading it costs nothing and the rejected file can write it back."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"LongJsonNumber({len(self.text)} characters)"
+
+
+def _json_number(text: str) -> Decimal | LongJsonNumber:
+    # Decimal, not float: 0.1 stays 0.1 and 1e-999999 is not silently 0.0.
+    return Decimal(text) if len(text) <= METRIC_MAX_CHARS else LongJsonNumber(text)
+
+
+def _json_integer(text: str) -> int | LongJsonNumber:
+    # int() refuses more than 4,300 digits with a ValueError the decoder would pass on.
+    return int(text) if len(text) <= METRIC_MAX_CHARS else LongJsonNumber(text)
+
+
+def _json_decoder() -> json.JSONDecoder:
+    return json.JSONDecoder(parse_float=_json_number, parse_int=_json_integer)
 
 
 class FileFormat(StrEnum):
@@ -131,12 +174,14 @@ class RecordStream:
     """Blank lines (and blank CSV rows) skipped so far; final once ``records`` is exhausted."""
 
 
-def open_records(raw: ByteSource, name: str) -> RecordStream:
+def open_records(raw: ByteSource, name: str, limits: ReadLimits | None = None) -> RecordStream:
     """Open ``raw`` (the file's bytes) named ``name`` (its key or path) as a record stream.
 
     Raises ``InvalidFileError`` at once for what the first few KB show, and later, while
-    iterating, for what only the rest of the file reveals (bad bytes, truncated gzip).
+    iterating, for what only the rest of the file reveals (bad bytes, truncated gzip, more
+    than ``limits`` allow).
     """
+    limits = limits or ReadLimits()
     lowered = name.lower()
     named_gzip = lowered.endswith(".gz")
     inner_name = lowered.removesuffix(".gz")
@@ -155,7 +200,7 @@ def open_records(raw: ByteSource, name: str) -> RecordStream:
         )
     if compressed:
         inflating = gzip.GzipFile(fileobj=io.BufferedReader(prepended), mode="rb")
-        source = _LimitedReader(inflating)
+        source = _GzipErrors(inflating)
         head = _read_inflated_head(source)
         if not head:
             raise InvalidFileError("the gzip file holds no data", "compress the real export")
@@ -165,7 +210,10 @@ def open_records(raw: ByteSource, name: str) -> RecordStream:
     text_head = head[bom_length : bom_length + 512].decode(encoding, errors="ignore")
     file_format = _decide_format(inner_name, text_head)
     counting = _CountingReader(
-        source, max_line_bytes=None if file_format is FileFormat.JSON else MAX_LINE_BYTES
+        source,
+        max_line_bytes=None if file_format is FileFormat.JSON else MAX_LINE_BYTES,
+        max_bytes=limits.max_bytes,
+        compressed=compressed,
     )
     if bom_length:
         counting.read(bom_length)
@@ -175,12 +223,20 @@ def open_records(raw: ByteSource, name: str) -> RecordStream:
     stream = RecordStream(name, file_format, encoding_label, compressed, iter(()))
     decoded = _DecodingGuard(text, counting, encoding_label)
     if file_format is FileFormat.CSV:
-        stream.records = _csv_records(decoded, stream)
+        stream.records = _csv_records(decoded, stream, limits.max_lines)
     elif file_format is FileFormat.JSON:
-        stream.records = _json_array_records(decoded, stream)
+        stream.records = _json_array_records(decoded, limits.max_lines)
     else:
-        stream.records = _json_lines_records(decoded, stream)
+        stream.records = _json_lines_records(decoded, stream, limits.max_lines)
     return stream
+
+
+def _too_many_lines(max_lines: int) -> InvalidFileError:
+    return InvalidFileError(
+        f"the file has more than {max_lines:,} lines (blank lines count too)",
+        f"split it into files of at most {max_lines:,} lines, or raise INGEST_MAX_LINES",
+        line=max_lines + 1,
+    )
 
 
 # -- format and encoding --------------------------------------------------------------------
@@ -243,7 +299,7 @@ def _decide_format(name: str, text_head: str) -> FileFormat:
 # -- CSV --------------------------------------------------------------------------------------
 
 
-def _csv_records(text: _DecodingGuard, stream: RecordStream) -> Iterator[RawRecord]:
+def _csv_records(text: _DecodingGuard, stream: RecordStream, max_lines: int) -> Iterator[RawRecord]:
     reader = csv.reader(text.wrapper)
     previous_line = 0
     new_record = tuple.__new__  # a RawRecord without NamedTuple's Python-level __new__
@@ -262,6 +318,8 @@ def _csv_records(text: _DecodingGuard, stream: RecordStream) -> Iterator[RawReco
             raise text.decoding_error(exc) from None
         start_line = previous_line + 1
         previous_line = reader.line_num
+        if previous_line > max_lines:
+            raise _too_many_lines(max_lines)
         if not any(cells) or not "".join(cells).strip():
             stream.blank_lines += 1
             continue
@@ -271,10 +329,10 @@ def _csv_records(text: _DecodingGuard, stream: RecordStream) -> Iterator[RawReco
 # -- JSON -------------------------------------------------------------------------------------
 
 
-def _json_array_records(text: _DecodingGuard, stream: RecordStream) -> Iterator[RawRecord]:
+def _json_array_records(text: _DecodingGuard, max_lines: int) -> Iterator[RawRecord]:
     """Elements of a top-level JSON array, parsed one at a time, so a huge array never sits
     in memory and every element keeps the line it starts on."""
-    scanner = _JsonArrayScanner(text.chunks())
+    scanner = _JsonArrayScanner(text.chunks(), max_lines)
     if scanner.peek() != "[":
         raise InvalidFileError(
             "a JSON file must be an array of update objects",
@@ -320,9 +378,10 @@ class _JsonArrayScanner:
     """A window over streamed JSON text: skip white space, peek a character, decode one
     element with ``raw_decode`` (retrying with more text while the element is incomplete)."""
 
-    def __init__(self, chunks: Iterator[str]) -> None:
+    def __init__(self, chunks: Iterator[str], max_lines: int) -> None:
         self._chunks = chunks
-        self._decoder = json.JSONDecoder()
+        self._max_lines = max_lines
+        self._decoder = _json_decoder()
         self._buffer = ""
         self._position = 0
         self._at_end = False
@@ -332,14 +391,16 @@ class _JsonArrayScanner:
         """The next character that is not white space, or ``None`` at the end of the file."""
         while True:
             buffer = self._buffer
-            position = self._position
-            while position < len(buffer) and buffer[position] in " \t\r\n":
-                if buffer[position] == "\n":
-                    self.line += 1
-                position += 1
-            self._position = position
-            if position < len(buffer):
-                return buffer[position]
+            start = self._position
+            # A regex, not a loop per character: megabytes of white space are a hostile
+            # file's cheapest trick.
+            end = _JSON_WHITESPACE.match(buffer, start).end()  # type: ignore[union-attr]
+            self.line += buffer.count("\n", start, end)
+            if self.line > self._max_lines:
+                raise _too_many_lines(self._max_lines)
+            self._position = end
+            if end < len(buffer):
+                return buffer[end]
             if not self._refill():
                 return None
 
@@ -375,6 +436,12 @@ class _JsonArrayScanner:
                     "each update must be a flat object",
                     line=start_line,
                 ) from None
+            except ValueError as exc:  # a hook's refusal; JSONDecodeError is handled above
+                raise InvalidFileError(
+                    f"the JSON holds a value that cannot be read ({_brief(exc)})",
+                    "each update should be a small object of text and numbers",
+                    line=start_line,
+                ) from None
             self.line += self._buffer.count("\n", self._position, end)
             self._position = end
             return value, start_line
@@ -391,9 +458,13 @@ class _JsonArrayScanner:
         return True
 
 
-def _json_lines_records(text: _DecodingGuard, stream: RecordStream) -> Iterator[RawRecord]:
-    decoder = json.JSONDecoder()
+def _json_lines_records(
+    text: _DecodingGuard, stream: RecordStream, max_lines: int
+) -> Iterator[RawRecord]:
+    decoder = _json_decoder()
     for number, line in enumerate(text.lines(), start=1):
+        if number > max_lines:
+            raise _too_many_lines(max_lines)
         stripped = line.strip()
         if not stripped:
             stream.blank_lines += 1
@@ -509,9 +580,8 @@ class _Prepended(io.RawIOBase):
         return len(data)
 
 
-class _LimitedReader(io.RawIOBase):
-    """Decompressed bytes, refused past ``MAX_DECOMPRESSED_BYTES``; gzip faults become file
-    errors."""
+class _GzipErrors(io.RawIOBase):
+    """Decompressed bytes; gzip faults become file errors naming the offset."""
 
     def __init__(self, inner: gzip.GzipFile) -> None:
         self._inner = inner
@@ -536,24 +606,28 @@ class _LimitedReader(io.RawIOBase):
                 byte_offset=self._total,
             ) from None
         self._total += len(data)
-        if self._total > MAX_DECOMPRESSED_BYTES:
-            raise InvalidFileError(
-                f"the file inflates to more than {MAX_DECOMPRESSED_BYTES // 1024**3} GiB",
-                "split it into smaller files",
-                byte_offset=MAX_DECOMPRESSED_BYTES,
-            )
         buffer[: len(data)] = data
         return len(data)
 
 
 class _CountingReader(io.RawIOBase):
-    """Counts the bytes handed to the text decoder (to name the offset of a bad byte), and
-    refuses a line longer than ``max_line_bytes`` before it reaches the decoder: checked per
-    chunk with C-speed searches, so it costs nothing per line."""
+    """Counts the bytes handed to the text decoder (to name the offset of a bad byte),
+    refuses more than ``max_bytes`` of them, and refuses a line longer than
+    ``max_line_bytes`` before it reaches the decoder: checked per chunk with C-speed
+    searches, so it costs nothing per line."""
 
-    def __init__(self, inner: ByteSource, *, max_line_bytes: int | None) -> None:
+    def __init__(
+        self,
+        inner: ByteSource,
+        *,
+        max_line_bytes: int | None,
+        max_bytes: int,
+        compressed: bool,
+    ) -> None:
         self._inner = inner
         self._max_line_bytes = max_line_bytes
+        self._max_bytes = max_bytes
+        self._compressed = compressed
         self._since_line_break = 0
         self.offset = 0
 
@@ -582,6 +656,13 @@ class _CountingReader(io.RawIOBase):
                 )
         buffer[: len(data)] = data
         self.offset += len(data)
+        if self.offset > self._max_bytes:
+            raise InvalidFileError(
+                f"the file {'inflates to' if self._compressed else 'holds'} more than "
+                f"{_size(self._max_bytes)} of text",
+                f"split it into smaller files, or raise INGEST_MAX_BYTES ({self._max_bytes:,})",
+                byte_offset=self._max_bytes,
+            )
         return len(data)
 
 
@@ -590,6 +671,10 @@ class _BufferedAdapter(io.BufferedReader):
 
     def __init__(self, raw: io.RawIOBase) -> None:
         super().__init__(raw, buffer_size=_CHUNK_BYTES)
+
+
+def _size(count: int) -> str:
+    return f"{count / 1024**2:,.0f} MiB" if count >= 1024**2 else f"{count:,} bytes"
 
 
 def _read_inflated_head(source: ByteSource) -> bytes:

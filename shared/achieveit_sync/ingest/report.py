@@ -13,24 +13,28 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import secrets
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from typing import IO, Any
 
-from achieveit_sync.ingest.reading import FileFormat
+from achieveit_sync.ingest.reading import FileFormat, LongJsonNumber
 from achieveit_sync.ingest.validation import (
     DISPLAY_NAMES,
-    PLAIN_NUMBER,
     FieldProblem,
     Layout,
     RejectedRow,
     ValidRow,
 )
+from achieveit_sync.spreadsheet import neutralise
+
+__all__ = ["neutralise"]  # re-exported for modules that still import it from here
 
 MAX_REPORTED_REJECTIONS = 1000
 MAX_REPORTED_BODY_CHARS = 2000
 ERROR_COLUMN = "Error"
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 class StopReason(StrEnum):
@@ -40,6 +44,8 @@ class StopReason(StrEnum):
     """AchieveIt kept failing (429/5xx/connection) past the retry limit; retry later."""
     API_REFUSED = "api_refused"
     """AchieveIt refused every request (key, access or base URL); fix, then re-process."""
+    ERROR = "error"
+    """An unexpected error (a bug, AWS failing); the file is tried again."""
 
 
 class FileStatus(StrEnum):
@@ -135,6 +141,8 @@ class FileReport:
     timings: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     stop_reason: StopReason | None = None
+    rows_settled_this_run: int = 0
+    """Rows this run got an answer for (accepted, refused or ambiguous): its progress."""
 
     def reject(self, row: RejectedRow, *, by_api: bool = False) -> None:
         self.counts.rejected += 1
@@ -185,10 +193,11 @@ class FileReport:
             "timings": self.timings,
             "outputs": self.outputs,
             "stopReason": self.stop_reason.value if self.stop_reason else None,
+            "rowsSettledThisRun": self.rows_settled_this_run,
         }
 
     def to_json(self) -> bytes:
-        return json.dumps(self.as_dict(), indent=2, ensure_ascii=False, default=str).encode()
+        return json_text(self.as_dict(), indent=2).encode("utf-8")
 
 
 def _problem_dict(problem: FieldProblem) -> dict[str, str]:
@@ -200,14 +209,33 @@ def _problem_dict(problem: FieldProblem) -> dict[str, str]:
     }
 
 
-def neutralise(text: str) -> str:
-    """Make spreadsheet software show ``text`` instead of evaluating it as a formula.
+# Numbers read from JSON (Decimal, LongJsonNumber) are written back as the same number
+# tokens: json.dumps cannot emit a raw token, so they pass through as marked strings whose
+# quotes and mark are then removed. The mark is random per process: data cannot forge it.
+_NUMBER_MARK = f"json-number-{secrets.token_hex(8)}:"
+_MARKED_NUMBER = re.compile('"' + re.escape(_NUMBER_MARK) + '([^"]*)"')
 
-    Plain numbers such as ``-3.5`` are left alone: they are data, and a prefix would make a
-    fixed file fail validation when it is dropped again."""
-    if text.startswith(_FORMULA_PREFIXES) and not PLAIN_NUMBER.fullmatch(text):
-        return "'" + text
+
+def json_text(document: object, *, indent: int | None = None) -> str:
+    """``document`` as JSON text that always encodes as UTF-8: numbers read from a file come
+    back as written, and text holding a lone surrogate (``"\\ud800"`` in the input) is
+    written with ``\\u`` escapes instead of failing."""
+    try:
+        text = json.dumps(document, indent=indent, ensure_ascii=False, default=_json_default)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(document, indent=indent, ensure_ascii=True, default=_json_default)
+    if _NUMBER_MARK in text:
+        text = _MARKED_NUMBER.sub(r"\1", text)
     return text
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal) and value.is_finite():
+        return _NUMBER_MARK + str(value)  # str() of a finite Decimal is JSON number syntax
+    if isinstance(value, LongJsonNumber):
+        return _NUMBER_MARK + value.text
+    return str(value)
 
 
 class RejectedRowsWriter:
@@ -236,7 +264,7 @@ class RejectedRowsWriter:
             self._csv.writerow([neutralise(c) for c in cells] + [neutralise(error)])
         else:
             document = _json_document(record.fields, record.original, error)
-            text = json.dumps(document, ensure_ascii=False, default=str)
+            text = json_text(document)
             if self._format is FileFormat.JSON:
                 text = ("  " if self.rows == 0 else ",\n  ") + text
             else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,8 +23,19 @@ from urllib.parse import unquote_plus
 from achieveit_sync.client import AchieveItClient
 from achieveit_sync.errors import AchieveItSyncError, ConfigurationError
 from achieveit_sync.ingest.checkpoints import CheckpointStore
-from achieveit_sync.ingest.pipeline import FileSource, IngestOptions, ingest_file
-from achieveit_sync.ingest.reading import FileFormat
+from achieveit_sync.ingest.outputs import RowsSpool, output_key
+from achieveit_sync.ingest.pipeline import (
+    DEFAULT_MAX_ROWS,
+    FileSource,
+    IngestOptions,
+    ingest_file,
+)
+from achieveit_sync.ingest.reading import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_LINES,
+    FileFormat,
+    ReadLimits,
+)
 from achieveit_sync.ingest.report import FileReport, FileStatus, StopReason
 from achieveit_sync.ingest.routing import INCOMING_PREFIX, kind_for_key
 from achieveit_sync.settings import ClientSettings
@@ -50,7 +61,6 @@ REPORTS_PREFIX = "reports/"
 REJECTED_PREFIX = "rejected/"
 AMBIGUOUS_PREFIX = "ambiguous/"
 ARCHIVE_PREFIX = "archive/"
-_SPOOL_BYTES = 8 * 1024 * 1024
 _CONTENT_TYPES = {
     FileFormat.CSV: "text/csv; charset=utf-8",
     FileFormat.JSON: "application/json",
@@ -77,6 +87,18 @@ class IngestSettings:
     time_margin_seconds: float = 120.0
     secret_max_age_seconds: int = 300
     idempotency_expiry_seconds: int = 7 * 86400
+    max_rows: int = DEFAULT_MAX_ROWS
+    max_lines: int = DEFAULT_MAX_LINES
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    @property
+    def ingest_options(self) -> IngestOptions:
+        return IngestOptions(
+            batch_size=self.batch_size,
+            body_format=self.body_format,
+            max_rows=self.max_rows,
+            limits=ReadLimits(max_lines=self.max_lines, max_bytes=self.max_bytes),
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> IngestSettings:
@@ -108,11 +130,16 @@ class IngestSettings:
             body_format=BodyFormat(body_format),
             time_margin_seconds=float(whole_number("INGEST_TIME_MARGIN_SECONDS", 120)),
             secret_max_age_seconds=whole_number("ACHIEVEIT_SECRET_MAX_AGE_SECONDS", 300),
+            max_rows=whole_number("INGEST_MAX_ROWS", DEFAULT_MAX_ROWS),
+            max_lines=whole_number("INGEST_MAX_LINES", DEFAULT_MAX_LINES),
+            max_bytes=whole_number("INGEST_MAX_BYTES", DEFAULT_MAX_BYTES),
         )
 
 
 class Notifier(Protocol):
-    def notify(self, subject: str, message: str) -> None: ...
+    def notify(self, subject: str, message: str) -> bool:
+        """Send the notification; ``False`` when it could not be sent (never raises)."""
+        ...
 
 
 @dataclass
@@ -120,18 +147,61 @@ class SnsNotifier:
     client: SNSClient
     topic_arn: str | None
 
-    def notify(self, subject: str, message: str) -> None:
-        if self.topic_arn:
-            self.client.publish(TopicArn=self.topic_arn, Subject=subject[:100], Message=message)
+    def notify(self, subject: str, message: str) -> bool:
+        if not self.topic_arn:
+            return True
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.publish(
+                TopicArn=self.topic_arn,
+                Subject=sns_subject(subject),
+                Message=_printable(message)[:_MAX_MESSAGE_CHARS],
+            )
+        except (BotoCoreError, ClientError) as exc:
+            # The file is handled and its report stored: a lost notification is logged and
+            # counted (NotificationsFailed, with an alarm), never a reason to redo the file.
+            log.error("notification not sent", extra={"subject": subject, "error": str(exc)})  # noqa: TRY400
+            return False
+        return True
+
+
+_MAX_SUBJECT_CHARS = 99  # SNS: fewer than 100 characters
+_MAX_MESSAGE_CHARS = 200_000  # SNS allows 256 KB; the message lists a handful of rows
+_NOT_SUBJECT_TEXT = re.compile(r"[^\x20-\x7e]+")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def sns_subject(text: str) -> str:
+    """A Subject SNS accepts: ASCII (accents transliterated, other characters as ``?``),
+    no line breaks or control characters, starting with a letter, digit or punctuation,
+    under 100 characters. SNS refuses the whole Publish call otherwise."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", _printable(text))
+    ascii_text = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    subject = " ".join(_NOT_SUBJECT_TEXT.sub("?", ascii_text).split())
+    if len(subject) > _MAX_SUBJECT_CHARS:
+        subject = subject[: _MAX_SUBJECT_CHARS - 3] + "..."
+    return subject or "AchieveIt ingest"
+
+
+def _printable(text: str) -> str:
+    """``text`` that encodes as UTF-8: lone surrogates shown as ``\\udXXX``."""
+    if _SURROGATES.search(text):
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 @dataclass(frozen=True)
 class FileTask:
-    """One object to process; ``resume`` counts continuations (0 for the S3 event)."""
+    """One object to process; ``resume`` counts continuations (0 for the S3 event),
+    ``stalls`` the continuations in a row that settled no row."""
 
     ref: ObjectRef
     resume: int = 0
     size: int | None = None
+    stalls: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +211,7 @@ class FileTask:
             "etag": self.ref.etag,
             "resume": self.resume,
             "size": self.size,
+            "stalls": self.stalls,
         }
 
     @classmethod
@@ -151,7 +222,13 @@ class FileTask:
             ),
             resume=int(document.get("resume", 0)),
             size=document.get("size"),
+            stalls=int(document.get("stalls", 0)),
         )
+
+
+_STALLS_BEFORE_FAILING = 2
+"""A first run may have started late in a batch; a continuation has a whole invocation.
+Two runs in a row without progress mean the file cannot be handled in the time allowed."""
 
 
 def tasks_in_message(body: Mapping[str, Any]) -> Iterator[FileTask]:
@@ -238,15 +315,38 @@ class IngestService:
                 "resume": file_task.resume,
             },
         )
+        report: FileReport | None = None
         try:
-            self.storage.head(ref)
-        except ObjectGoneError as exc:
-            log.info(
-                "the file is gone (already archived?); nothing to do",
-                extra={"file": ref.uri, "reason": str(exc.__cause__ or exc)},
-            )
-            return {"status": "gone"}
-        source = FileSource(
+            try:
+                self.storage.head(ref)
+            except ObjectGoneError as exc:
+                log.info(
+                    "the file is gone (already archived?); nothing to do",
+                    extra={"file": ref.uri, "reason": str(exc.__cause__ or exc)},
+                )
+                return {"status": "gone"}
+            with RowsSpool() as rejected, RowsSpool() as ambiguous:
+                report = ingest_file(
+                    self._source(file_task),
+                    client=self.client,
+                    rejected_sink=rejected.sink,
+                    ambiguous_sink=ambiguous.sink,
+                    checkpoints=self.checkpoints,
+                    options=self.settings.ingest_options,
+                    should_stop=self._out_of_time,
+                )
+                return self._conclude(file_task, report, rejected, ambiguous)
+        except RetryLaterError:
+            raise
+        except Exception as exc:
+            # Whatever failed (S3, DynamoDB, a bug), the file gets a report and a notification
+            # before its message goes back to the queue, and so before any dead-letter queue.
+            self._report_failure(file_task, report, exc)
+            raise
+
+    def _source(self, task: FileTask) -> FileSource:
+        ref = task.ref
+        return FileSource(
             name=ref.key,
             display_name=ref.uri,
             open=lambda: self.storage.open(ref),
@@ -257,50 +357,40 @@ class IngestService:
                 "key": ref.key,
                 "versionId": ref.version_id,
                 "etag": ref.etag,
-                "size": file_task.size,
-                "resume": file_task.resume,
+                "size": task.size,
+                "resume": task.resume,
             },
         )
-        with (
-            tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as rejected,
-            tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as ambiguous,
-        ):
-            report = ingest_file(
-                source,
-                client=self.client,
-                rejected_sink=rejected,
-                ambiguous_sink=ambiguous,
-                checkpoints=self.checkpoints,
-                options=IngestOptions(self.settings.batch_size, self.settings.body_format),
-                should_stop=self._out_of_time,
-            )
-            rejected.seek(0)
-            ambiguous.seek(0)
-            return self._conclude(file_task, report, rejected, ambiguous)
 
     def _conclude(
-        self, task: FileTask, report: FileReport, rejected: Any, ambiguous: Any
+        self, task: FileTask, report: FileReport, rejected: RowsSpool, ambiguous: RowsSpool
     ) -> dict[str, Any]:
         ref = task.ref
         bucket = ref.bucket
-        report_key = f"{REPORTS_PREFIX}{ref.key}.json"
+        stalls = task.stalls + 1 if report.rows_settled_this_run == 0 else 0
+        if report.stop_reason is StopReason.TIME and stalls >= _STALLS_BEFORE_FAILING:
+            _fail_for_lack_of_progress(report, self.settings)
+        report_key = output_key(REPORTS_PREFIX, ref.key, ".json")
         report.outputs["report"] = f"s3://{bucket}/{report_key}"
         self._record_metrics(report)
-        # A run that stopped (time, API unavailable or refusing) is not finished: the file
-        # stays where it is and a later run resumes it.
+        # A run that stopped (time, API unavailable or refusing, an error) is not finished:
+        # the file stays where it is and a later run resumes it.
         finished = report.stop_reason is None
         if finished and report.file_format:
             content_type = _CONTENT_TYPES[FileFormat(report.file_format)]
-            for name, prefix, rows, body in (
+            for name, prefix, rows, spool in (
                 ("rejected", REJECTED_PREFIX, report.counts.rejected, rejected),
                 ("ambiguous", AMBIGUOUS_PREFIX, report.counts.ambiguous, ambiguous),
             ):
                 if rows:
-                    key = f"{prefix}{ref.key.removesuffix('.gz')}"
-                    self.storage.put_stream(bucket, key, body, content_type)
+                    key = output_key(prefix, ref.key)
+                    body = spool.contents(compressed=report.compressed)
+                    self.storage.put_stream(
+                        bucket, key, body, "application/gzip" if report.compressed else content_type
+                    )
                     report.outputs[name] = f"s3://{bucket}/{key}"
         if finished:
-            archive_key = f"{ARCHIVE_PREFIX}{datetime.now(UTC):%Y-%m-%d}/{ref.key}"
+            archive_key = output_key(f"{ARCHIVE_PREFIX}{datetime.now(UTC):%Y-%m-%d}/", ref.key)
             report.outputs["archive"] = f"s3://{bucket}/{archive_key}"
         self.storage.put_bytes(bucket, report_key, report.to_json(), "application/json")
         if finished:
@@ -310,9 +400,9 @@ class IngestService:
             extra={"file": ref.uri, "status": report.status.value, **report.counts.as_dict()},
         )
         if report.has_problems or report.status is FileStatus.FAILED:
-            self.notifier.notify(_subject(report, ref), _notification(report))
+            self._notify(report, ref)
         if report.stop_reason is StopReason.TIME:
-            self._continue_later(task)
+            self._continue_later(task, stalls)
         elif report.stop_reason is StopReason.API_UNAVAILABLE:
             raise RetryLaterError(f"{ref.uri}: AchieveIt unavailable; SQS will redeliver")
         elif report.stop_reason is StopReason.API_REFUSED:
@@ -320,14 +410,52 @@ class IngestService:
                 f"{ref.uri}: AchieveIt refused the requests "
                 f"({(report.file_error or {}).get('reason', '')})"
             )
+        elif report.stop_reason is StopReason.ERROR:
+            raise RetryLaterError(
+                f"{ref.uri}: {(report.file_error or {}).get('reason', 'unexpected error')}"
+            )
         return {
             "status": report.status.value,
             "counts": report.counts.as_dict(),
             "report": report.outputs["report"],
         }
 
-    def _continue_later(self, task: FileTask) -> None:
-        follow_up = FileTask(task.ref, resume=task.resume + 1, size=task.size)
+    def _report_failure(self, task: FileTask, report: FileReport | None, exc: Exception) -> None:
+        """Best effort, after an error outside the pipeline's own handling: store a failed
+        report and notify. Never raises (the original error is what matters)."""
+        ref = task.ref
+        message = self.client.scrub(f"{type(exc).__name__}: {exc}")[:300]
+        log.error("file failed with an unexpected error", extra={"file": ref.uri, "error": message})
+        if report is None:
+            report = FileReport(source={"name": ref.uri, "bucket": ref.bucket, "key": ref.key})
+        report.status = FileStatus.FAILED
+        report.stop_reason = StopReason.ERROR
+        report.file_error = {
+            "reason": f"an unexpected error stopped the run ({message})",
+            "hint": "the file is tried again; rows already settled are not sent again. If "
+            "it keeps failing it ends in the dead-letter queue: see the function's log",
+            "errorType": type(exc).__name__,
+            "message": message,
+        }
+        report_key = output_key(REPORTS_PREFIX, ref.key, ".json")
+        report.outputs["report"] = f"s3://{ref.bucket}/{report_key}"
+        try:
+            self.storage.put_bytes(ref.bucket, report_key, report.to_json(), "application/json")
+        except Exception:
+            log.exception("could not store the failed file's report", extra={"file": ref.uri})
+            report.outputs.pop("report")
+        self._notify(report, ref)
+        self._record_metrics(report)
+
+    def _notify(self, report: FileReport, ref: ObjectRef) -> None:
+        sent = self.notifier.notify(_subject(report, ref), _notification(report))
+        if not sent and self._metrics is not None:
+            from aws_lambda_powertools.metrics import MetricUnit
+
+            self._metrics.add_metric("NotificationsFailed", MetricUnit.Count, 1)
+
+    def _continue_later(self, task: FileTask, stalls: int) -> None:
+        follow_up = FileTask(task.ref, resume=task.resume + 1, size=task.size, stalls=stalls)
         self.sqs.send_message(
             QueueUrl=self.settings.queue_url,
             MessageBody=json.dumps({CONTINUATION_KEY: follow_up.as_dict()}),
@@ -360,11 +488,28 @@ class IngestService:
         )
 
 
+def _fail_for_lack_of_progress(report: FileReport, settings: IngestSettings) -> None:
+    report.status = FileStatus.FAILED
+    report.stop_reason = None
+    report.file_error = {
+        "reason": f"{_STALLS_BEFORE_FAILING} runs in a row stopped at the time limit without "
+        "settling a single row: reading and validating this file takes longer than one "
+        "invocation allows",
+        "hint": f"split it into smaller files (at most {settings.max_rows:,} rows each, fewer "
+        "if its rows are long) and drop them again; rows already accepted are listed in this "
+        "report",
+    }
+
+
+_SHOWN_REJECTED_ROWS = 5
+
+
 def _subject(report: FileReport, ref: ObjectRef) -> str:
     name = ref.key.rsplit("/", 1)[-1]
     if report.status is FileStatus.FAILED:
         return f"AchieveIt ingest failed: {name}"
-    return f"AchieveIt ingest: {report.counts.rejected} rows rejected in {name}"
+    rows = "row" if report.counts.rejected == 1 else "rows"
+    return f"AchieveIt ingest: {report.counts.rejected} {rows} rejected in {name}"
 
 
 def _notification(report: FileReport) -> str:
@@ -373,14 +518,27 @@ def _notification(report: FileReport) -> str:
         f"File: {report.source['name']}",
         f"Status: {report.status.value}",
         f"Rows read {counts.rows_read}, published {counts.published}, rejected "
-        f"{counts.rejected}, may have been applied (no answer) {counts.ambiguous}.",
+        f"{counts.rejected}, may have been applied (no answer) {counts.ambiguous}, "
+        f"not sent {counts.not_sent}.",
     ]
     if report.file_error:
         lines.append(
             f"Problem: {report.file_error.get('reason')} - {report.file_error.get('hint')}"
         )
-    for rejection in report.rejections[:5]:
-        lines.append(f"Line {rejection['line']}, {rejection['field']}: {rejection['reason']}")
+    by_line: dict[int, list[dict[str, Any]]] = {}
+    for rejection in report.rejections:
+        by_line.setdefault(rejection["line"], []).append(rejection)
+    if by_line:
+        shown = min(len(by_line), _SHOWN_REJECTED_ROWS)
+        lines.append(f"Rejected rows ({shown} of {counts.rejected} shown):")
+        for line, problems in list(by_line.items())[:_SHOWN_REJECTED_ROWS]:
+            details = "; ".join(
+                f"{p['field']}"
+                + (f" '{p['value']}'" if p["value"] else "")
+                + f" {p['reason']} ({p['hint']})"
+                for p in problems
+            )
+            lines.append(f"  Line {line}: {details}")
     lines.extend(f"{name.capitalize()}: {uri}" for name, uri in report.outputs.items())
     return "\n".join(lines)
 

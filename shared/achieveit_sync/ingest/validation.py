@@ -13,13 +13,23 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import NamedTuple
 
 from achieveit_sync.errors import AchieveItSyncError
-from achieveit_sync.ingest.reading import RawRecord
+from achieveit_sync.ingest.reading import LongJsonNumber, RawRecord
 from achieveit_sync.key_index import SeenKeys
-from achieveit_sync.updates import MetricUpdate, ProgressUpdate, Status, Update, UpdateKind
+from achieveit_sync.spreadsheet import PLAIN_NUMBER, unneutralise
+from achieveit_sync.updates import (
+    METRIC_MAX_CHARS,
+    METRIC_RANGE_HINT,
+    MetricUpdate,
+    ProgressUpdate,
+    Status,
+    Update,
+    UpdateKind,
+    metric_value_problem,
+)
 
 # Canonical field names, used in reports and as the rejected file's JSON keys.
 EXTERNAL_ID = "externalId"
@@ -54,9 +64,6 @@ DISPLAY_NAMES = {
     COMMENT: "Comment",
 }
 
-# re.ASCII: \d must not match other scripts' digits (superscripts, Arabic-Indic), which int()
-# and Decimal() read differently or not at all.
-PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?", re.ASCII)
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+", re.ASCII)
 _US_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})", re.ASCII)
@@ -79,6 +86,13 @@ _STATUS_BY_SPELLING = {
     for spelling in (status.value, status.value.lower(), status.value.upper())
 }
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A lone UTF-16 surrogate: JSON can spell one (``"\\ud800"``), but it is not a character
+and cannot be stored or sent as UTF-8."""
+_MAX_NAMED_COLUMNS = 20
+"""Warnings name at most this many unknown or repeated columns (a hostile header may hold
+100,000 of them)."""
+_FAST_METRIC_DIGITS = 15
 
 
 class KindUnknownError(AchieveItSyncError):
@@ -165,13 +179,14 @@ class Validator:
         # tuple.__new__ skips NamedTuple's Python-level __new__: a third of the time per row.
         new = tuple.__new__
 
-        def fast(record: RawRecord, cells: list[str]) -> ValidRow | None:  # noqa: PLR0911
+        def fast(record: RawRecord, cells: list[str]) -> ValidRow | None:  # noqa: PLR0911, PLR0912
             if len(cells) != width:
                 return None
             external_id = cells[id_at].strip()
             date_text = cells[date_at].strip()
             if (
                 not external_id
+                or external_id[0] == "'"  # maybe our own neutralising mark: the full path
                 or len(date_text) != 10
                 or date_text[4] != "-"
                 or date_text[7] != "-"
@@ -186,8 +201,16 @@ class Validator:
             metric_value = None
             if metric_text:
                 # Decimal also takes "1_000", "NaN" and non-ASCII digits; those go the full
-                # path, which refuses them with a hint.
-                if not metric_text.isascii() or "_" in metric_text:
+                # path, which refuses them with a hint. So do exponents and long numbers,
+                # whose range the full path checks exactly.
+                if (
+                    not metric_text.isascii()
+                    or "_" in metric_text
+                    or "e" in metric_text
+                    or "E" in metric_text
+                    or len(metric_text) - metric_text.count(".") - (metric_text[0] in "+-")
+                    > _FAST_METRIC_DIGITS
+                ):
                     return None
                 try:
                     metric_value = Decimal(metric_text)
@@ -196,6 +219,8 @@ class Validator:
                 if not metric_value.is_finite():
                     return None
             comment = cells[comment_at].strip() if comment_at >= 0 else ""
+            if comment[:1] == "'":
+                return None
             update: Update
             if progress:
                 status = status_by_spelling(cells[status_at].strip())
@@ -273,11 +298,11 @@ class Validator:
             return cells[position] if position is not None and position < width else None
 
         values: dict[str, object] = {
-            EXTERNAL_ID: cell(EXTERNAL_ID),
+            EXTERNAL_ID: _unneutralised(cell(EXTERNAL_ID)),
             STATUS: cell(STATUS),
             METRIC_VALUE: cell(METRIC_VALUE),
             AS_OF_DATE: cell(AS_OF_DATE),
-            COMMENT: cell(COMMENT),
+            COMMENT: _unneutralised(cell(COMMENT)),
         }
         columns = len(self._column_index) if self.layout is None else len(self.layout.columns)
         if width > columns and "".join(cells[columns:]).strip():
@@ -301,15 +326,14 @@ class Validator:
     def _header_layout(self, cells: list[str], folded: list[str]) -> Layout:
         columns: list[str | None] = []
         ignored: list[str] = []
+        repeated: list[str] = []
         seen: set[str] = set()
         for cell, name in zip(cells, folded, strict=True):
             canonical = _FIELD_BY_FOLDED_NAME.get(name)
             if canonical is None or canonical in seen:
                 columns.append(None)
                 if canonical in seen:
-                    self.warnings.append(
-                        f"column '{cell}' repeats a column; only the first is used"
-                    )
+                    repeated.append(cell)
                 elif name and name not in INFORMATIONAL_COLUMNS:
                     ignored.append(cell)
                 continue
@@ -319,10 +343,13 @@ class Validator:
             self.kind = UpdateKind.PROGRESS if STATUS in seen else UpdateKind.METRIC
         elif self.kind is UpdateKind.METRIC and STATUS in seen:
             self.warnings.append("the Status column is ignored: this is a metric update file")
-        if ignored:
+        if repeated:
             self.warnings.append(
-                "unknown column(s) ignored: " + ", ".join(f"'{c}'" for c in ignored)
+                f"{_named(repeated)} repeat{'s' if len(repeated) == 1 else ''} a column; "
+                "only the first of each is used"
             )
+        if ignored:
+            self.warnings.append(f"unknown column(s) ignored: {_named(ignored)}")
         return Layout(columns=tuple(columns), header=tuple(cells))
 
     def _json_values(self, record: RawRecord) -> dict[str, object]:
@@ -331,10 +358,17 @@ class Validator:
             name = _fold(key)
             canonical = _FIELD_BY_FOLDED_NAME.get(name)
             if canonical is None:
-                if name not in INFORMATIONAL_COLUMNS and key not in self._unknown_json_fields:
+                if (
+                    name not in INFORMATIONAL_COLUMNS
+                    and key not in self._unknown_json_fields
+                    and len(self._unknown_json_fields) <= _MAX_NAMED_COLUMNS
+                ):
                     self._unknown_json_fields.add(key)
                     self.warnings.append(
-                        f"unknown field '{key}' ignored (first seen on line {record.line})"
+                        f"unknown field {_named([key])} ignored (first seen on line {record.line})"
+                        if len(self._unknown_json_fields) <= _MAX_NAMED_COLUMNS
+                        else f"more unknown fields ignored (from line {record.line}); only "
+                        f"the first {_MAX_NAMED_COLUMNS} are named"
                     )
                 continue
             values[canonical] = value
@@ -409,7 +443,7 @@ def duplicate_key(external_id: str, as_of_date: date) -> int:
 def _external_id(raw: object, problems: list[FieldProblem]) -> str | None:
     if type(raw) is str:  # the common case first: a non-empty single-line string
         text = raw.strip()
-        if text and not _CONTROL_CHARACTER.search(text):
+        if text and not _CONTROL_CHARACTER.search(text) and not _SURROGATE.search(text):
             return text
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         problems.append(
@@ -443,7 +477,19 @@ def _external_id(raw: object, problems: list[FieldProblem]) -> str | None:
             )
         )
         return None
+    if _SURROGATE.search(text):
+        problems.append(_surrogate_problem(EXTERNAL_ID, text))
+        return None
     return text
+
+
+def _surrogate_problem(field: str, text: str) -> FieldProblem:
+    return FieldProblem(
+        field,
+        _preview(text),
+        "contains an invalid character (a lone UTF-16 surrogate such as \\ud800)",
+        "the JSON holds a broken \\u escape; write the text as it should read",
+    )
 
 
 def _status(raw: object, problems: list[FieldProblem]) -> Status | None:
@@ -482,6 +528,8 @@ def _status(raw: object, problems: list[FieldProblem]) -> Status | None:
 def _metric_value(  # noqa: PLR0911 - one early return per kind of value
     raw: object, problems: list[FieldProblem], *, required: bool
 ) -> Decimal | None:
+    """A number exactly as written (JSON numbers arrive as ``Decimal``), and only one that
+    reaches AchieveIt as the same number: see ``updates.metric_value_problem``."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         if required:
             problems.append(
@@ -490,7 +538,17 @@ def _metric_value(  # noqa: PLR0911 - one early return per kind of value
                 )
             )
         return None
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+    if isinstance(raw, LongJsonNumber):
+        problems.append(
+            FieldProblem(
+                METRIC_VALUE,
+                _preview(raw),
+                f"is {len(raw.text)} characters long, too long for a metric value",
+                METRIC_RANGE_HINT,
+            )
+        )
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
         problems.append(
             FieldProblem(
                 METRIC_VALUE,
@@ -500,25 +558,36 @@ def _metric_value(  # noqa: PLR0911 - one early return per kind of value
             )
         )
         return None
-    if isinstance(raw, float):
-        if not math.isfinite(raw):
+    if isinstance(raw, str):
+        text = raw.strip()
+        if len(text) > METRIC_MAX_CHARS:
             problems.append(
                 FieldProblem(
                     METRIC_VALUE,
-                    str(raw),
-                    "must be a finite number",
-                    "write a plain number, e.g. 42 or 0.2",
+                    _preview(text),
+                    f"is {len(text)} characters long, too long for a metric value",
+                    METRIC_RANGE_HINT,
                 )
             )
             return None
-        return Decimal(repr(raw))
-    if isinstance(raw, int):
-        return Decimal(raw)
-    text = raw.strip()
-    if PLAIN_NUMBER.fullmatch(text):
-        return Decimal(text)
-    problems.append(FieldProblem(METRIC_VALUE, _preview(text), *_number_problem(text)))
-    return None
+        if not PLAIN_NUMBER.fullmatch(text):
+            problems.append(FieldProblem(METRIC_VALUE, _preview(text), *_number_problem(text)))
+            return None
+        value = Decimal(text)
+    elif isinstance(raw, float):  # only NaN and Infinity: finite JSON numbers are Decimals
+        value = Decimal(repr(raw)) if math.isfinite(raw) else Decimal("NaN")
+    else:
+        value = Decimal(raw)
+    problem = metric_value_problem(value)
+    if problem is not None:
+        hint = (
+            "write a plain number, e.g. 42 or 0.2"
+            if problem == "must be a finite number"
+            else METRIC_RANGE_HINT
+        )
+        problems.append(FieldProblem(METRIC_VALUE, _preview(raw), problem, hint))
+        return None
+    return value
 
 
 def _number_problem(text: str) -> tuple[str, str]:
@@ -552,7 +621,7 @@ def _number_problem(text: str) -> tuple[str, str]:
 def _percent_example(number: str) -> str:
     try:
         return f"write {Decimal(number) / 100} for {number}%"
-    except InvalidOperation:
+    except ArithmeticError:  # not a number, or beyond Decimal's exponent range
         return "write 0.2 for 20%"
 
 
@@ -638,6 +707,9 @@ def _checked_date(year: int, month: int, day: int) -> date | tuple[str, str]:
 
 def _comment(raw: object, problems: list[FieldProblem]) -> str:
     if type(raw) is str:
+        if _SURROGATE.search(raw):
+            problems.append(_surrogate_problem(COMMENT, raw))
+            return ""
         return raw.strip()
     if raw is None:
         return ""
@@ -658,6 +730,32 @@ def _fold(name: str) -> str:
     return "".join(name.split()).casefold().lstrip("\ufeff")
 
 
+def _unneutralised(cell: str | None) -> str | None:
+    """A text cell with our own formula-neutralising ``'`` removed (a rejected file dropped
+    back unchanged carries the IDs and comments of the original)."""
+    if cell is None or cell.lstrip()[:1] != "'":
+        return cell
+    return unneutralise(cell.strip())
+
+
+def _named(names: list[str]) -> str:
+    shown = ", ".join(f"'{_preview(name, 40)}'" for name in names[:_MAX_NAMED_COLUMNS])
+    more = len(names) - _MAX_NAMED_COLUMNS
+    return shown + (f" and {more:,} more" if more > 0 else "")
+
+
 def _preview(value: object, limit: int = 80) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """``value`` as a short, printable, UTF-8-safe text for reports and messages."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, Decimal):
+        text = str(value)
+    elif isinstance(value, LongJsonNumber):
+        text = value.text
+    else:
+        text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    if _SURROGATE.search(text):
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
