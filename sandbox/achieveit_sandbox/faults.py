@@ -27,6 +27,9 @@ class Fault(StrEnum):
     """The connection is reset after the request arrives, before it is processed."""
     RESET_AFTER = "reset-after"
     """The request is processed, then the connection is reset: the answer is lost."""
+    ECHO_KEY = "echo-key"
+    """The request is processed as usual, but the answer's body (same status) repeats the
+    caller's API key: as is, JSON-escaped and percent-encoded, as a careless server might."""
 
 
 @dataclass

@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import trustme
 from aiohttp import web
@@ -377,6 +378,8 @@ class SandboxServer:
                 response = await handler(request)
             if fault is Fault.SLOW:
                 await asyncio.sleep(slow_seconds)
+            if fault is Fault.ECHO_KEY:
+                response = _echo_key_response(response.status, authorization or "")
             if fault is Fault.RESET_AFTER:
                 _reset_connection(request)
                 return web.Response(status=500)  # never reaches the client
@@ -622,6 +625,21 @@ def _fault_response(fault: Fault, retry_after: str) -> web.Response:
             headers={"Retry-After": _retry_after_value(retry_after)},
         )
     return web.json_response({"message": "Injected server error"}, status=int(fault.value))
+
+
+def _echo_key_response(status: int, authorization: str) -> web.Response:
+    key = authorization.split(" ", 1)[-1]
+    escaped = "".join(f"\\u{ord(ch):04X}" if ch.isalnum() else ch for ch in key)
+    body = (
+        '{"message": "rejected key '
+        + key
+        + '", "escaped": "'
+        + escaped.replace("/", "\\/")
+        + '", "query": "key='
+        + quote(key, safe="")
+        + '"}'
+    )
+    return web.Response(status=status, text=body, content_type="application/json")
 
 
 def _retry_after_value(setting: str) -> str:

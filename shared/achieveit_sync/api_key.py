@@ -149,6 +149,9 @@ class SecretsManagerApiKey:
         self._max_age_seconds = max_age_seconds
         self._provider = SecretsProvider(boto3_client=secrets_client)
         self._last_key: ApiKey | None = None
+        self._unusable = False
+        """The cached secret was not a usable key: fetch afresh next time, so that a fixed
+        secret works at once rather than after ``max_age_seconds``."""
 
     def current(self) -> ApiKey:
         return self._fetch(force=False)
@@ -163,14 +166,17 @@ class SecretsManagerApiKey:
 
         try:
             raw = self._provider.get(
-                self._secret_id, max_age=self._max_age_seconds, force_fetch=force
+                self._secret_id,
+                max_age=self._max_age_seconds,
+                force_fetch=force or self._unusable,
             )
         except GetParameterError as exc:
             # The provider's message carries the AWS error (never the value).
             raise ConfigurationError(
                 f"cannot read the API key secret '{self._secret_id}': {exc}"
             ) from exc
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        self._unusable = True
+        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
         key_text = _key_from_secret_text(text, self._secret_id)
         if key_text == PLACEHOLDER:
             raise ConfigurationError(
@@ -178,8 +184,13 @@ class SecretsManagerApiKey:
                 f"aws secretsmanager put-secret-value --secret-id {self._secret_id} "
                 "--secret-string 'YOUR-KEY'"
             )
-        self._last_key = ApiKey(key_text)
-        return self._last_key
+        try:
+            key = ApiKey(key_text)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"the secret '{self._secret_id}': {exc}") from None
+        self._unusable = False
+        self._last_key = key
+        return key
 
     def __repr__(self) -> str:
         return f"SecretsManagerApiKey(secret_id={self._secret_id!r})"

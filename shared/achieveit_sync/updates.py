@@ -160,6 +160,11 @@ def _json_number(value: Decimal) -> int | float:
     return int(integral) if value == integral else float(value)
 
 
+def _csv_number(value: Decimal) -> str:
+    # Fixed-point, as the docs show numbers; a zero however written (0E-37) is just 0.
+    return format(value, "f") if value else "0"
+
+
 def _to_csv(updates: Sequence[Update]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -168,7 +173,7 @@ def _to_csv(updates: Sequence[Update]) -> str:
     else:
         writer.writerow(METRIC_CSV_COLUMNS)
     for update in updates:
-        metric = "" if update.metric_value is None else format(update.metric_value, "f")
+        metric = "" if update.metric_value is None else _csv_number(update.metric_value)
         date_text = update.as_of_date.isoformat()
         if isinstance(update, ProgressUpdate):
             writer.writerow(

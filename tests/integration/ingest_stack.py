@@ -30,6 +30,8 @@ class IngestStack:
     sandbox: SandboxServer
     batch_size: int = 500
     max_attempts: int = 4
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Other IngestSettings fields (body_format, max_rows, time_margin_seconds, ...)."""
     session: Any = field(init=False)
     service: IngestService = field(init=False)
     _in_flight: list[dict[str, Any]] = field(init=False, default_factory=list)
@@ -110,6 +112,7 @@ class IngestStack:
             ),
             notification_topic_arn=self.topic_arn,
             batch_size=self.batch_size,
+            **self.overrides,
         )
         self.service = build_ingest_service(self.settings, session=self.session)
         self._drain_test_events()

@@ -168,6 +168,7 @@ class SnsNotifier:
 
 _MAX_SUBJECT_CHARS = 99  # SNS: fewer than 100 characters
 _MAX_MESSAGE_CHARS = 200_000  # SNS allows 256 KB; the message lists a handful of rows
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 _NOT_SUBJECT_TEXT = re.compile(r"[^\x20-\x7e]+")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
@@ -178,7 +179,8 @@ def sns_subject(text: str) -> str:
     under 100 characters. SNS refuses the whole Publish call otherwise."""
     import unicodedata
 
-    decomposed = unicodedata.normalize("NFKD", _printable(text))
+    spaced = _CONTROL_CHARACTERS.sub(" ", _printable(text))  # line breaks, tabs
+    decomposed = unicodedata.normalize("NFKD", spaced)
     ascii_text = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     subject = " ".join(_NOT_SUBJECT_TEXT.sub("?", ascii_text).split())
     if len(subject) > _MAX_SUBJECT_CHARS:
