@@ -3,6 +3,7 @@
 Used by ingest_bench.py in fresh interpreters, so that each figure is one process's own.
     python bench/_measure.py imports
     python bench/_measure.py validate FILE
+    python bench/_measure.py reject FILE   (validate, spooling rejected rows as the Lambda does)
     python bench/_measure.py publish FILE   (ACHIEVEIT_* variables point at a sandbox)
     python bench/_measure.py backup PLAN_ID OUT_DIR   (likewise)
 """
@@ -22,6 +23,7 @@ def main() -> None:
     from achieveit_sync.ingest.pipeline import FileSource, IngestOptions, ingest_file
 
     report = None
+    spooled_mb = None
     if mode == "backup":
         print(
             json.dumps(
@@ -46,7 +48,16 @@ def main() -> None:
             from achieveit_sync.settings import ClientSettings
 
             client = AchieveItClient(ClientSettings.from_env(), provider_from_env(os.environ))
-        report = ingest_file(source, client=client, options=IngestOptions(batch_size=500))
+        if mode == "reject":
+            from achieveit_sync.ingest.outputs import RowsSpool
+
+            with RowsSpool() as spool:
+                report = ingest_file(source, client=None, rejected_sink=spool.sink)
+                spooled = spool.contents(compressed=True)
+                spooled.seek(0, 2)
+                spooled_mb = round(spooled.tell() / 1024**2, 1)
+        else:
+            report = ingest_file(source, client=client, options=IngestOptions(batch_size=500))
     peak_kb = _peak_rss_kb()
     print(
         json.dumps(
@@ -56,6 +67,8 @@ def main() -> None:
                 "seconds": round(time.perf_counter() - started, 2),
                 "counts": report.counts.as_dict() if report else None,
                 "status": report.status.value if report else None,
+                "file_error": (report.file_error or {}).get("reason") if report else None,
+                "spooled_mb": spooled_mb,
             }
         )
     )
