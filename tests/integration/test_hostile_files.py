@@ -16,6 +16,7 @@ import pytest
 from achieveit_sandbox import Fault, FaultPlan, SandboxServer
 from achieveit_sync.ingest.outputs import MAX_KEY_BYTES
 from achieveit_sync.updates import BodyFormat
+from aws_lambda_powertools import Metrics
 
 from tests.conftest import RECOGNISABLE_KEY, all_log_text
 from tests.integration.ingest_stack import BUCKET, IngestStack, unique_key
@@ -288,12 +289,19 @@ def test_a_lost_notification_never_fails_a_handled_file(
     key = unique_key("progress", "csv")
     stack.drop(key, (HEADER + "PX-1.3,On Track,,2026-11-01\nPX-2.3,Nope,,2026-11-01\n").encode())
 
-    stack.deliver()
+    metrics = Metrics(namespace="AchieveItSync", service="achieveit-sync-ingest")
+
+    stack.deliver(
+        handler=lambda event, context: dict(stack.service.handle(event, context, metrics))
+    )
 
     assert stack.report(key)["status"] == "completed_with_rejections"
     assert stack.keys("archive/")
     assert stack.dead_letters() == 0
     assert any(r.getMessage() == "notification not sent" for r in caplog.records)
+    emitted = metrics.serialize_metric_set()
+    assert emitted["NotificationsFailed"] == [1.0]  # the metric NotificationsFailedAlarm watches
+    metrics.clear_metrics()
 
 
 def test_a_non_ascii_file_name_still_gets_its_notification(sandbox: SandboxServer) -> None:

@@ -180,6 +180,7 @@ def test_every_alarm_notifies_the_alarm_topic(template: dict[str, Any]) -> None:
         "ExportThrottlesAlarm",
         "RejectedRowsAlarm",
         "AmbiguousBatchesAlarm",
+        "NotificationsFailedAlarm",
         "BackupMissingAlarm",
     } <= set(alarms)
     for name, alarm in alarms.items():
