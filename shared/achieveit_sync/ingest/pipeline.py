@@ -11,9 +11,9 @@ The CLI (``validate``, ``publish``) and the ingest Lambda both call ``ingest_fil
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
+import re
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -25,7 +25,13 @@ from typing import IO, Any
 from achieveit_sync.client import AchieveItClient
 from achieveit_sync.ingest.checkpoints import CheckpointStore, InMemoryCheckpoints, PartRecord
 from achieveit_sync.ingest.publishing import PartPublisher, StopPublishingError
-from achieveit_sync.ingest.reading import ByteSource, InvalidFileError, ReadLimits, open_records
+from achieveit_sync.ingest.reading import (
+    ByteSource,
+    FileFormat,
+    InvalidFileError,
+    ReadLimits,
+    open_records,
+)
 from achieveit_sync.ingest.report import (
     FileReport,
     FileStatus,
@@ -36,6 +42,7 @@ from achieveit_sync.ingest.report import (
 from achieveit_sync.ingest.validation import (
     FieldProblem,
     KindUnknownError,
+    Layout,
     RejectedRow,
     Validator,
     ValidRow,
@@ -48,6 +55,7 @@ DEFAULT_BATCH_SIZE = 500
 DEFAULT_MAX_ROWS = 1_000_000
 _ROWS_BETWEEN_TIME_CHECKS = 4096
 _MAX_REQUEST_STEM_CHARS = 60
+_API_ROW_NUMBER = re.compile(r"\brow \d+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -109,26 +117,22 @@ def ingest_file(
         kind=source.kind.value if source.kind else None,
     )
     report.timings["startedAt"] = _now()
-    writers: list[RejectedRowsWriter] = []
     try:
-        _validate_and_publish(
+        parts = _validate_and_publish(
             source,
             report,
-            writers,
             client=client,
-            rejected_sink=rejected_sink,
-            ambiguous_sink=ambiguous_sink,
             checkpoints=checkpoints or InMemoryCheckpoints(),
             options=options,
             should_stop=should_stop,
             on_progress=on_progress,
         )
+        if report.counts.rejected or report.counts.ambiguous:
+            _list_rejected_and_ambiguous(
+                source, report, parts, options, rejected_sink, ambiguous_sink
+            )
     except Exception as exc:  # noqa: BLE001 - every file that was read gets a report
         _fail_unexpectedly(report, exc, client.scrub if client is not None else str)
-    finally:
-        for writer in writers:
-            with contextlib.suppress(Exception):  # a failed sink must not hide the report
-                writer.close()
     report.timings["finishedAt"] = _now()
     report.timings["seconds"] = round(time.monotonic() - started, 3)
     return report
@@ -137,58 +141,45 @@ def ingest_file(
 def _validate_and_publish(
     source: FileSource,
     report: FileReport,
-    writers: list[RejectedRowsWriter],
     *,
     client: AchieveItClient | None,
-    rejected_sink: IO[bytes] | None,
-    ambiguous_sink: IO[bytes] | None,
     checkpoints: CheckpointStore,
     options: IngestOptions,
     should_stop: Callable[[], bool],
     on_progress: Callable[[FileReport], None] | None,
-) -> None:
+) -> dict[int, PartRecord]:
+    """Validate, then publish; what is known of each part (for listing rows by fate)."""
     started = time.monotonic()
     try:
-        writer = _validate_pass(source, report, rejected_sink, options, should_stop, writers)
+        _validate_pass(source, report, options, should_stop)
     except (InvalidFileError, KindUnknownError) as exc:
         _fail_file(report, exc)
-        return
+        return {}
     report.timings["validateSeconds"] = round(time.monotonic() - started, 3)
     if report.stop_reason is not None:
-        return
+        return {}
     if client is None:
         report.status = FileStatus.VALIDATED
         report.counts.not_sent = report.counts.valid
-        return
+        return {}
     publishing_started = time.monotonic()
+    parts: dict[int, PartRecord] = {}
     try:
-        _publish(
-            source,
-            report,
-            writer,
-            ambiguous_sink,
-            client,
-            checkpoints,
-            options,
-            should_stop,
-            on_progress,
-            writers,
-        )
+        _publish(source, report, client, checkpoints, options, should_stop, on_progress, parts)
     except (InvalidFileError, KindUnknownError) as exc:  # the file changed between passes
         _fail_file(report, exc)
     report.timings["publishSeconds"] = round(time.monotonic() - publishing_started, 3)
+    return parts
 
 
 def _validate_pass(
     source: FileSource,
     report: FileReport,
-    rejected_sink: IO[bytes] | None,
     options: IngestOptions,
     should_stop: Callable[[], bool],
-    writers: list[RejectedRowsWriter],
-) -> RejectedRowsWriter | None:
-    """The first pass: every verdict, counted and reported; the rejected rows written.
-    (A function of its own so that its duplicate index is freed before the second pass.)
+) -> None:
+    """The first pass: every verdict, counted. (A function of its own so that its
+    duplicate index is freed before the second pass.)
 
     Stops early, with stop reason ``time``, when ``should_stop`` says so: nothing has been
     sent then, and the next run validates again from the start."""
@@ -196,10 +187,6 @@ def _validate_pass(
     report.file_format = stream.file_format.value
     report.encoding = stream.encoding
     report.compressed = stream.compressed
-    writer = None
-    if rejected_sink is not None:
-        writer = RejectedRowsWriter(rejected_sink, stream.file_format)
-        writers.append(writer)
     validator = Validator(source.kind)
     counts = report.counts
     for result in validator.validate(stream.records):
@@ -209,14 +196,11 @@ def _validate_pass(
                 raise _too_many_rows(options.max_rows, result.line)
             if should_stop():
                 _stop_validating(report, result.line)
-                return writer
+                return
         if isinstance(result, ValidRow):
             counts.valid += 1
         else:
-            report.reject(result)
-            if writer is not None:
-                writer.set_layout(validator.layout)
-                writer.write(result, f"line {result.line}: {result.summary}")
+            report.count_rejection(by_api=False)
     if counts.rows_read > options.max_rows:
         raise _too_many_rows(options.max_rows, None)
     counts.skipped_blank = stream.blank_lines
@@ -224,7 +208,6 @@ def _validate_pass(
     report.kind = validator.kind.value if validator.kind else report.kind
     if validator.layout is not None and validator.layout.header is not None:
         report.header = list(validator.layout.header)
-    return writer
 
 
 def _stop_validating(report: FileReport, line: int) -> None:
@@ -248,14 +231,12 @@ def _too_many_rows(max_rows: int, line: int | None) -> InvalidFileError:
 def _publish(
     source: FileSource,
     report: FileReport,
-    writer: RejectedRowsWriter | None,
-    ambiguous_sink: IO[bytes] | None,
     client: AchieveItClient,
     checkpoints: CheckpointStore,
     options: IngestOptions,
     should_stop: Callable[[], bool],
     on_progress: Callable[[FileReport], None] | None,
-    writers: list[RejectedRowsWriter],
+    parts: dict[int, PartRecord],
 ) -> None:
     known_parts = checkpoints.load(source.file_id)
     publisher = PartPublisher(
@@ -268,19 +249,14 @@ def _publish(
     # The second pass: the same bytes validate to the same rows, in the same parts.
     stream = open_records(source.open(), source.name, options.limits)
     validator = Validator(source.kind)
-    ambiguous = None
-    if ambiguous_sink is not None:
-        ambiguous = RejectedRowsWriter(ambiguous_sink, stream.file_format)
-        writers.append(ambiguous)
     try:
         stop_status = _publish_parts(
             source,
             report,
-            writer,
-            ambiguous,
             stream.records,
             validator,
             known_parts,
+            parts,
             publisher,
             checkpoints,
             options,
@@ -308,11 +284,10 @@ def _publish(
 def _publish_parts(
     source: FileSource,
     report: FileReport,
-    writer: RejectedRowsWriter | None,
-    ambiguous: RejectedRowsWriter | None,
     records: Iterator[Any],
     validator: Validator,
     known_parts: dict[int, PartRecord],
+    parts: dict[int, PartRecord],
     publisher: PartPublisher,
     checkpoints: CheckpointStore,
     options: IngestOptions,
@@ -323,7 +298,8 @@ def _publish_parts(
     the report; the status to stop with, or ``None`` when every part was handled."""
     stop_status: FileStatus | None = None
     for part_number, rows in enumerate(_parts(validator, records, options.batch_size), start=1):
-        record = known_parts.get(part_number) or PartRecord(part_number, rows=len(rows))
+        record = known_parts.pop(part_number, None) or PartRecord(part_number, rows=len(rows))
+        parts[part_number] = record
         _settle_interrupted(record, checkpoints, source.file_id)
         if stop_status is None and not record.complete:
             settled = record.settled_lines()
@@ -350,9 +326,7 @@ def _publish_parts(
                         else "fix the cause (API key, access, base URL), then re-process "
                         "the file: rows already accepted are not sent again",
                     }
-        if ambiguous is not None:
-            ambiguous.set_layout(validator.layout)
-        _fold_part(report, writer, ambiguous, record, rows)
+        _fold_part(report, record)
         if on_progress is not None:
             on_progress(report)
     return stop_status
@@ -384,48 +358,113 @@ def _settle_interrupted(record: PartRecord, checkpoints: CheckpointStore, file_i
     checkpoints.save(file_id, record)
 
 
-def _fold_part(
-    report: FileReport,
-    writer: RejectedRowsWriter | None,
-    ambiguous: RejectedRowsWriter | None,
-    record: PartRecord,
-    rows: list[ValidRow],
-) -> None:
+def _fold_part(report: FileReport, record: PartRecord) -> None:
+    """Count what is settled of one part; the rows are listed by ``_list_rows_by_fate``."""
     report.counts.published += record.accepted
     report.requests.extend(_request_records(record))
-    if not record.refused and not record.ambiguous:
-        return
-    ambiguous_rows = []
-    for row in rows:
-        message = record.refused.get(row.line)
-        if message is not None:
-            rejected = RejectedRow(
-                row.line,
-                (
-                    FieldProblem(
-                        "(row)",
-                        row.update.external_id,
-                        f"refused by AchieveIt: {message}",
-                        "check the external ID, the item's metric and the service "
-                        "account's access to the item",
-                    ),
-                ),
-                row.record,
-            )
-            report.reject(rejected, by_api=True)
-            if writer is not None:
-                writer.write(row, f"line {row.line}: refused by AchieveIt: {message}")
-        elif row.line in record.ambiguous:
-            ambiguous_rows.append(row)
-    for row in ambiguous_rows:
-        request = record.ambiguous[row.line]
-        report.mark_ambiguous([row], request)
-        if ambiguous is not None:
-            ambiguous.write(
-                row,
-                f"line {row.line}: sent in {request} without an answer: it "
-                "may have been applied; check AchieveIt before sending it again",
-            )
+    for _ in record.refused:
+        report.count_rejection(by_api=True)
+    report.counts.ambiguous += len(record.ambiguous)
+
+
+def _list_rejected_and_ambiguous(
+    source: FileSource,
+    report: FileReport,
+    parts: dict[int, PartRecord],
+    options: IngestOptions,
+    rejected_sink: IO[bytes] | None,
+    ambiguous_sink: IO[bytes] | None,
+) -> None:
+    """One more read of the file, for files with rejected or ambiguous rows only: each such
+    row, in line order, into the report's lists and the rejected and ambiguous files. The
+    files start with the input's own header (or the documented one), so that a fixed file
+    dropped back reads the same; AchieveIt's refusals take their place among the lines."""
+    stream = open_records(source.open(), source.name, options.limits)
+    validator = Validator(source.kind)
+    lists = _RowLists(report, stream.file_format, rejected_sink, ambiguous_sink)
+    valid_rows = 0
+    try:
+        for result in validator.validate(stream.records):
+            lists.layout = validator.layout
+            if isinstance(result, RejectedRow):
+                lists.rejected(result)
+                continue
+            valid_rows += 1
+            # Parts are cut from the valid rows in order, as the publishing pass cut them.
+            record = parts.get((valid_rows - 1) // options.batch_size + 1)
+            if record is None:
+                continue
+            message = record.refused.get(result.line)
+            if message is not None:
+                lists.rejected(refused_by_api(result, message))
+            elif result.line in record.ambiguous:
+                lists.ambiguous(result, record.ambiguous[result.line])
+    except (InvalidFileError, KindUnknownError):
+        pass  # the file fails there, as the first pass said: the rows before it are listed
+    finally:
+        lists.close()
+
+
+class _RowLists:
+    """Rejected and ambiguous rows, named in the report and written to their files."""
+
+    def __init__(
+        self,
+        report: FileReport,
+        file_format: FileFormat,
+        rejected_sink: IO[bytes] | None,
+        ambiguous_sink: IO[bytes] | None,
+    ) -> None:
+        self._report = report
+        self._writers = {
+            name: RejectedRowsWriter(sink, file_format)
+            for name, sink in (("rejected", rejected_sink), ("ambiguous", ambiguous_sink))
+            if sink is not None
+        }
+        self.layout: Layout | None = None
+
+    def rejected(self, row: RejectedRow) -> None:
+        self._report.list_rejection(row)
+        self._write("rejected", row, f"line {row.line}: {row.summary}")
+
+    def ambiguous(self, row: ValidRow, request: str) -> None:
+        self._report.list_ambiguous(row, request)
+        self._write(
+            "ambiguous",
+            row,
+            f"line {row.line}: sent in {request} without an answer: it may have been applied; "
+            "check AchieveIt before sending it again",
+        )
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+
+    def _write(self, name: str, row: RejectedRow | ValidRow, error: str) -> None:
+        writer = self._writers.get(name)
+        if writer is not None:
+            writer.set_layout(self.layout)
+            writer.write(row, error)
+
+
+def refused_by_api(row: ValidRow, message: str) -> RejectedRow:
+    """A valid row AchieveIt refused, as a rejection with AchieveIt's own words."""
+    if _API_ROW_NUMBER.search(message):
+        # A split request numbers its own rows: say whose "row" that is.
+        message = f"{message} (AchieveIt's row numbers count rows of its request, not lines)"
+    return RejectedRow(
+        row.line,
+        (
+            FieldProblem(
+                "(row)",
+                row.update.external_id,
+                f"refused by AchieveIt: {message}",
+                "check the external ID, the item's metric and the service account's access "
+                "to the item",
+            ),
+        ),
+        row.record,
+    )
 
 
 def _request_records(record: PartRecord) -> list[RequestRecord]:

@@ -33,6 +33,7 @@ from achieveit_sync.spreadsheet import neutralise
 __all__ = ["neutralise"]  # re-exported for modules that still import it from here
 
 MAX_REPORTED_REJECTIONS = 1000
+MAX_REPORTED_AMBIGUOUS_ROWS = 1000
 MAX_REPORTED_BODY_CHARS = 2000
 ERROR_COLUMN = "Error"
 
@@ -144,22 +145,23 @@ class FileReport:
     rows_settled_this_run: int = 0
     """Rows this run got an answer for (accepted, refused or ambiguous): its progress."""
 
-    def reject(self, row: RejectedRow, *, by_api: bool = False) -> None:
+    def count_rejection(self, *, by_api: bool) -> None:
         self.counts.rejected += 1
         if by_api:
             self.counts.rejected_by_api += 1
         else:
             self.counts.rejected_by_validation += 1
+
+    def list_rejection(self, row: RejectedRow) -> None:
+        """Name a rejected row in the report (the first ``MAX_REPORTED_REJECTIONS``
+        problems; the rejected file holds them all)."""
         for problem in row.problems:
             if len(self.rejections) >= MAX_REPORTED_REJECTIONS:
                 return
             self.rejections.append({"line": row.line, **_problem_dict(problem)})
 
-    def mark_ambiguous(self, rows: list[ValidRow], request_name: str) -> None:
-        self.counts.ambiguous += len(rows)
-        for row in rows:
-            if len(self.ambiguous_rows) >= MAX_REPORTED_REJECTIONS:
-                return
+    def list_ambiguous(self, row: ValidRow, request_name: str) -> None:
+        if len(self.ambiguous_rows) < MAX_REPORTED_AMBIGUOUS_ROWS:
             self.ambiguous_rows.append(
                 {"line": row.line, "externalId": row.update.external_id, "request": request_name}
             )
@@ -240,7 +242,12 @@ def _json_default(value: object) -> object:
 
 class RejectedRowsWriter:
     """Writes rejected rows in the input's format (CSV, JSON array, JSON Lines) plus an error
-    column, into ``sink`` (a binary file), one row at a time."""
+    column, into ``sink`` (a binary file), one row at a time.
+
+    The output reads back as its input did: the input's header (or the documented one),
+    each row padded or trimmed of empty cells to that header so that the error lands in
+    the ``Error`` column, and any ``Error`` column of a file that was dropped back replaced
+    by the new one."""
 
     def __init__(self, sink: IO[bytes], file_format: FileFormat) -> None:
         self._sink = sink
@@ -248,6 +255,9 @@ class RejectedRowsWriter:
         self._text = io.TextIOWrapper(sink, encoding="utf-8", newline="", write_through=True)
         self._csv = csv.writer(self._text, lineterminator="\r\n")
         self._layout: Layout | None = None
+        self._width = 0
+        self._kept: list[int] = []
+        """Positions of the input's columns that are written (all but an old Error)."""
         self.rows = 0
         if file_format is FileFormat.JSON:
             self._text.write("[\n")
@@ -259,8 +269,11 @@ class RejectedRowsWriter:
         record = row.record
         if self._format is FileFormat.CSV:
             if self.rows == 0:
-                self._csv.writerow([neutralise(c) for c in self._header()] + [ERROR_COLUMN])
-            cells = list(record.cells or [])
+                header = self._header()
+                self._width = len(header)
+                self._kept = [i for i, name in enumerate(header) if not _is_error_column(name)]
+                self._csv.writerow([neutralise(header[i]) for i in self._kept] + [ERROR_COLUMN])
+            cells = self._aligned(record.cells or [])
             self._csv.writerow([neutralise(c) for c in cells] + [neutralise(error)])
         else:
             document = _json_document(record.fields, record.original, error)
@@ -278,6 +291,14 @@ class RejectedRowsWriter:
         self._text.flush()
         self._text.detach()
 
+    def _aligned(self, cells: list[str]) -> list[str]:
+        row = cells[: self._width] + [""] * (self._width - len(cells))
+        kept = [row[i] for i in self._kept]
+        extra = cells[self._width :]
+        if any(cell.strip() for cell in extra):
+            kept += extra  # the row's own problem ("N values"): keep what it holds
+        return kept
+
     def _header(self) -> list[str]:
         layout = self._layout
         if layout is not None and layout.header is not None:
@@ -290,5 +311,10 @@ class RejectedRowsWriter:
 
 def _json_document(fields: dict[str, object] | None, original: object, error: str) -> object:
     if fields is not None:
-        return {**fields, "error": neutralise(error)}
+        kept = {name: value for name, value in fields.items() if not _is_error_column(name)}
+        return {**kept, "error": neutralise(error)}
     return {"value": original, "error": neutralise(error)}
+
+
+def _is_error_column(name: str) -> bool:
+    return "".join(name.split()).casefold().lstrip("\ufeff") == "error"
