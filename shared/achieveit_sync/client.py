@@ -45,6 +45,7 @@ from achieveit_sync.errors import (
     RetryableApiError,
     TransportSecurityError,
 )
+from achieveit_sync.plan_ids import check_plan_id
 from achieveit_sync.retry import parse_retry_after, wait_before_retry
 from achieveit_sync.settings import ClientSettings
 from achieveit_sync.updates import (
@@ -222,8 +223,7 @@ class AchieveItClient:
         sort_direction: SortDirection = SortDirection.ASC,
     ) -> ExportPage:
         """GET one page of a plan's items (``GET /exports/plans/<planId>``)."""
-        if not plan_id.strip():
-            raise ValueError("a plan id is required")
+        check_plan_id(plan_id)
         if skip < 0:
             raise ValueError(f"skip must be 0 or more, got {skip}")
         if not 1 <= take <= MAX_PAGE_SIZE:

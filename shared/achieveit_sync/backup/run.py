@@ -18,7 +18,7 @@ failure at the end.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +28,7 @@ from achieveit_sync.backup.exporter import DEFAULT_EXPORT_ATTEMPTS, PlanExport, 
 from achieveit_sync.backup.targets import BackupTarget
 from achieveit_sync.client import AchieveItClient
 from achieveit_sync.errors import AchieveItSyncError, ApiError, PaginationError
+from achieveit_sync.plan_ids import InvalidPlanIdError, is_plan_id
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class BackupRun:
 
 
 def back_up_plans(
-    plan_ids: Iterable[str],
+    plan_ids: Iterable[object],
     *,
     client: AchieveItClient,
     target: BackupTarget,
@@ -96,9 +97,22 @@ def back_up_plans(
     on_page: Callable[[str, int, int], None] | None = None,
 ) -> BackupRun:
     """Back up every plan; never stop early. Check ``run.failed`` (or let the caller raise
-    ``BackupRunError``) afterwards."""
+    ``BackupRunError``) afterwards.
+
+    ``plan_ids`` may hold anything an event can: each entry that is not a valid plan id (see
+    ``achieveit_sync.plan_ids``) fails alone, with the reason, before it is used anywhere.
+    """
     outcomes = []
-    for plan_id in dict.fromkeys(p.strip() for p in plan_ids if p.strip()):
+    for requested in _requested_plans(plan_ids):
+        if not is_plan_id(requested):
+            refused = InvalidPlanIdError(requested)
+            log.error("plan id refused", extra={"plan": refused.plan_id, "error": str(refused)})
+            outcomes.append(PlanOutcome(refused.plan_id, "failed", error=str(refused)))
+            if on_plan is not None:
+                on_plan(outcomes[-1])
+            continue
+        assert isinstance(requested, str)  # noqa: S101 - is_plan_id checked it
+        plan_id = requested
         try:
             outcome = back_up_plan(
                 plan_id,
@@ -118,6 +132,19 @@ def back_up_plans(
         if on_plan is not None:
             on_plan(outcome)
     return BackupRun(outcomes)
+
+
+def _requested_plans(plan_ids: Iterable[object]) -> Iterator[object]:
+    """Each requested plan once, in order; text stripped of surrounding white space."""
+    seen: set[str] = set()
+    for value in plan_ids:
+        if not isinstance(value, str):
+            yield value
+            continue
+        plan_id = value.strip()
+        if plan_id not in seen:
+            seen.add(plan_id)
+            yield plan_id
 
 
 def back_up_plan(

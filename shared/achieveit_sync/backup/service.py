@@ -62,14 +62,15 @@ class BackupSettings:
         )
 
 
-def plans_for_event(event: Mapping[str, Any], configured: tuple[str, ...]) -> list[str]:
+def plans_for_event(event: Mapping[str, Any], configured: tuple[str, ...]) -> list[object]:
     """An on-demand event names its plans (``{"plans": ["P-1"]}``); a scheduled one uses the
-    configured list."""
+    configured list. Entries are passed on as sent: one that is not a valid plan id fails
+    alone, with the reason (``back_up_plans``)."""
     requested = event.get("plans") if isinstance(event, Mapping) else None
     if isinstance(requested, str):
         requested = [requested]
     if isinstance(requested, list) and requested:
-        return [str(p) for p in requested]
+        return list(requested)
     if not configured:
         raise ConfigurationError(
             "no plans to back up: set the PlanIds parameter (PLAN_IDS) "

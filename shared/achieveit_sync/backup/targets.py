@@ -1,5 +1,9 @@
 """Where backups are written: an S3 bucket and prefix (the Lambda, ``--out s3://...``) or a
-local folder (``--out DIR``). Both take the same relative keys, so the layout is one."""
+local folder (``--out DIR``). Both take the same relative keys, so the layout is one.
+
+A local folder refuses any key that could leave it (``..``, an empty or absolute segment),
+whatever built the key: output stays inside ``--out DIR``.
+"""
 
 from __future__ import annotations
 
@@ -70,13 +74,23 @@ class LocalTarget:
         partial.replace(path)
 
     def read_json(self, key: str) -> Any | None:
-        path = self._root / key
+        path = self._inside(key)
         return json.loads(path.read_text("utf-8")) if path.is_file() else None
 
     def _path(self, key: str) -> Path:
-        path = self._root / key
+        path = self._inside(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def _inside(self, key: str) -> Path:
+        """``key`` under the root folder, or ``ValueError`` if it could lead anywhere else."""
+        segments = key.split("/")
+        if any(s in ("", ".", "..") or "\\" in s or ":" in s or "\0" in s for s in segments):
+            raise ValueError(
+                f"refusing to write {key!r} under {self._root}: a backup key must stay inside "
+                "the output folder"
+            )
+        return self._root.joinpath(*segments)
 
 
 def target_for(destination: str, storage_factory: Any = None) -> BackupTarget:
