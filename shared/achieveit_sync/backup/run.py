@@ -9,19 +9,24 @@ Layout (relative to the bucket, or to ``--out DIR``)::
     templates/<planId>/progress-updates.csv                       an upload template
 
 Write order makes a crash harmless: data files, then the manifest, then ``latest.json``, so
-``latest.json`` never points at a partial backup. An unchanged plan (same content digest as
-the latest backup) gets a manifest pointing at the previous data instead of a second copy.
-Each plan is independent: one plan's failure never stops the others; the run reports every
-failure at the end.
+``latest.json`` never points at a partial backup.
+
+An unchanged plan (same content digest as the latest backup) gets a manifest pointing at the
+previous data instead of a second copy.
+
+Each plan is independent: an invalid plan id, a failed export, an unreadable ``latest.json``
+or any unexpected error is that plan's outcome alone; the run reports every failure at the
+end.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
 from achieveit_sync.backup.exporter import DEFAULT_EXPORT_ATTEMPTS, PlanExport, export_plan
@@ -33,6 +38,8 @@ from achieveit_sync.plan_ids import InvalidPlanIdError, is_plan_id
 log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_ERROR_PREVIEW = 300
 
 
 class BackupRunError(AchieveItSyncError):
@@ -54,6 +61,9 @@ class PlanOutcome:
     items: int = 0
     manifest: str | None = None
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    """What went wrong but was repaired (an unreadable ``latest.json``, previous data missing
+    or damaged): the plan was backed up, from scratch."""
 
     @property
     def succeeded(self) -> bool:
@@ -66,6 +76,7 @@ class PlanOutcome:
             "items": self.items,
             "manifest": self.manifest,
             "error": self.error,
+            "warnings": self.warnings,
         }
 
 
@@ -104,30 +115,16 @@ def back_up_plans(
     """
     outcomes = []
     for requested in _requested_plans(plan_ids):
-        if not is_plan_id(requested):
-            refused = InvalidPlanIdError(requested)
-            log.error("plan id refused", extra={"plan": refused.plan_id, "error": str(refused)})
-            outcomes.append(PlanOutcome(refused.plan_id, "failed", error=str(refused)))
-            if on_plan is not None:
-                on_plan(outcomes[-1])
-            continue
-        assert isinstance(requested, str)  # noqa: S101 - is_plan_id checked it
-        plan_id = requested
-        try:
-            outcome = back_up_plan(
-                plan_id,
-                client=client,
-                target=target,
-                api_base_url=api_base_url,
-                time_zone=time_zone,
-                max_attempts=max_attempts,
-                clock=clock,
-                on_page=on_page,
-            )
-        except (ApiError, PaginationError) as exc:
-            # An expected outcome (403, 404, API down): the message says it all.
-            log.error("plan backup failed", extra={"plan": plan_id, "error": str(exc)})  # noqa: TRY400
-            outcome = PlanOutcome(plan_id, "failed", error=str(exc))
+        outcome = _back_up_one(
+            requested,
+            client=client,
+            target=target,
+            api_base_url=api_base_url,
+            time_zone=time_zone,
+            max_attempts=max_attempts,
+            clock=clock,
+            on_page=on_page,
+        )
         outcomes.append(outcome)
         if on_plan is not None:
             on_plan(outcome)
@@ -145,6 +142,32 @@ def _requested_plans(plan_ids: Iterable[object]) -> Iterator[object]:
         if plan_id not in seen:
             seen.add(plan_id)
             yield plan_id
+
+
+def _back_up_one(requested: object, **options: Any) -> PlanOutcome:
+    """One plan's backup, whatever happens: every failure becomes that plan's outcome."""
+    if not is_plan_id(requested):
+        refused = InvalidPlanIdError(requested)
+        log.error("plan id refused", extra={"plan": refused.plan_id, "error": str(refused)})
+        return PlanOutcome(refused.plan_id, "failed", error=str(refused))
+    assert isinstance(requested, str)  # noqa: S101 - is_plan_id checked it
+    plan_id = requested
+    try:
+        return back_up_plan(plan_id, **options)
+    except (ApiError, PaginationError) as exc:
+        # An expected outcome (403, 404, API down): the message says it all.
+        log.error("plan backup failed", extra={"plan": plan_id, "error": str(exc)})  # noqa: TRY400
+        return PlanOutcome(plan_id, "failed", error=str(exc))
+    except Exception as exc:
+        # Anything else (an S3 error, a full disk, a bug) is still this plan's problem alone:
+        # the other plans go on, and the run fails at the end naming this one.
+        log.exception("plan backup failed unexpectedly", extra={"plan": plan_id})
+        return PlanOutcome(
+            plan_id,
+            "failed",
+            error=f"unexpected error ({_describe_error(exc)}); the function's log has the "
+            "details; invoke it again with this plan to retry",
+        )
 
 
 def back_up_plan(
@@ -176,6 +199,17 @@ def latest_key(plan_id: str) -> str:
     return f"backups/{plan_id}/latest.json"
 
 
+@dataclass(frozen=True)
+class _LatestBackup:
+    """What ``latest.json`` says, once checked to be a pointer to this plan's backup."""
+
+    manifest: str
+    content_sha256: str
+    files: dict[str, dict[str, Any]]
+    data_from: str
+    """The manifest whose backup stored ``files``."""
+
+
 def _store(
     export: PlanExport,
     target: BackupTarget,
@@ -188,18 +222,11 @@ def _store(
     # Microseconds: an on-demand run and the schedule in the same second must not collide.
     prefix = f"backups/{plan_id}/{started:%Y/%m/%d}/{started:%Y%m%dT%H%M%S.%fZ}/"
     manifest_key = prefix + "manifest.json"
-    latest = target.read_json(latest_key(plan_id))
-    previous_manifest = latest.get("manifest") if isinstance(latest, dict) else None
-    unchanged = (
-        export.complete
-        and isinstance(latest, dict)
-        and latest.get("contentSha256") == export.content_sha256
-        and isinstance(latest.get("files"), dict)
-    )
-    if unchanged:
-        assert isinstance(latest, dict)  # noqa: S101 - narrowed above
-        files = latest["files"]
-        data_from = latest.get("dataFrom") or previous_manifest
+    warnings: list[str] = []
+    latest = _read_latest(target, plan_id, warnings)
+    reused = _reusable_files(export, latest)
+    if reused is not None and latest is not None:
+        files, data_from = reused, latest.data_from
     else:
         files = {}
         for exported in export.files:
@@ -210,6 +237,7 @@ def _store(
                 "bytes": exported.size,
             }
         data_from = None
+    unchanged = reused is not None
     manifest = {
         "manifestVersion": MANIFEST_VERSION,
         "planId": plan_id,
@@ -229,9 +257,10 @@ def _store(
             "verdict": "complete" if export.complete else "INCOMPLETE",
             "attempts": [a.as_dict() for a in export.attempts],
         },
-        "unchanged": bool(unchanged),
+        "unchanged": unchanged,
         "dataFrom": data_from,
-        "previousBackup": previous_manifest,
+        "previousBackup": latest.manifest if latest is not None else None,
+        "warnings": warnings,
     }
     target.write_json(manifest_key, manifest)
     if not export.complete:
@@ -250,6 +279,7 @@ def _store(
             export.item_count,
             target.describe(manifest_key),
             "; ".join(problems),
+            warnings,
         )
     target.write_json(
         latest_key(plan_id),
@@ -279,7 +309,79 @@ def _store(
             "manifest": target.describe(manifest_key),
         },
     )
-    return PlanOutcome(plan_id, status, export.item_count, target.describe(manifest_key))
+    return PlanOutcome(
+        plan_id, status, export.item_count, target.describe(manifest_key), warnings=warnings
+    )
+
+
+def _read_latest(target: BackupTarget, plan_id: str, warnings: list[str]) -> _LatestBackup | None:
+    """The plan's ``latest.json``, or ``None`` when there is none or it cannot be used; a
+    pointer that cannot be read or understood is reported (the plan is then backed up from
+    scratch, and the new ``latest.json`` replaces it)."""
+    key = latest_key(plan_id)
+    try:
+        document = target.read_json(key)
+    except Exception as exc:  # noqa: BLE001 - whatever broke it, the remedy is a fresh backup
+        problem = f"could not be read ({_describe_error(exc)})"
+    else:
+        if document is None:
+            return None
+        latest = _parse_latest(document, plan_id)
+        if latest is not None:
+            return latest
+        problem = "is not a backup pointer (damaged, or not written by achieveit-sync)"
+    warning = f"{target.describe(key)} {problem}; backed up from scratch and replaced"
+    log.error(
+        "latest.json unusable; backing the plan up from scratch",
+        extra={"plan": plan_id, "problem": warning},
+    )
+    warnings.append(warning)
+    return None
+
+
+def _parse_latest(document: object, plan_id: str) -> _LatestBackup | None:
+    if not isinstance(document, dict) or document.get("planId", plan_id) != plan_id:
+        return None
+    mine = f"backups/{plan_id}/"
+
+    def own_key(value: object) -> TypeGuard[str]:
+        # Only this plan's own backups may be named: a pointer edited to name other data
+        # (another plan's, or a path that climbs) is not followed.
+        return isinstance(value, str) and value.startswith(mine) and ".." not in value
+
+    manifest, digest = document.get("manifest"), document.get("contentSha256")
+    files, data_from = document.get("files"), document.get("dataFrom") or manifest
+    if not own_key(manifest) or not own_key(data_from):
+        return None
+    if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+        return None
+    if not isinstance(files, dict) or not files:
+        return None
+    for described in files.values():
+        if not (
+            isinstance(described, dict)
+            and own_key(described.get("key"))
+            and isinstance(described.get("sha256"), str)
+            and _SHA256.fullmatch(described["sha256"])
+            and type(described.get("bytes")) is int
+        ):
+            return None
+    return _LatestBackup(manifest, digest, files, data_from)
+
+
+def _reusable_files(
+    export: PlanExport, latest: _LatestBackup | None
+) -> dict[str, dict[str, Any]] | None:
+    """The previous backup's files when this export can point at them instead of storing a
+    copy (same content); ``None`` means store the data anew."""
+    if not export.complete or latest is None or latest.content_sha256 != export.content_sha256:
+        return None
+    return latest.files
+
+
+def _describe_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= _ERROR_PREVIEW else text[:_ERROR_PREVIEW] + "..."
 
 
 def _iso(moment: datetime) -> str:
