@@ -12,7 +12,11 @@ Write order makes a crash harmless: data files, then the manifest, then ``latest
 ``latest.json`` never points at a partial backup.
 
 An unchanged plan (same content digest as the latest backup) gets a manifest pointing at the
-previous data instead of a second copy.
+previous data instead of a second copy, but only data that is still there, still matches the
+SHA-256 its manifest records, and is at most ``reuse_window()`` old (30 days, or half the
+bucket's expiration when that is shorter); otherwise the data is stored anew. So the data
+``latest.json`` names always has most of its lifetime left before the bucket's lifecycle rule
+expires it (see ``reuse_window`` and template.yaml, BackupBucket).
 
 Each plan is independent: an invalid plan id, a failed export, an unreadable ``latest.json``
 or any unexpected error is that plan's outcome alone; the run reports every failure at the
@@ -25,7 +29,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
@@ -38,8 +42,23 @@ from achieveit_sync.plan_ids import InvalidPlanIdError, is_plan_id
 log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
+DEFAULT_EXPIRATION_DAYS = 400
+"""The template's ``BackupExpirationDays`` default (``BACKUP_EXPIRATION_DAYS``)."""
+MAX_REUSE_DAYS = 30
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ERROR_PREVIEW = 300
+
+
+def reuse_window(expiration_days: int) -> timedelta:
+    """How old stored data may be and still be named by a new backup instead of stored again.
+
+    The bucket's lifecycle rule expires every object ``expiration_days`` after it was
+    written, and a pointer manifest (and ``latest.json``) is always younger than the data it
+    names, so data may only be reused while it is young: at most 30 days, and at most half
+    of ``expiration_days``. The data ``latest.json`` names then has at least
+    ``expiration_days - 30`` days (and at least half its lifetime) left when it is written.
+    """
+    return timedelta(days=max(0, min(MAX_REUSE_DAYS, expiration_days // 2)))
 
 
 class BackupRunError(AchieveItSyncError):
@@ -103,6 +122,7 @@ def back_up_plans(
     api_base_url: str,
     time_zone: str = "UTC",
     max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
+    expiration_days: int = DEFAULT_EXPIRATION_DAYS,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_plan: Callable[[PlanOutcome], None] | None = None,
     on_page: Callable[[str, int, int], None] | None = None,
@@ -122,6 +142,7 @@ def back_up_plans(
             api_base_url=api_base_url,
             time_zone=time_zone,
             max_attempts=max_attempts,
+            expiration_days=expiration_days,
             clock=clock,
             on_page=on_page,
         )
@@ -178,6 +199,7 @@ def back_up_plan(
     api_base_url: str,
     time_zone: str = "UTC",
     max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
+    expiration_days: int = DEFAULT_EXPIRATION_DAYS,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_page: Callable[[str, int, int], None] | None = None,
 ) -> PlanOutcome:
@@ -190,7 +212,15 @@ def back_up_plan(
 
     export = export_plan(client, plan_id, max_attempts=max_attempts, on_page=progress)
     try:
-        return _store(export, target, started, clock(), api_base_url, time_zone)
+        return _store(
+            export,
+            target,
+            started,
+            clock(),
+            api_base_url,
+            time_zone,
+            reuse_window(expiration_days),
+        )
     finally:
         export.close()
 
@@ -217,6 +247,7 @@ def _store(
     finished: datetime,
     api_base_url: str,
     time_zone: str,
+    reuse_limit: timedelta,
 ) -> PlanOutcome:
     plan_id = export.plan_id
     # Microseconds: an on-demand run and the schedule in the same second must not collide.
@@ -224,7 +255,7 @@ def _store(
     manifest_key = prefix + "manifest.json"
     warnings: list[str] = []
     latest = _read_latest(target, plan_id, warnings)
-    reused = _reusable_files(export, latest)
+    reused = _reusable_files(export, latest, target, finished, reuse_limit, warnings)
     if reused is not None and latest is not None:
         files, data_from = reused, latest.data_from
     else:
@@ -370,11 +401,50 @@ def _parse_latest(document: object, plan_id: str) -> _LatestBackup | None:
 
 
 def _reusable_files(
-    export: PlanExport, latest: _LatestBackup | None
+    export: PlanExport,
+    latest: _LatestBackup | None,
+    target: BackupTarget,
+    now: datetime,
+    reuse_limit: timedelta,
+    warnings: list[str],
 ) -> dict[str, dict[str, Any]] | None:
     """The previous backup's files when this export can point at them instead of storing a
-    copy (same content); ``None`` means store the data anew."""
+    copy: same content, and every file still there, intact and young enough. ``None`` means
+    store the data anew (problems found on the way are added to ``warnings``)."""
     if not export.complete or latest is None or latest.content_sha256 != export.content_sha256:
+        return None
+    if set(latest.files) != {exported.name for exported in export.files}:
+        return None  # written by a version that stored other files
+    for name, described in latest.files.items():
+        where = target.describe(described["key"])
+        try:
+            stored = target.inspect_file(described["key"])
+        except Exception as exc:  # noqa: BLE001 - unverifiable data is never pointed at
+            problem = f"could not be read ({_describe_error(exc)})"
+        else:
+            if stored is None:
+                problem = "is missing"
+            elif (stored.sha256, stored.size) != (described["sha256"], described["bytes"]):
+                problem = "does not match the SHA-256 and size its manifest records"
+            else:
+                if now - stored.created > reuse_limit:
+                    log.info(
+                        "plan unchanged, but its stored data is old: storing it anew",
+                        extra={
+                            "plan": export.plan_id,
+                            "file": where,
+                            "written": _iso(stored.created),
+                        },
+                    )
+                    return None
+                continue
+        warning = (
+            f"the previous backup's {name} ({where}) {problem}; the unchanged plan was stored anew"
+        )
+        log.error(
+            "previous backup data unusable", extra={"plan": export.plan_id, "problem": warning}
+        )
+        warnings.append(warning)
         return None
     return latest.files
 

@@ -7,12 +7,27 @@ whatever built the key: output stays inside ``--out DIR``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from achieveit_sync.storage import ObjectGoneError, S3Storage
+from achieveit_sync.storage import ObjectGoneError, ObjectRef, S3Storage
+
+_READ_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A stored file as it is now: its SHA-256 and size, read through, and when it was
+    written (what a bucket's lifecycle rules count its age from)."""
+
+    sha256: str
+    size: int
+    created: datetime
 
 
 class BackupTarget(Protocol):
@@ -26,6 +41,10 @@ class BackupTarget(Protocol):
 
     def read_json(self, key: str) -> Any | None:
         """The JSON at ``key``, or ``None`` when there is none."""
+        ...
+
+    def inspect_file(self, key: str) -> StoredFile | None:
+        """The file at ``key`` read through and hashed, or ``None`` when there is none."""
         ...
 
 
@@ -52,6 +71,21 @@ class S3Target:
         except ObjectGoneError:
             return None
 
+    def inspect_file(self, key: str) -> StoredFile | None:
+        try:
+            head = self._storage.head(ObjectRef(self._bucket, self._prefix + key))
+        except ObjectGoneError:
+            return None
+        # Read exactly the version whose date we have, should another be written meanwhile.
+        stream = self._storage.open(
+            ObjectRef(self._bucket, self._prefix + key, version_id=head.get("VersionId"))
+        )
+        try:
+            sha256, size = _digest(stream)
+        finally:
+            getattr(stream, "close", lambda: None)()
+        return StoredFile(sha256, size, head["LastModified"])
+
 
 class LocalTarget:
     def __init__(self, root: Path) -> None:
@@ -76,6 +110,14 @@ class LocalTarget:
     def read_json(self, key: str) -> Any | None:
         path = self._inside(key)
         return json.loads(path.read_text("utf-8")) if path.is_file() else None
+
+    def inspect_file(self, key: str) -> StoredFile | None:
+        path = self._inside(key)
+        if not path.is_file():
+            return None
+        with path.open("rb") as handle:
+            sha256, size = _digest(handle)
+        return StoredFile(sha256, size, datetime.fromtimestamp(path.stat().st_mtime, UTC))
 
     def _path(self, key: str) -> Path:
         path = self._inside(key)
@@ -105,6 +147,15 @@ def target_for(destination: str, storage_factory: Any = None) -> BackupTarget:
             storage = storage_factory()
         return S3Target(storage, bucket, prefix)
     return LocalTarget(Path(destination))
+
+
+def _digest(stream: Any) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(_READ_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _json_bytes(document: Any) -> bytes:
