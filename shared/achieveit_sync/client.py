@@ -266,16 +266,16 @@ class AchieveItClient:
         if body_bytes > MAX_EXPORT_PAGE_BYTES:
             raise ExportPageTooLargeError(
                 operation,
-                f"the page of {take} items at skip={skip} is larger than "
-                f"{MAX_EXPORT_PAGE_BYTES // 2**20} MB",
+                f"the page of {take} item(s) at skip={skip} is larger than "
+                f"{_megabytes(MAX_EXPORT_PAGE_BYTES)}",
             )
         memory_estimate = _page_memory_estimate(text)
         if memory_estimate > MAX_EXPORT_PAGE_MEMORY:
             raise ExportPageTooLargeError(
                 operation,
-                f"the page of {take} items at skip={skip} would take about "
-                f"{memory_estimate // 2**20} MB to parse (at most "
-                f"{MAX_EXPORT_PAGE_MEMORY // 2**20} MB)",
+                f"the page of {take} item(s) at skip={skip} would take about "
+                f"{_megabytes(memory_estimate)} of memory to parse (at most "
+                f"{_megabytes(MAX_EXPORT_PAGE_MEMORY)})",
             )
         items, total_count = _parse_export_body(text, operation)
         return ExportPage(plan_id, skip, take, items, total_count, body_bytes, memory_estimate)
@@ -319,8 +319,10 @@ class AchieveItClient:
                 if current_take == 1:
                     raise ExportPageTooLargeError(
                         exc.operation,
-                        f"the item at position {skip + 1} alone is larger than a page may "
-                        f"be ({exc.reason}); it cannot be exported",
+                        f"the item at position {skip + 1} (in {sort_key} order) alone is "
+                        f"larger than a page may be ({exc.reason}), so the plan cannot be "
+                        "backed up completely; shorten that item in AchieveIt (its description "
+                        "or other long fields) and run the backup again",
                     ) from None
                 current_take = max(1, current_take // 2)
                 log.warning(
@@ -674,6 +676,10 @@ def _page_memory_estimate(text: str) -> int:
     too: the bound only errs high). Four C-speed passes over the text, no copy."""
     tokens = text.count("{") + text.count("[") + text.count(",") + text.count(":")
     return 2 * sys.getsizeof(text) + _PER_JSON_TOKEN_BYTES * tokens
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.3g} MB"
 
 
 def _pages_left(total: int, skip: int, take: int) -> int:

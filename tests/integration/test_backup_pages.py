@@ -72,5 +72,5 @@ def test_an_item_too_large_on_its_own_fails_its_plan_with_the_reason(
     [small, big] = run(client_for(plans_sandbox), s3, ["SMALL", "P3001"], Clock()).outcomes
 
     assert small.status == "failed"
-    assert "the item at position 8 alone is larger than a page may be" in (small.error or "")
+    assert "the item at position 8 (in sequenceId order) alone is larger" in (small.error or "")
     assert big.status == "complete"
