@@ -89,7 +89,7 @@ def _backup(plan_id: str, out: Path) -> dict[str, object]:
             [plan_id], client=client, target=LocalTarget(out), api_base_url=settings.base_url
         )
     [outcome] = run.outcomes
-    return {"status": outcome.status, "items": outcome.items}
+    return {"status": outcome.status, "items": outcome.items, "error": outcome.error}
 
 
 def _peak_rss_kb() -> int:

@@ -262,7 +262,15 @@ class _ProgressLine:
 def _run_export(args: argparse.Namespace) -> int:
     from achieveit_sync.backup.run import PlanOutcome, back_up_plans
     from achieveit_sync.backup.targets import target_for
+    from achieveit_sync.plan_ids import InvalidPlanIdError, is_plan_id
 
+    # Checked before anything is fetched or written: a plan id becomes a URL segment and a
+    # folder under --out, and must never lead anywhere else.
+    refused = [InvalidPlanIdError(p) for p in args.plan_ids if not is_plan_id(p.strip())]
+    for problem in refused:
+        print(f"achieveit-sync: {problem}", file=sys.stderr)
+    if refused:
+        return EXIT_USAGE
     settings = ClientSettings.from_env()
     client = _client_from_env()
     interactive = sys.stderr.isatty()

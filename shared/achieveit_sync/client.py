@@ -27,6 +27,7 @@ import logging
 import math
 import random
 import ssl
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from achieveit_sync.errors import (
     RetryableApiError,
     TransportSecurityError,
 )
+from achieveit_sync.plan_ids import check_plan_id
 from achieveit_sync.retry import parse_retry_after, wait_before_retry
 from achieveit_sync.settings import ClientSettings
 from achieveit_sync.updates import (
@@ -73,8 +75,14 @@ MAX_PAGE_SIZE = 1500
 DEFAULT_SORT_KEY = "sequenceId"
 MAX_RESPONSE_TEXT = 64 * 1024
 """How much of a submission's response body is kept for reports."""
-MAX_EXPORT_PAGE_BYTES = 256 * 1024 * 1024
-"""An export page larger than this is refused rather than read (1,500 items are ~2 MB)."""
+MAX_EXPORT_PAGE_BYTES = 32 * 1024 * 1024
+"""The largest export page the client reads (1,500 ordinary items are ~2 MB). A larger page
+is not parsed: ``iter_plan_pages`` asks for fewer items a page instead."""
+MAX_EXPORT_PAGE_MEMORY = 160 * 1024 * 1024
+"""The most memory one page may take while it is parsed, as ``_page_memory_estimate``
+reckons it (the text and the objects it becomes). With the text read at most
+``MAX_EXPORT_PAGE_BYTES`` at a time, a page peaks at about 200 MB of a 512 MB function
+(``bench/backup_page_bench.py``)."""
 
 _MESSAGE_PREVIEW = 500
 _PAGES_BEYOND_TOTAL = 5
@@ -135,6 +143,14 @@ class ExportPage:
     items: list[dict[str, Any]]
     total_count: int | None
     """The server's ``totalCount``; ``None`` when the response did not carry one."""
+    body_bytes: int = 0
+    """The size of the answer (UTF-8), to size the next request."""
+    memory_estimate: int = 0
+    """What parsing the answer took, as ``_page_memory_estimate`` reckons it."""
+
+
+class ExportPageTooLargeError(PermanentApiError):
+    """An export page too large to parse safely; ask for fewer items a page."""
 
 
 @dataclass
@@ -157,6 +173,8 @@ class _Response:
     text: str
     attempts: int
     elapsed_seconds: float
+    cut: bool = False
+    """The body was longer than the reader's limit; ``text`` holds its start."""
 
 
 class AchieveItClient:
@@ -281,9 +299,12 @@ class AchieveItClient:
         sort_key: str = DEFAULT_SORT_KEY,
         sort_direction: SortDirection = SortDirection.ASC,
     ) -> ExportPage:
-        """GET one page of a plan's items (``GET /exports/plans/<planId>``)."""
-        if not plan_id.strip():
-            raise ValueError("a plan id is required")
+        """GET one page of a plan's items (``GET /exports/plans/<planId>``).
+
+        A page larger than ``MAX_EXPORT_PAGE_BYTES``, or one whose parsing would take more
+        than ``MAX_EXPORT_PAGE_MEMORY``, raises ``ExportPageTooLargeError`` unparsed.
+        """
+        check_plan_id(plan_id)
         if skip < 0:
             raise ValueError(f"skip must be 0 or more, got {skip}")
         if not 1 <= take <= MAX_PAGE_SIZE:
@@ -299,10 +320,28 @@ class AchieveItClient:
                 "sortKey": sort_key,
                 "sortDirection": sort_direction.value,
             },
-            body_limit=MAX_EXPORT_PAGE_BYTES,
+            # One byte more than a page may hold, so that a page over the cap is told
+            # apart from one exactly at it (the reader stops there and keeps what it read).
+            body_limit=MAX_EXPORT_PAGE_BYTES + 1,
         )
-        items, total_count = _parse_export_body(response.text, operation)
-        return ExportPage(plan_id, skip, take, items, total_count)
+        text = response.text
+        body_bytes = _utf8_length(text)
+        if response.cut or body_bytes > MAX_EXPORT_PAGE_BYTES:
+            raise ExportPageTooLargeError(
+                operation,
+                f"the page of {take} item(s) at skip={skip} is larger than "
+                f"{_megabytes(MAX_EXPORT_PAGE_BYTES)}",
+            )
+        memory_estimate = _page_memory_estimate(text)
+        if memory_estimate > MAX_EXPORT_PAGE_MEMORY:
+            raise ExportPageTooLargeError(
+                operation,
+                f"the page of {take} item(s) at skip={skip} would take about "
+                f"{_megabytes(memory_estimate)} of memory to parse (at most "
+                f"{_megabytes(MAX_EXPORT_PAGE_MEMORY)})",
+            )
+        items, total_count = _parse_export_body(text, operation)
+        return ExportPage(plan_id, skip, take, items, total_count, body_bytes, memory_estimate)
 
     def iter_plan_pages(
         self,
@@ -317,35 +356,74 @@ class AchieveItClient:
         Stops when the items seen reach ``totalCount`` or a page comes back short, so a
         3,001-item plan takes three requests and a 3,000-item plan two. A server that
         ignores ``skip`` or never stops raises ``PaginationError`` instead of looping.
+
+        Pages stay small enough to parse safely: a page that is too large is asked for
+        again with half the items (down to a single item), and each next request asks for
+        as many items as the previous page's size says will fit, up to ``take``. Only an
+        item too large on its own fails the export.
         """
+        check_plan_id(plan_id)
         skip = 0
         pages = 0
+        current_take = take
         previous_page_ids: tuple[object, ...] | None = None
         page_limit = _MAX_PAGES_WITHOUT_TOTAL
+        first_total: int | None = None
         while True:
-            page = self.export_page(
-                plan_id, skip=skip, take=take, sort_key=sort_key, sort_direction=sort_direction
-            )
+            try:
+                page = self.export_page(
+                    plan_id,
+                    skip=skip,
+                    take=current_take,
+                    sort_key=sort_key,
+                    sort_direction=sort_direction,
+                )
+            except ExportPageTooLargeError as exc:
+                if current_take == 1:
+                    raise ExportPageTooLargeError(
+                        exc.operation,
+                        f"the item at position {skip + 1} (in {sort_key} order) alone is "
+                        f"larger than a page may be ({exc.reason}), so the plan cannot be "
+                        "backed up completely; shorten that item in AchieveIt (its description "
+                        "or other long fields) and run the backup again",
+                    ) from None
+                current_take = max(1, current_take // 2)
+                log.warning(
+                    "export page too large; asking for fewer items",
+                    extra={"plan": plan_id, "skip": skip, "take": current_take},
+                )
+                if first_total is not None:
+                    page_limit = max(
+                        page_limit, pages + _pages_left(first_total, skip, current_take)
+                    )
+                continue
             pages += 1
+            asked, received, total = page.take, len(page.items), page.total_count
             page_ids = tuple(item.get("id") for item in page.items)
-            if page.items and page_ids == previous_page_ids:
+            if received and page_ids == previous_page_ids:
                 raise PaginationError(
                     f"export of plan '{plan_id}': the page at skip={skip} repeats the previous "
                     "page; the server appears to ignore 'skip'"
                 )
+            next_take = _next_take(page, take)
             yield page
-            skip += len(page.items)
-            if len(page.items) < take:
+            del page  # the next page must not be fetched while this one is still held
+            skip += received
+            if received < asked:
                 return
-            if page.total_count is not None:
-                if skip >= page.total_count:
+            if total is not None:
+                if skip >= total:
                     return
-                if pages == 1:  # fixed from the first answer, so a growing plan cannot move it
-                    page_limit = math.ceil(page.total_count / take) + _PAGES_BEYOND_TOTAL
+                if first_total is None:  # fixed from the first answer: a growing plan
+                    first_total = total  # cannot move it
+                    page_limit = pages + _pages_left(total, skip, next_take)
+            if next_take < current_take and first_total is not None:
+                page_limit = max(page_limit, pages + _pages_left(first_total, skip, next_take))
+            current_take = next_take
             if pages >= page_limit:
                 raise PaginationError(
                     f"export of plan '{plan_id}': still receiving full pages after {pages} "
-                    f"requests ({skip} items, totalCount {page.total_count}); giving up"
+                    f"requests ({skip} items, totalCount {total}); giving up"
                 )
             previous_page_ids = page_ids
 
@@ -413,7 +491,8 @@ class AchieveItClient:
                     allow_redirects=False,
                     stream=True,
                 )
-                text = key.scrub(_read_text(response, body_limit, tail_guard=_echo_chars(key)))
+                text, cut = _read_text(response, body_limit, tail_guard=_echo_chars(key))
+                text = key.scrub(text)
             except requests.exceptions.RequestException as exc:
                 self._stats.seconds += time.monotonic() - sent_at
                 self._stats.failures += 1
@@ -432,7 +511,7 @@ class AchieveItClient:
                     extra={"method": method, "path": path, "status": status, "attempt": attempt},
                 )
                 if 200 <= status < 300:
-                    return _Response(status, text, attempt, time.monotonic() - started)
+                    return _Response(status, text, attempt, time.monotonic() - started, cut)
                 if status == 401 and not key_refreshed:
                     # A rotated secret: fetch it once, retry at once, never loop on it.
                     # (A ConfigurationError here leaves the request refused: nothing applied.)
@@ -602,7 +681,7 @@ def _build_session(settings: ClientSettings, pool_size: int) -> requests.Session
     return session
 
 
-def _read_text(response: requests.Response, limit: int, *, tail_guard: int = 0) -> str:
+def _read_text(response: requests.Response, limit: int, *, tail_guard: int = 0) -> tuple[str, bool]:
     """The body as text, cut after ``limit`` bytes (a runaway body must not fill memory).
 
     A cut body also loses its last ``tail_guard`` characters: the cut may have split an
@@ -621,7 +700,7 @@ def _read_text(response: requests.Response, limit: int, *, tail_guard: int = 0) 
     text = raw.decode(response.encoding or "utf-8", errors="replace")
     if cut and tail_guard:
         text = text[:-tail_guard] + " [cut]"
-    return text
+    return text, cut
 
 
 def _echo_chars(key: ApiKey) -> int:
@@ -689,12 +768,60 @@ def _server_message(text: str, key: ApiKey) -> str:
     return message
 
 
+def _utf8_length(text: str) -> int:
+    """How many bytes ``text`` was on the wire, or more: a reader that replaced undecodable
+    bytes made each at most three bytes longer, never shorter."""
+    if text.isascii():  # constant time: CPython knows whether a string is ASCII
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+_PER_JSON_TOKEN_BYTES = 128
+"""What each ``{``, ``[``, ``,`` or ``:`` of a JSON text may cost once parsed, at most: a
+dict, list, key or value object and the slot that holds it. Measured on CPython 3.13 (64-bit):
+``[{},{},...]`` costs 72 bytes an element and 24 bytes a character, the most of any shape;
+ordinary items cost about 2 bytes a character."""
+
+
+def _page_memory_estimate(text: str) -> int:
+    """An upper bound on the memory a page holds while ``json.loads(text)`` runs: the text
+    (one to four bytes a character), as much again for the strings parsed out of it, and
+    ``_PER_JSON_TOKEN_BYTES`` for each structural character (those inside strings counted
+    too: the bound only errs high). Four C-speed passes over the text, no copy."""
+    tokens = text.count("{") + text.count("[") + text.count(",") + text.count(":")
+    return 2 * sys.getsizeof(text) + _PER_JSON_TOKEN_BYTES * tokens
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.3g} MB"
+
+
+def _pages_left(total: int, skip: int, take: int) -> int:
+    """Requests still allowed for a plan of ``total`` items before paging counts as runaway."""
+    return math.ceil(max(total - skip, 0) / take) + _PAGES_BEYOND_TOTAL
+
+
+def _next_take(page: ExportPage, requested: int) -> int:
+    """How many items to ask for next: ``requested``, or fewer when pages like this one would
+    fill more than half of either page limit (headroom for items larger than the last)."""
+    received = len(page.items)
+    if not received:
+        return requested
+    by_bytes = (MAX_EXPORT_PAGE_BYTES // 2) * received // max(page.body_bytes, 1)
+    by_memory = (MAX_EXPORT_PAGE_MEMORY // 2) * received // max(page.memory_estimate, 1)
+    return max(1, min(requested, by_bytes, by_memory))
+
+
 def _parse_export_body(text: str, operation: str) -> tuple[list[dict[str, Any]], int | None]:
     try:
         document = json.loads(text)
     except ValueError:
         raise PermanentApiError(
             operation, "the answer is not JSON", server_message=text[:_MESSAGE_PREVIEW]
+        ) from None
+    except RecursionError:
+        raise PermanentApiError(
+            operation, "the answer is JSON nested too deeply to read (over 1,000 levels)"
         ) from None
     # Current docs and public clients read {"items": [...], "totalCount": N}; a bare array
     # is accepted too, without a total.

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from achieveit_sync.client import MAX_PAGE_SIZE, AchieveItClient
-from achieveit_sync.ingest.report import neutralise
 from achieveit_sync.key_index import SeenKeys
+from achieveit_sync.spreadsheet import neutralise
 
 log = logging.getLogger(__name__)
 
@@ -148,34 +148,54 @@ def _export_once(
     page_size: int,
     on_page: Callable[[int, int], None] | None,
 ) -> PlanExport:
-    json_file = _GzipSink("items.json.gz", "application/json")
-    csv_file = _GzipSink("items.csv.gz", "text/csv; charset=utf-8")
-    template_file = _GzipSink("progress-updates.csv", "text/csv; charset=utf-8", compress=False)
-    content_digest = hashlib.sha256()
-    csv_writer = csv.writer(csv_file.text, lineterminator="\r\n")
-    csv_writer.writerow(CSV_COLUMNS)
-    template_writer = csv.writer(template_file.text, lineterminator="\r\n")
-    template_writer.writerow(
-        ("External ID", "Status", "Metric Value", "As Of Date", "Comment", "Item Name")
-    )
-    seen = SeenKeys()
-    items = distinct = duplicates = pages = external_ids = 0
+    sinks = _ExportSinks()
+    pages = 0
     total_counts: list[int] = []
-    json_file.text.write("[")
     for page in client.iter_plan_pages(plan_id, take=page_size):
         pages += 1
         if page.total_count is not None:
             total_counts.append(page.total_count)
-        for item in page.items:
-            text = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
-            json_file.text.write(("\n" if items == 0 else ",\n") + text)
-            content_digest.update(text.encode())
-            content_digest.update(b"\n")
-            csv_writer.writerow([_csv_cell(item.get(column)) for column in CSV_COLUMNS])
+        sinks.add_items(page.items)
+        del page  # a page can be tens of MB: never hold it while the next is fetched
+        if on_page is not None:
+            on_page(pages, sinks.items)
+    return sinks.finish(plan_id, attempt, pages, total_counts)
+
+
+class _ExportSinks:
+    """The files one export attempt writes, and the counts its verdict rests on."""
+
+    def __init__(self) -> None:
+        self.json_file = _GzipSink("items.json.gz", "application/json")
+        # The flat table and the template are views for people: a lone surrogate (which no
+        # UTF-8 file can hold) becomes '?' there; items.json.gz keeps it escaped, exactly.
+        self.csv_file = _GzipSink("items.csv.gz", "text/csv; charset=utf-8", errors="replace")
+        self.template_file = _GzipSink(
+            "progress-updates.csv", "text/csv; charset=utf-8", compress=False, errors="replace"
+        )
+        self.content_digest = hashlib.sha256()
+        self.csv_writer = csv.writer(self.csv_file.text, lineterminator="\r\n")
+        self.csv_writer.writerow(CSV_COLUMNS)
+        self.template_writer = csv.writer(self.template_file.text, lineterminator="\r\n")
+        self.template_writer.writerow(
+            ("External ID", "Status", "Metric Value", "As Of Date", "Comment", "Item Name")
+        )
+        self.seen = SeenKeys()
+        self.items = self.distinct = self.duplicates = self.external_ids = 0
+        self.json_file.text.write("[")
+
+    def add_items(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            data = _item_json(item)
+            self.json_file.text.write("\n" if self.items == 0 else ",\n")
+            self.json_file.write_bytes(data)
+            self.content_digest.update(data)
+            self.content_digest.update(b"\n")
+            self.csv_writer.writerow([_csv_cell(item.get(column)) for column in CSV_COLUMNS])
             external_id = item.get("externalId")
             if isinstance(external_id, str) and external_id:
-                external_ids += 1
-                template_writer.writerow(
+                self.external_ids += 1
+                self.template_writer.writerow(
                     (
                         neutralise(external_id),
                         "",
@@ -185,37 +205,48 @@ def _export_once(
                         neutralise(str(item.get("name") or "")),
                     )
                 )
-            items += 1
-            if seen.first_line(hash(str(item.get("id"))), items) is None:
-                distinct += 1
+            self.items += 1
+            if self.seen.first_line(hash(str(item.get("id"))), self.items) is None:
+                self.distinct += 1
             else:
-                duplicates += 1
-        if on_page is not None:
-            on_page(pages, items)
-    json_file.text.write("\n]\n")
-    problems = _completeness_problems(items, distinct, duplicates, total_counts)
-    findings = AttemptFindings(
-        attempt=attempt,
-        items=items,
-        distinct_ids=distinct,
-        total_counts=total_counts,
-        duplicate_ids=duplicates,
-        pages=pages,
-        complete=not problems,
-        problems=problems,
-    )
-    return PlanExport(
-        plan_id=plan_id,
-        files=[json_file.finish(), csv_file.finish()],
-        item_count=items,
-        total_count=total_counts[-1] if total_counts else None,
-        pages=pages,
-        content_sha256=content_digest.hexdigest(),
-        complete=not problems,
-        attempts=[findings],
-        external_ids=external_ids,
-        template=template_file.finish() if external_ids else None,
-    )
+                self.duplicates += 1
+
+    def finish(self, plan_id: str, attempt: int, pages: int, total_counts: list[int]) -> PlanExport:
+        self.json_file.text.write("\n]\n")
+        problems = _completeness_problems(self.items, self.distinct, self.duplicates, total_counts)
+        findings = AttemptFindings(
+            attempt=attempt,
+            items=self.items,
+            distinct_ids=self.distinct,
+            total_counts=total_counts,
+            duplicate_ids=self.duplicates,
+            pages=pages,
+            complete=not problems,
+            problems=problems,
+        )
+        return PlanExport(
+            plan_id=plan_id,
+            files=[self.json_file.finish(), self.csv_file.finish()],
+            item_count=self.items,
+            total_count=total_counts[-1] if total_counts else None,
+            pages=pages,
+            content_sha256=self.content_digest.hexdigest(),
+            complete=not problems,
+            attempts=[findings],
+            external_ids=self.external_ids,
+            template=self.template_file.finish() if self.external_ids else None,
+        )
+
+
+def _item_json(item: dict[str, Any]) -> bytes:
+    """The item as compact JSON in UTF-8. Characters stay as they are, except that a lone
+    surrogate (JSON may escape one; UTF-8 cannot hold it) makes the item's text escape its
+    non-ASCII characters, which reads back as the very same item."""
+    text = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(item, separators=(",", ":")).encode()
 
 
 def _completeness_problems(
@@ -253,7 +284,9 @@ class _GzipSink:
     """Text written to a gzip file on disk (spooled in memory while small), hashed as it
     goes. ``mtime=0`` makes equal content give byte-equal files."""
 
-    def __init__(self, name: str, content_type: str, *, compress: bool = True) -> None:
+    def __init__(
+        self, name: str, content_type: str, *, compress: bool = True, errors: str = "strict"
+    ) -> None:
         self._name = name
         self._content_type = content_type
         self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115
@@ -264,7 +297,15 @@ class _GzipSink:
             else None
         )
         binary: IO[bytes] = self._gzip if self._gzip is not None else self._hashing  # type: ignore[assignment]
-        self.text = io.TextIOWrapper(binary, encoding="utf-8", newline="", write_through=True)
+        self._binary = binary
+        # write_through: text goes straight to the binary layer, so that text and
+        # write_bytes() may be mixed in order.
+        self.text = io.TextIOWrapper(
+            binary, encoding="utf-8", errors=errors, newline="", write_through=True
+        )
+
+    def write_bytes(self, data: bytes) -> None:
+        self._binary.write(data)
 
     def finish(self) -> ExportedFile:
         self.text.flush()

@@ -9,29 +9,56 @@ Layout (relative to the bucket, or to ``--out DIR``)::
     templates/<planId>/progress-updates.csv                       an upload template
 
 Write order makes a crash harmless: data files, then the manifest, then ``latest.json``, so
-``latest.json`` never points at a partial backup. An unchanged plan (same content digest as
-the latest backup) gets a manifest pointing at the previous data instead of a second copy.
-Each plan is independent: one plan's failure never stops the others; the run reports every
-failure at the end.
+``latest.json`` never points at a partial backup.
+
+An unchanged plan (same content digest as the latest backup) gets a manifest pointing at the
+previous data instead of a second copy, but only data that is still there, still matches the
+SHA-256 its manifest records, and is at most ``reuse_window()`` old (30 days, or half the
+bucket's expiration when that is shorter); otherwise the data is stored anew. So the data
+``latest.json`` names always has most of its lifetime left before the bucket's lifecycle rule
+expires it (see ``reuse_window`` and template.yaml, BackupBucket).
+
+Each plan is independent: an invalid plan id, a failed export, an unreadable ``latest.json``
+or any unexpected error is that plan's outcome alone; the run reports every failure at the
+end.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
 from achieveit_sync.backup.exporter import DEFAULT_EXPORT_ATTEMPTS, PlanExport, export_plan
 from achieveit_sync.backup.targets import BackupTarget
 from achieveit_sync.client import AchieveItClient
 from achieveit_sync.errors import AchieveItSyncError, ApiError, PaginationError
+from achieveit_sync.plan_ids import InvalidPlanIdError, is_plan_id
 
 log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
+DEFAULT_EXPIRATION_DAYS = 400
+"""The template's ``BackupExpirationDays`` default (``BACKUP_EXPIRATION_DAYS``)."""
+MAX_REUSE_DAYS = 30
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_ERROR_PREVIEW = 300
+
+
+def reuse_window(expiration_days: int) -> timedelta:
+    """How old stored data may be and still be named by a new backup instead of stored again.
+
+    The bucket's lifecycle rule expires every object ``expiration_days`` after it was
+    written, and a pointer manifest (and ``latest.json``) is always younger than the data it
+    names, so data may only be reused while it is young: at most 30 days, and at most half
+    of ``expiration_days``. The data ``latest.json`` names then has at least
+    ``expiration_days - 30`` days (and at least half its lifetime) left when it is written.
+    """
+    return timedelta(days=max(0, min(MAX_REUSE_DAYS, expiration_days // 2)))
 
 
 class BackupRunError(AchieveItSyncError):
@@ -53,6 +80,9 @@ class PlanOutcome:
     items: int = 0
     manifest: str | None = None
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    """What went wrong but was repaired (an unreadable ``latest.json``, previous data missing
+    or damaged): the plan was backed up, from scratch."""
 
     @property
     def succeeded(self) -> bool:
@@ -65,6 +95,7 @@ class PlanOutcome:
             "items": self.items,
             "manifest": self.manifest,
             "error": self.error,
+            "warnings": self.warnings,
         }
 
 
@@ -84,40 +115,80 @@ class BackupRun:
 
 
 def back_up_plans(
-    plan_ids: Iterable[str],
+    plan_ids: Iterable[object],
     *,
     client: AchieveItClient,
     target: BackupTarget,
     api_base_url: str,
     time_zone: str = "UTC",
     max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
+    expiration_days: int = DEFAULT_EXPIRATION_DAYS,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_plan: Callable[[PlanOutcome], None] | None = None,
     on_page: Callable[[str, int, int], None] | None = None,
 ) -> BackupRun:
     """Back up every plan; never stop early. Check ``run.failed`` (or let the caller raise
-    ``BackupRunError``) afterwards."""
+    ``BackupRunError``) afterwards.
+
+    ``plan_ids`` may hold anything an event can: each entry that is not a valid plan id (see
+    ``achieveit_sync.plan_ids``) fails alone, with the reason, before it is used anywhere.
+    """
     outcomes = []
-    for plan_id in dict.fromkeys(p.strip() for p in plan_ids if p.strip()):
-        try:
-            outcome = back_up_plan(
-                plan_id,
-                client=client,
-                target=target,
-                api_base_url=api_base_url,
-                time_zone=time_zone,
-                max_attempts=max_attempts,
-                clock=clock,
-                on_page=on_page,
-            )
-        except (ApiError, PaginationError) as exc:
-            # An expected outcome (403, 404, API down): the message says it all.
-            log.error("plan backup failed", extra={"plan": plan_id, "error": str(exc)})  # noqa: TRY400
-            outcome = PlanOutcome(plan_id, "failed", error=str(exc))
+    for requested in _requested_plans(plan_ids):
+        outcome = _back_up_one(
+            requested,
+            client=client,
+            target=target,
+            api_base_url=api_base_url,
+            time_zone=time_zone,
+            max_attempts=max_attempts,
+            expiration_days=expiration_days,
+            clock=clock,
+            on_page=on_page,
+        )
         outcomes.append(outcome)
         if on_plan is not None:
             on_plan(outcome)
     return BackupRun(outcomes)
+
+
+def _requested_plans(plan_ids: Iterable[object]) -> Iterator[object]:
+    """Each requested plan once, in order; text stripped of surrounding white space."""
+    seen: set[str] = set()
+    for value in plan_ids:
+        if not isinstance(value, str):
+            yield value
+            continue
+        plan_id = value.strip()
+        if plan_id not in seen:
+            seen.add(plan_id)
+            yield plan_id
+
+
+def _back_up_one(requested: object, **options: Any) -> PlanOutcome:
+    """One plan's backup, whatever happens: every failure becomes that plan's outcome."""
+    if not is_plan_id(requested):
+        refused = InvalidPlanIdError(requested)
+        log.error("plan id refused", extra={"plan": refused.plan_id, "error": str(refused)})
+        return PlanOutcome(refused.plan_id, "failed", error=str(refused))
+    assert isinstance(requested, str)  # noqa: S101 - is_plan_id checked it
+    plan_id = requested
+    try:
+        return back_up_plan(plan_id, **options)
+    except (ApiError, PaginationError) as exc:
+        # An expected outcome (403, 404, API down): the message says it all.
+        log.error("plan backup failed", extra={"plan": plan_id, "error": str(exc)})  # noqa: TRY400
+        return PlanOutcome(plan_id, "failed", error=str(exc))
+    except Exception as exc:
+        # Anything else (an S3 error, a full disk, a bug) is still this plan's problem alone:
+        # the other plans go on, and the run fails at the end naming this one.
+        log.exception("plan backup failed unexpectedly", extra={"plan": plan_id})
+        return PlanOutcome(
+            plan_id,
+            "failed",
+            error=f"unexpected error ({_describe_error(exc)}); the function's log has the "
+            "details; invoke it again with this plan to retry",
+        )
 
 
 def back_up_plan(
@@ -128,6 +199,7 @@ def back_up_plan(
     api_base_url: str,
     time_zone: str = "UTC",
     max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
+    expiration_days: int = DEFAULT_EXPIRATION_DAYS,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_page: Callable[[str, int, int], None] | None = None,
 ) -> PlanOutcome:
@@ -140,13 +212,32 @@ def back_up_plan(
 
     export = export_plan(client, plan_id, max_attempts=max_attempts, on_page=progress)
     try:
-        return _store(export, target, started, clock(), api_base_url, time_zone)
+        return _store(
+            export,
+            target,
+            started,
+            clock(),
+            api_base_url,
+            time_zone,
+            reuse_window(expiration_days),
+        )
     finally:
         export.close()
 
 
 def latest_key(plan_id: str) -> str:
     return f"backups/{plan_id}/latest.json"
+
+
+@dataclass(frozen=True)
+class _LatestBackup:
+    """What ``latest.json`` says, once checked to be a pointer to this plan's backup."""
+
+    manifest: str
+    content_sha256: str
+    files: dict[str, dict[str, Any]]
+    data_from: str
+    """The manifest whose backup stored ``files``."""
 
 
 def _store(
@@ -156,23 +247,17 @@ def _store(
     finished: datetime,
     api_base_url: str,
     time_zone: str,
+    reuse_limit: timedelta,
 ) -> PlanOutcome:
     plan_id = export.plan_id
     # Microseconds: an on-demand run and the schedule in the same second must not collide.
     prefix = f"backups/{plan_id}/{started:%Y/%m/%d}/{started:%Y%m%dT%H%M%S.%fZ}/"
     manifest_key = prefix + "manifest.json"
-    latest = target.read_json(latest_key(plan_id))
-    previous_manifest = latest.get("manifest") if isinstance(latest, dict) else None
-    unchanged = (
-        export.complete
-        and isinstance(latest, dict)
-        and latest.get("contentSha256") == export.content_sha256
-        and isinstance(latest.get("files"), dict)
-    )
-    if unchanged:
-        assert isinstance(latest, dict)  # noqa: S101 - narrowed above
-        files = latest["files"]
-        data_from = latest.get("dataFrom") or previous_manifest
+    warnings: list[str] = []
+    latest = _read_latest(target, plan_id, warnings)
+    reused = _reusable_files(export, latest, target, finished, reuse_limit, warnings)
+    if reused is not None and latest is not None:
+        files, data_from = reused, latest.data_from
     else:
         files = {}
         for exported in export.files:
@@ -183,6 +268,7 @@ def _store(
                 "bytes": exported.size,
             }
         data_from = None
+    unchanged = reused is not None
     manifest = {
         "manifestVersion": MANIFEST_VERSION,
         "planId": plan_id,
@@ -202,9 +288,10 @@ def _store(
             "verdict": "complete" if export.complete else "INCOMPLETE",
             "attempts": [a.as_dict() for a in export.attempts],
         },
-        "unchanged": bool(unchanged),
+        "unchanged": unchanged,
         "dataFrom": data_from,
-        "previousBackup": previous_manifest,
+        "previousBackup": latest.manifest if latest is not None else None,
+        "warnings": warnings,
     }
     target.write_json(manifest_key, manifest)
     if not export.complete:
@@ -223,6 +310,7 @@ def _store(
             export.item_count,
             target.describe(manifest_key),
             "; ".join(problems),
+            warnings,
         )
     target.write_json(
         latest_key(plan_id),
@@ -252,7 +340,118 @@ def _store(
             "manifest": target.describe(manifest_key),
         },
     )
-    return PlanOutcome(plan_id, status, export.item_count, target.describe(manifest_key))
+    return PlanOutcome(
+        plan_id, status, export.item_count, target.describe(manifest_key), warnings=warnings
+    )
+
+
+def _read_latest(target: BackupTarget, plan_id: str, warnings: list[str]) -> _LatestBackup | None:
+    """The plan's ``latest.json``, or ``None`` when there is none or it cannot be used; a
+    pointer that cannot be read or understood is reported (the plan is then backed up from
+    scratch, and the new ``latest.json`` replaces it)."""
+    key = latest_key(plan_id)
+    try:
+        document = target.read_json(key)
+    except Exception as exc:  # noqa: BLE001 - whatever broke it, the remedy is a fresh backup
+        problem = f"could not be read ({_describe_error(exc)})"
+    else:
+        if document is None:
+            return None
+        latest = _parse_latest(document, plan_id)
+        if latest is not None:
+            return latest
+        problem = "is not a backup pointer (damaged, or not written by achieveit-sync)"
+    warning = f"{target.describe(key)} {problem}; backed up from scratch and replaced"
+    log.error(
+        "latest.json unusable; backing the plan up from scratch",
+        extra={"plan": plan_id, "problem": warning},
+    )
+    warnings.append(warning)
+    return None
+
+
+def _parse_latest(document: object, plan_id: str) -> _LatestBackup | None:
+    if not isinstance(document, dict) or document.get("planId", plan_id) != plan_id:
+        return None
+    mine = f"backups/{plan_id}/"
+
+    def own_key(value: object) -> TypeGuard[str]:
+        # Only this plan's own backups may be named: a pointer edited to name other data
+        # (another plan's, or a path that climbs) is not followed.
+        return isinstance(value, str) and value.startswith(mine) and ".." not in value
+
+    manifest, digest = document.get("manifest"), document.get("contentSha256")
+    files, data_from = document.get("files"), document.get("dataFrom") or manifest
+    if not own_key(manifest) or not own_key(data_from):
+        return None
+    if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+        return None
+    if not isinstance(files, dict) or not files:
+        return None
+    for described in files.values():
+        if not (
+            isinstance(described, dict)
+            and own_key(described.get("key"))
+            and isinstance(described.get("sha256"), str)
+            and _SHA256.fullmatch(described["sha256"])
+            and type(described.get("bytes")) is int
+        ):
+            return None
+    return _LatestBackup(manifest, digest, files, data_from)
+
+
+def _reusable_files(
+    export: PlanExport,
+    latest: _LatestBackup | None,
+    target: BackupTarget,
+    now: datetime,
+    reuse_limit: timedelta,
+    warnings: list[str],
+) -> dict[str, dict[str, Any]] | None:
+    """The previous backup's files when this export can point at them instead of storing a
+    copy: same content, and every file still there, intact and young enough. ``None`` means
+    store the data anew (problems found on the way are added to ``warnings``)."""
+    if not export.complete or latest is None or latest.content_sha256 != export.content_sha256:
+        return None
+    if set(latest.files) != {exported.name for exported in export.files}:
+        return None  # written by a version that stored other files
+    for name, described in latest.files.items():
+        where = target.describe(described["key"])
+        try:
+            stored = target.inspect_file(described["key"])
+        except Exception as exc:  # noqa: BLE001 - unverifiable data is never pointed at
+            problem = f"could not be read ({_describe_error(exc)})"
+        else:
+            if stored is None:
+                problem = "is missing"
+            elif (stored.sha256, stored.size) != (described["sha256"], described["bytes"]):
+                problem = "does not match the SHA-256 and size its manifest records"
+            else:
+                if now - stored.created > reuse_limit:
+                    log.info(
+                        "plan unchanged, but its stored data is old: storing it anew",
+                        extra={
+                            "plan": export.plan_id,
+                            "file": where,
+                            "written": _iso(stored.created),
+                        },
+                    )
+                    return None
+                continue
+        warning = (
+            f"the previous backup's {name} ({where}) {problem}; the unchanged plan was stored anew"
+        )
+        log.error(
+            "previous backup data unusable", extra={"plan": export.plan_id, "problem": warning}
+        )
+        warnings.append(warning)
+        return None
+    return latest.files
+
+
+def _describe_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= _ERROR_PREVIEW else text[:_ERROR_PREVIEW] + "..."
 
 
 def _iso(moment: datetime) -> str:

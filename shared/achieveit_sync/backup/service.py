@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from achieveit_sync.backup.run import BackupRunError, back_up_plans
+from achieveit_sync.backup.run import DEFAULT_EXPIRATION_DAYS, BackupRunError, back_up_plans
 from achieveit_sync.backup.targets import S3Target
 from achieveit_sync.client import AchieveItClient
 from achieveit_sync.errors import ConfigurationError
@@ -32,6 +32,9 @@ class BackupSettings:
     client: ClientSettings
     time_zone: str = "UTC"
     secret_max_age_seconds: int = 300
+    expiration_days: int = DEFAULT_EXPIRATION_DAYS
+    """The bucket's lifecycle expiration (``BackupExpirationDays``): bounds how old data an
+    unchanged backup may point at (``run.reuse_window``)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BackupSettings:
@@ -50,6 +53,12 @@ class BackupSettings:
             ) from None
         plans = tuple(p.strip() for p in env.get("PLAN_IDS", "").split(",") if p.strip())
         max_age = env.get("ACHIEVEIT_SECRET_MAX_AGE_SECONDS", "").strip() or "300"
+        expiration = env.get("BACKUP_EXPIRATION_DAYS", "").strip() or str(DEFAULT_EXPIRATION_DAYS)
+        if not (expiration.isascii() and expiration.isdigit() and int(expiration) >= 1):
+            raise ConfigurationError(
+                f"BACKUP_EXPIRATION_DAYS '{expiration}' is not a whole number of days of 1 or "
+                "more (the template sets it from BackupExpirationDays)"
+            )
         return cls(
             bucket=bucket,
             plan_ids=plans,
@@ -59,17 +68,19 @@ class BackupSettings:
             secret_max_age_seconds=(
                 int(max_age) if max_age.isascii() and max_age.isdigit() else 300
             ),
+            expiration_days=int(expiration),
         )
 
 
-def plans_for_event(event: Mapping[str, Any], configured: tuple[str, ...]) -> list[str]:
+def plans_for_event(event: Mapping[str, Any], configured: tuple[str, ...]) -> list[object]:
     """An on-demand event names its plans (``{"plans": ["P-1"]}``); a scheduled one uses the
-    configured list."""
+    configured list. Entries are passed on as sent: one that is not a valid plan id fails
+    alone, with the reason (``back_up_plans``)."""
     requested = event.get("plans") if isinstance(event, Mapping) else None
     if isinstance(requested, str):
         requested = [requested]
     if isinstance(requested, list) and requested:
-        return [str(p) for p in requested]
+        return list(requested)
     if not configured:
         raise ConfigurationError(
             "no plans to back up: set the PlanIds parameter (PLAN_IDS) "
@@ -97,6 +108,7 @@ class BackupService:
             target=S3Target(self.storage, self.settings.bucket),
             api_base_url=self.settings.client.base_url,
             time_zone=self.settings.time_zone,
+            expiration_days=self.settings.expiration_days,
         )
         if metrics is not None:
             from aws_lambda_powertools.metrics import MetricUnit

@@ -1,14 +1,33 @@
 """Where backups are written: an S3 bucket and prefix (the Lambda, ``--out s3://...``) or a
-local folder (``--out DIR``). Both take the same relative keys, so the layout is one."""
+local folder (``--out DIR``). Both take the same relative keys, so the layout is one.
+
+A local folder refuses any key that could leave it (``..``, an empty or absolute segment),
+whatever built the key: output stays inside ``--out DIR``.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from achieveit_sync.storage import ObjectGoneError, S3Storage
+from achieveit_sync.storage import ObjectGoneError, ObjectRef, S3Storage
+
+_READ_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A stored file as it is now: its SHA-256 and size, read through, and when it was
+    written (what a bucket's lifecycle rules count its age from)."""
+
+    sha256: str
+    size: int
+    created: datetime
 
 
 class BackupTarget(Protocol):
@@ -22,6 +41,10 @@ class BackupTarget(Protocol):
 
     def read_json(self, key: str) -> Any | None:
         """The JSON at ``key``, or ``None`` when there is none."""
+        ...
+
+    def inspect_file(self, key: str) -> StoredFile | None:
+        """The file at ``key`` read through and hashed, or ``None`` when there is none."""
         ...
 
 
@@ -48,6 +71,21 @@ class S3Target:
         except ObjectGoneError:
             return None
 
+    def inspect_file(self, key: str) -> StoredFile | None:
+        try:
+            head = self._storage.head(ObjectRef(self._bucket, self._prefix + key))
+        except ObjectGoneError:
+            return None
+        # Read exactly the version whose date we have, should another be written meanwhile.
+        stream = self._storage.open(
+            ObjectRef(self._bucket, self._prefix + key, version_id=head.get("VersionId"))
+        )
+        try:
+            sha256, size = _digest(stream)
+        finally:
+            getattr(stream, "close", lambda: None)()
+        return StoredFile(sha256, size, head["LastModified"])
+
 
 class LocalTarget:
     def __init__(self, root: Path) -> None:
@@ -70,13 +108,31 @@ class LocalTarget:
         partial.replace(path)
 
     def read_json(self, key: str) -> Any | None:
-        path = self._root / key
+        path = self._inside(key)
         return json.loads(path.read_text("utf-8")) if path.is_file() else None
 
+    def inspect_file(self, key: str) -> StoredFile | None:
+        path = self._inside(key)
+        if not path.is_file():
+            return None
+        with path.open("rb") as handle:
+            sha256, size = _digest(handle)
+        return StoredFile(sha256, size, datetime.fromtimestamp(path.stat().st_mtime, UTC))
+
     def _path(self, key: str) -> Path:
-        path = self._root / key
+        path = self._inside(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def _inside(self, key: str) -> Path:
+        """``key`` under the root folder, or ``ValueError`` if it could lead anywhere else."""
+        segments = key.split("/")
+        if any(s in ("", ".", "..") or "\\" in s or ":" in s or "\0" in s for s in segments):
+            raise ValueError(
+                f"refusing to write {key!r} under {self._root}: a backup key must stay inside "
+                "the output folder"
+            )
+        return self._root.joinpath(*segments)
 
 
 def target_for(destination: str, storage_factory: Any = None) -> BackupTarget:
@@ -91,6 +147,15 @@ def target_for(destination: str, storage_factory: Any = None) -> BackupTarget:
             storage = storage_factory()
         return S3Target(storage, bucket, prefix)
     return LocalTarget(Path(destination))
+
+
+def _digest(stream: Any) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(_READ_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def _json_bytes(document: Any) -> bytes:
