@@ -64,7 +64,7 @@ def log_to_this_tests_stdout(service: str) -> None:
     that first made it: point it at this test's (captured) stdout."""
     for handler in logging.getLogger(service).handlers:
         if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sys.stdout)
+            handler.stream = sys.stdout  # not setStream(): it flushes the old, maybe closed, one
 
 
 def test_the_sample_key_is_encoded_as_s3_encodes_keys() -> None:
