@@ -11,6 +11,7 @@ RUNTIME=("aws-lambda-powertools[tracer]" boto3 requests tzdata)  # tzdata: Lambd
 DEV=(aiohttp setuptools hypothesis "moto[server]" mypy pytest pytest-timeout responses ruff trustme types-requests types-PyYAML
      "boto3-stubs[s3,sqs,dynamodb,secretsmanager,sns,scheduler]")
 TOOLS=(aws-sam-cli cfn-lint)
+SCAN=(checkov)
 
 freeze() {  # freeze NAME PACKAGES...: install into a new venv, print its pins
   local name=$1; shift
@@ -32,4 +33,7 @@ freeze dev -r shared/requirements.txt "${DEV[@]}" > "$work/dev.txt"
 { echo "# aws-sam-cli and cfn-lint pin their own boto3: they live in .tools-venv, never beside the project."
   echo "# Regenerate: make lock"
   freeze tools "${TOOLS[@]}"; } > requirements-tools.txt
-echo "pinned: shared/requirements.txt requirements-dev.txt requirements-tools.txt"
+{ echo "# checkov (the infrastructure-as-code scanner) pins its own boto3: it lives in .scan-venv."
+  echo "# Regenerate: make lock"
+  freeze scan "${SCAN[@]}"; } > requirements-scan.txt
+echo "pinned: shared/requirements.txt requirements-dev.txt requirements-tools.txt requirements-scan.txt"

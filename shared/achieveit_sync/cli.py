@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "publish": _run_publish,
         "export": _run_export,
         "diff": _run_diff,
+        "smoke": _run_smoke,
     }
     command = commands.get(args.command or "")
     if command is None:
@@ -108,6 +109,18 @@ def _build_parser() -> argparse.ArgumentParser:
     diff.add_argument("before", metavar="MANIFEST_A")
     diff.add_argument("after", metavar="MANIFEST_B")
     diff.add_argument("--format", choices=("text", "json"), default="text", dest="output_format")
+
+    smoke = commands.add_parser(
+        "smoke",
+        help="check a deployed stack end to end (after sam deploy)",
+        description="Drop a sample file (a header, no rows: nothing reaches AchieveIt) under "
+        "the stack's progress prefix, wait for its report and print it; invoke the export "
+        "function for one plan and check latest.json. Ends with one pass/fail line; exit 0 "
+        "passed, 1 failed. Uses your AWS credentials (AWS_PROFILE, AWS_REGION).",
+    )
+    from achieveit_sync.smoke import add_arguments as add_smoke_arguments
+
+    add_smoke_arguments(smoke)
 
     sandbox = commands.add_parser(
         "sandbox",
@@ -331,6 +344,12 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     from achieveit_sandbox.cli import run
+
+    return run(args)
+
+
+def _run_smoke(args: argparse.Namespace) -> int:
+    from achieveit_sync.smoke import run
 
     return run(args)
 

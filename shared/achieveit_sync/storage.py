@@ -4,6 +4,22 @@ Reads stream through Powertools Streaming (``S3Object``: ranged GETs, nothing bu
 pinned to the exact version (or ETag) that triggered the work, so a file replaced while it is
 processed is never half old, half new. Writes of unknown size go through the transfer
 manager, which switches to multipart uploads for large bodies.
+
+What a 403 means. S3 answers a GET or HEAD of a missing key with 404 only when the caller may
+``s3:ListBucket`` on the bucket; otherwise with 403 AccessDenied, the same answer as for an
+object the caller may not read. The template grants ListBucket (so missing is a 404), but a
+narrower policy (ListBucket only under an ``s3:prefix`` condition, which a GET or HEAD never
+carries) turns every missing key into a 403. On a 403 this module therefore lists the exact
+key, which such a policy does allow (a List request carries ``s3:prefix``):
+
+* the listing shows no such key: the object is missing, exactly as if S3 had said 404
+  (``ObjectGoneError``);
+* the key is listed, or the listing is refused too: S3 will not let us read it, and it may
+  well be there. ``head`` raises ``ObjectAccessDeniedError`` so that a dropped file never
+  vanishes on a 403: the file fails loudly, with a report. ``get_bytes`` (small optional
+  objects such as ``latest.json``) treats it as missing by default and logs a warning: a
+  backup that cannot read ``latest.json`` stores a full copy instead of a pointer, which is
+  harmless.
 """
 
 from __future__ import annotations
@@ -26,6 +42,16 @@ log = logging.getLogger(__name__)
 
 class ObjectGoneError(AchieveItSyncError):
     """The object (that version of it) no longer exists, e.g. it was already archived."""
+
+
+class ObjectAccessDeniedError(AchieveItSyncError):
+    """S3 answered 403 AccessDenied and the object may exist: the role may not read it (a
+    bucket policy, an SSE-KMS key it may not use), or it is gone and the role may not even
+    list the key. Never to be taken as "gone"."""
+
+
+_MISSING = frozenset({"404", "NoSuchKey", "NoSuchVersion", "412", "PreconditionFailed"})
+_DENIED = frozenset({"403", "AccessDenied", "Forbidden"})
 
 
 @dataclass(frozen=True)
@@ -73,7 +99,9 @@ class S3Storage:
         )
 
     def head(self, ref: ObjectRef) -> dict[str, Any]:
-        """The object's metadata; ``ObjectGoneError`` when that version no longer exists."""
+        """The object's metadata. ``ObjectGoneError`` when that version no longer exists (a
+        404, or a 403 for a key S3's listing does not show); ``ObjectAccessDeniedError`` when
+        S3 refuses and the object may exist. Anything else (a 400, a 500) is raised as is."""
         options: dict[str, Any] = {"Bucket": ref.bucket, "Key": ref.key}
         if ref.version_id:
             options["VersionId"] = ref.version_id
@@ -82,21 +110,61 @@ class S3Storage:
         try:
             return dict(self._client.head_object(**options))
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            # Only "that version is not there": anything else (403, a 400) must fail the
-            # message loudly rather than skip the file as handled.
-            if code in ("404", "NoSuchKey", "NoSuchVersion", "412", "PreconditionFailed"):
+            code = _error_code(exc)
+            if code in _MISSING:
                 raise ObjectGoneError(f"{ref.uri} ({ref.version_id or ref.etag}) is gone") from exc
-            raise
+            if code not in _DENIED:
+                raise
+            listed = self._is_listed(ref.bucket, ref.key)
+            if listed is False:
+                log.warning(
+                    "S3 answered 403 for a key it does not list: treated as gone "
+                    "(grant s3:ListBucket on the bucket to get a 404)",
+                    extra={"object": ref.uri, "version": ref.version_id},
+                )
+                raise ObjectGoneError(
+                    f"{ref.uri} ({ref.version_id or ref.etag}) is gone (S3 answered 403; "
+                    "the bucket's listing has no such key)"
+                ) from exc
+            raise ObjectAccessDeniedError(_denied_message(ref.uri, listed)) from exc
 
-    def get_bytes(self, bucket: str, key: str) -> bytes:
-        """A small object's content (manifests, pointers); ``ObjectGoneError`` if missing."""
+    def get_bytes(self, bucket: str, key: str, *, denied_means_missing: bool = True) -> bytes:
+        """A small object's content (manifests, pointers). ``ObjectGoneError`` if missing,
+        whether S3 says 404 or (to a role that may not list) 403. When S3 refuses an object
+        that may exist: missing as well by default, with a warning (a pointer that cannot be
+        read is as good as none); ``ObjectAccessDeniedError`` with
+        ``denied_means_missing=False``."""
+        uri = f"s3://{bucket}/{key}"
         try:
             return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code", "") in ("NoSuchKey", "404"):
-                raise ObjectGoneError(f"s3://{bucket}/{key} does not exist") from exc
+            code = _error_code(exc)
+            if code in _MISSING:
+                raise ObjectGoneError(f"{uri} does not exist") from exc
+            if code not in _DENIED:
+                raise
+            listed = self._is_listed(bucket, key)
+            if listed is False:
+                raise ObjectGoneError(f"{uri} does not exist (S3 answered 403)") from exc
+            if not denied_means_missing:
+                raise ObjectAccessDeniedError(_denied_message(uri, listed)) from exc
+            log.warning(
+                "S3 refused to read an object that may exist: treated as missing",
+                extra={"object": uri, "listed": listed},
+            )
+            raise ObjectGoneError(f"{uri} could not be read (403): treated as missing") from exc
+
+    def _is_listed(self, bucket: str, key: str) -> bool | None:
+        """Whether S3's listing holds ``key`` (None when the listing is refused too). A List
+        request carries s3:prefix, so a prefix-conditioned ListBucket grant allows it."""
+        try:
+            listing = self._client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        except ClientError as exc:
+            if _error_code(exc) in _DENIED:
+                return None
             raise
+        # The key itself sorts first among the keys it prefixes.
+        return any(item.get("Key") == key for item in listing.get("Contents", []))
 
     # Encryption at rest is the buckets' default encryption (see template.yaml).
 
@@ -119,3 +187,20 @@ class S3Storage:
             delete["VersionId"] = ref.version_id
         self._client.delete_object(**delete)
         log.info("moved", extra={"source": ref.uri, "destination": destination_key})
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _denied_message(uri: str, listed: bool | None) -> str:
+    seen = (
+        "the object is listed, so it exists"
+        if listed
+        else "listing the key was refused too, so S3 will not say whether it exists"
+    )
+    return (
+        f"S3 refused to read {uri} (403 AccessDenied) and {seen}. Check the function role "
+        "(s3:GetObject and s3:ListBucket), the bucket policy and, for SSE-KMS objects, the "
+        "key's policy."
+    )

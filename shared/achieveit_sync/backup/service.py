@@ -1,9 +1,15 @@
 """The export (backup) Lambda: an EventBridge Scheduler event, or an on-demand event naming
-plans, backs up each plan to the backups bucket. The run fails (so retries and alarms work)
-only after every plan was tried, and names what failed."""
+plans, backs up each plan to the backups bucket. The run fails (so the failed-runs queue and
+alarms work) only after every plan was tried, and names what failed.
+
+With no plans configured and none named, there is nothing to back up: that is a stack not
+configured yet, not a failure. The run logs a warning saying what to set and succeeds, so that
+a schedule left on does not fail (and alarm) every night. The template keeps the schedule
+DISABLED while PlanIds is empty anyway."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +28,12 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 EXPORT_SERVICE_NAME = "achieveit-sync-export"
+NOT_CONFIGURED = (
+    "no plans to back up: set the stack's PlanIds parameter (comma-separated plan IDs; it sets "
+    'PLAN_IDS and switches the nightly schedule on), or invoke with {"plans": ["PLAN-ID"]}'
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,19 +85,15 @@ class BackupSettings:
 
 
 def plans_for_event(event: Mapping[str, Any], configured: tuple[str, ...]) -> list[object]:
-    """An on-demand event names its plans (``{"plans": ["P-1"]}``); a scheduled one uses the
-    configured list. Entries are passed on as sent: one that is not a valid plan id fails
-    alone, with the reason (``back_up_plans``)."""
+    """An on-demand event names its plans (``{"plans": ["P-1"]}``); a scheduled one (the
+    Scheduler's Input, verbatim: ``{"source": "achieveit-sync.schedule"}``) uses the
+    configured list. Empty when neither names a plan. Entries are passed on as sent: one that
+    is not a valid plan id fails alone, with the reason (``back_up_plans``)."""
     requested = event.get("plans") if isinstance(event, Mapping) else None
     if isinstance(requested, str):
         requested = [requested]
     if isinstance(requested, list) and requested:
         return list(requested)
-    if not configured:
-        raise ConfigurationError(
-            "no plans to back up: set the PlanIds parameter (PLAN_IDS) "
-            'or send {"plans": [...]} in the event'
-        )
     return list(configured)
 
 
@@ -102,6 +110,9 @@ class BackupService:
         metrics: Metrics | None = None,
     ) -> dict[str, Any]:
         plans = plans_for_event(event, self.settings.plan_ids)
+        if not plans:
+            log.warning(NOT_CONFIGURED, extra={"source": _event_source(event)})
+            return {"plans": [], "failed": [], "notConfigured": NOT_CONFIGURED}
         run = back_up_plans(
             plans,
             client=self.client,
@@ -130,6 +141,11 @@ class BackupService:
         if run.failed:
             raise BackupRunError(run)
         return run.as_dict()
+
+
+def _event_source(event: Mapping[str, Any]) -> str:
+    source = event.get("source") if isinstance(event, Mapping) else None
+    return source if isinstance(source, str) else "on-demand"
 
 
 def build_backup_service(settings: BackupSettings, *, session: Any = None) -> BackupService:
