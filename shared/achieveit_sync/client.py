@@ -48,6 +48,7 @@ from achieveit_sync.errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    ConfigurationError,
     NotFoundError,
     PaginationError,
     PermanentApiError,
@@ -475,62 +476,72 @@ class AchieveItClient:
         started = time.monotonic()
         while True:
             attempt += 1
-            headers = {"Authorization": f"API-KEY {key.reveal()}"}
-            if content_type:
-                headers["Content-Type"] = content_type
-            sent_at = time.monotonic()
-            self._stats.attempts += 1
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=body,
-                    headers=headers,
-                    timeout=(self._settings.connect_timeout, self._settings.read_timeout),
-                    allow_redirects=False,
-                    stream=True,
-                )
-                text, cut = _read_text(response, body_limit, tail_guard=_echo_chars(key))
-                text = key.scrub(text)
-            except requests.exceptions.RequestException as exc:
-                self._stats.seconds += time.monotonic() - sent_at
-                self._stats.failures += 1
-                failure = _transport_failure(exc, operation, attempt, may_repeat)
-            except Exception as exc:  # noqa: BLE001 - anything else the transport raises
-                self._stats.seconds += time.monotonic() - sent_at
-                self._stats.failures += 1
-                raise _unexpected_failure(exc, operation, attempt, may_repeat, key) from None
-            else:
-                self._stats.seconds += time.monotonic() - sent_at
-                status = response.status_code
-                if not 200 <= status < 300:
-                    self._stats.failures += 1
-                log.debug(
-                    "AchieveIt answered",
-                    extra={"method": method, "path": path, "status": status, "attempt": attempt},
-                )
-                if 200 <= status < 300:
-                    return _Response(status, text, attempt, time.monotonic() - started, cut)
-                if status == 401 and not key_refreshed:
-                    # A rotated secret: fetch it once, retry at once, never loop on it.
-                    # (A ConfigurationError here leaves the request refused: nothing applied.)
-                    key_refreshed = True
+            request = _Attempt(method, url, params, body, content_type, body_limit, key)
+            answer = self._send_once(request, operation, attempt)
+            if isinstance(answer, RetryableApiError):
+                self._wait_before_retry(answer, operation, attempt)
+                continue
+            response, text, cut = answer
+            status = response.status_code
+            if 200 <= status < 300:
+                return _Response(status, text, attempt, time.monotonic() - started, cut)
+            refresh_problem = ""
+            if status == 401 and not key_refreshed:
+                # A rotated secret: fetch it once, retry at once, never loop on it.
+                key_refreshed = True
+                try:
                     fresh_key = self._api_key.refresh()
-                    if fresh_key is not None:
-                        log.warning("API key refused (401); retrying with the refreshed key")
-                        key = fresh_key
-                        self._last_key = key
-                        continue
-                failure = _status_failure(
-                    response,
-                    text,
-                    operation=operation,
-                    attempt=attempt,
-                    may_repeat=may_repeat,
-                    key=key,
-                )
+                except ConfigurationError as exc:  # the 401 stands: nothing was applied
+                    fresh_key, refresh_problem = None, f" (reading the key again: {exc})"
+                if fresh_key is not None:
+                    log.warning("API key refused (401); retrying with the refreshed key")
+                    key = self._last_key = fresh_key
+                    continue
+            failure = _answer_failure(
+                response, text, operation, attempt, may_repeat, key, refresh_problem
+            )
             self._wait_before_retry(failure, operation, attempt)
+
+    def _send_once(
+        self, request: _Attempt, operation: str, attempt: int
+    ) -> tuple[requests.Response, str, bool] | RetryableApiError:
+        """One attempt: the answer (status, scrubbed text, whether it was cut), or the
+        failure to retry; raises what must not be retried."""
+        headers = {"Authorization": f"API-KEY {request.key.reveal()}"}
+        if request.content_type:
+            headers["Content-Type"] = request.content_type
+        may_repeat = request.method == "GET"
+        sent_at = time.monotonic()
+        self._stats.attempts += 1
+        try:
+            response = self._session.request(
+                request.method,
+                request.url,
+                params=request.params,
+                data=request.body,
+                headers=headers,
+                timeout=(self._settings.connect_timeout, self._settings.read_timeout),
+                allow_redirects=False,
+                stream=True,
+            )
+            text, cut = _read_text(
+                response, request.body_limit, tail_guard=_echo_chars(request.key)
+            )
+        except requests.exceptions.RequestException as exc:
+            self._stats.failures += 1
+            return _transport_failure(exc, operation, attempt, may_repeat)
+        except Exception as exc:  # noqa: BLE001 - anything else the transport raises
+            self._stats.failures += 1
+            raise _unexpected_failure(exc, operation, attempt, may_repeat, request.key) from None
+        finally:
+            self._stats.seconds += time.monotonic() - sent_at
+        if not 200 <= response.status_code < 300:
+            self._stats.failures += 1
+        log.debug(
+            "AchieveIt answered",
+            extra={"method": request.method, "status": response.status_code, "attempt": attempt},
+        )
+        return response, request.key.scrub(text), cut
 
     def _wait_before_retry(self, failure: RetryableApiError, operation: str, attempt: int) -> None:
         """Sleep before the next attempt, or raise ``failure`` when it is time to give up."""
@@ -578,6 +589,50 @@ def _transport_failure(
     return RetryableApiError(operation, reason, attempts=attempt)
 
 
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    method: str
+    url: str
+    params: dict[str, str] | None
+    body: bytes | None
+    content_type: str | None
+    body_limit: int
+    key: ApiKey
+
+
+def _answer_failure(
+    response: requests.Response,
+    text: str,
+    operation: str,
+    attempt: int,
+    may_repeat: bool,
+    key: ApiKey,
+    extra_reason: str,
+) -> RetryableApiError:
+    """Translate a non-2xx answer (raises unless it is safe to retry). An answer that cannot
+    even be read (an absurd ``Retry-After``) is still an answer: nothing was applied."""
+    try:
+        return _status_failure(
+            response,
+            text,
+            operation=operation,
+            attempt=attempt,
+            may_repeat=may_repeat,
+            key=key,
+            extra_reason=extra_reason,
+        )
+    except ApiError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever the answer held
+        return RetryableApiError(
+            operation,
+            f"HTTP {response.status_code} with an answer that cannot be read "
+            f"({type(exc).__name__})",
+            status=response.status_code,
+            attempts=attempt,
+        )
+
+
 def _unexpected_failure(
     exc: Exception, operation: str, attempt: int, may_repeat: bool, key: ApiKey
 ) -> ApiError:
@@ -611,6 +666,7 @@ def _status_failure(
     attempt: int,
     may_repeat: bool,
     key: ApiKey,
+    extra_reason: str = "",
 ) -> RetryableApiError:
     """Translate a non-2xx answer; raise unless it is safe to retry."""
     status = response.status_code
@@ -625,7 +681,7 @@ def _status_failure(
             attempts=attempt,
         )
     if not _is_retryable_status(status):
-        raise _permanent_error(operation, status, message, attempt)
+        raise _permanent_error(operation, status, message, attempt, extra_reason)
     return RetryableApiError(
         operation,
         f"HTTP {status} {response.reason or ''}".strip(),
@@ -744,9 +800,13 @@ _PERMANENT_ERRORS: dict[int, tuple[type[PermanentApiError], str]] = {
 }
 
 
-def _permanent_error(operation: str, status: int, message: str, attempts: int) -> ApiError:
+def _permanent_error(
+    operation: str, status: int, message: str, attempts: int, extra_reason: str = ""
+) -> ApiError:
     error_type, reason = _PERMANENT_ERRORS.get(status, (PermanentApiError, f"HTTP {status}"))
-    return error_type(operation, reason, status=status, server_message=message, attempts=attempts)
+    return error_type(
+        operation, reason + extra_reason, status=status, server_message=message, attempts=attempts
+    )
 
 
 def _server_message(text: str, key: ApiKey) -> str:

@@ -14,6 +14,8 @@ from email.utils import parsedate_to_datetime
 
 from achieveit_sync.settings import RetrySettings
 
+_MAX_SECONDS_DIGITS = 8
+
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
@@ -26,10 +28,12 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if not text:
         return None
     if text.isascii() and text.isdigit():
-        return float(int(text))
+        # A year of seconds is as good as forever (the caller gives up); longer digit
+        # strings would overflow a float, or pass int()'s digit limit.
+        return float(int(text)) if len(text) <= _MAX_SECONDS_DIGITS else math.inf
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive parse means "-0000"
         when = when.replace(tzinfo=UTC)

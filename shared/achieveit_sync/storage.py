@@ -168,6 +168,20 @@ class S3Storage:
 
     # Encryption at rest is the buckets' default encryption (see template.yaml).
 
+    def exists(self, bucket: str, key: str) -> bool:
+        """Whether ``key`` is there, by listing (s3:ListBucket; no read of the object)."""
+        listing = self._client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        return any(item.get("Key") == key for item in listing.get("Contents", []))
+
+    def delete_if_present(self, bucket: str, key: str) -> bool:
+        """Remove ``key`` (a delete marker in a versioned bucket) if it is there; looked up
+        by listing first, so that absent keys do not collect delete markers."""
+        if not self.exists(bucket, key):
+            return False
+        self._client.delete_object(Bucket=bucket, Key=key)
+        log.info("removed", extra={"key": f"s3://{bucket}/{key}"})
+        return True
+
     def put_bytes(self, bucket: str, key: str, body: bytes, content_type: str) -> None:
         self._client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 

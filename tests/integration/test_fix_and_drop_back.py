@@ -79,7 +79,7 @@ def test_a_fixed_rejected_file_publishes_exactly_the_fixed_rows(
     rejected = stack.text(rejected_key)
 
     # Then the rejected file holds exactly those rows, in line order, under the header
-    assert [int(n) for n in re.findall(r"line (\d+): ", rejected)] == bad
+    assert [int(n) for n in re.findall(r"line (\d+)(?: \(element \d+\))?: ", rejected)] == bad
     assert first["counts"]["rejected"] == len(bad)
     headers = {
         "headerless.csv": "External ID,Status,Metric Value,As Of Date,Comment,Error",

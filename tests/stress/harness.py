@@ -378,7 +378,7 @@ def _ambiguous_lines(stack: IngestStack, dropped: DroppedFile) -> list[int]:
     """The line numbers named in the file's ambiguous/ output (its Error column starts with
     'line N:')."""
     text = stack.text(f"ambiguous/{dropped.key}")
-    return [int(found) for found in re.findall(r"line (\d+): sent in", text)]
+    return [int(found) for found in re.findall(r"line (\d+)(?: \(element \d+\))?: sent in", text)]
 
 
 def _line_keys(dropped: DroppedFile) -> dict[int, tuple[str, str]]:

@@ -86,7 +86,7 @@ FILE_CASES = [
         (HEADER + 'A-1,On Track,1,2026-11-01,"never closed\n' + "x" * 200_000).encode(),
         "the CSV cannot be parsed",
     ),
-    FileCase("no-header-unknown-kind.csv", GOOD.encode(), "its kind cannot be told"),
+    FileCase("no-header-unknown-kind.csv", GOOD.encode(), "the kind of update cannot be told"),
 ]
 
 ROW_CASES = [
@@ -162,7 +162,7 @@ ROW_CASES = [
         (HEADER + "A-2,On Track,,13/01/2026,\n").encode(),
         2,
         "asOfDate",
-        "US dates are month/day/year",
+        "US dates put the month first",
     ),
     RowCase(
         "two-digit-year",

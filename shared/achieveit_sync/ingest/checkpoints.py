@@ -173,3 +173,46 @@ class DynamoDbCheckpoints:
                 "expiresAt": {"N": str(int(time.time()) + self._ttl_seconds)},
             },
         )
+
+
+class VersionOrder(Protocol):
+    def claim(self, object_key: str, sequencer: str) -> bool:
+        """Record that the version with ``sequencer`` of ``object_key`` is being handled;
+        ``False`` when a newer version of that key already was (this one is stale)."""
+        ...
+
+
+class DynamoDbVersionOrder:
+    """The newest S3 ``sequencer`` handled per key, in the checkpoint table (``file`` =
+    ``newest#<bucket>/<key>``, ``part`` = 0).
+
+    S3 delivers notifications at least once and in no particular order; for one key, the
+    event with the larger sequencer is the later write (S3's documented way to order them:
+    compare as hexadecimal strings after padding the shorter with leading zeros). A version
+    older than one already handled must not be published after it: its rows would
+    overwrite the newer ones in AchieveIt."""
+
+    _WIDTH = 64
+
+    def __init__(self, table_name: str, client: DynamoDBClient, *, ttl_days: int = 30) -> None:
+        self._table = table_name
+        self._client = client
+        self._ttl_seconds = ttl_days * 86400
+
+    def claim(self, object_key: str, sequencer: str) -> bool:
+        padded = sequencer.upper().rjust(self._WIDTH, "0")
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "file": {"S": f"newest#{object_key}"},
+                    "part": {"N": "0"},
+                    "payload": {"S": padded},
+                    "expiresAt": {"N": str(int(time.time()) + self._ttl_seconds)},
+                },
+                ConditionExpression="attribute_not_exists(payload) OR payload <= :mine",
+                ExpressionAttributeValues={":mine": {"S": padded}},
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True

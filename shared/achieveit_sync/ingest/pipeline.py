@@ -27,9 +27,9 @@ from achieveit_sync.ingest.checkpoints import CheckpointStore, InMemoryCheckpoin
 from achieveit_sync.ingest.publishing import PartPublisher, StopPublishingError
 from achieveit_sync.ingest.reading import (
     ByteSource,
-    FileFormat,
     InvalidFileError,
     ReadLimits,
+    RecordStream,
     open_records,
 )
 from achieveit_sync.ingest.report import (
@@ -187,6 +187,8 @@ def _validate_pass(
     report.file_format = stream.file_format.value
     report.encoding = stream.encoding
     report.compressed = stream.compressed
+    if stream.dialect is not None:
+        report.dialect = stream.dialect.described
     validator = Validator(source.kind)
     counts = report.counts
     for result in validator.validate(stream.records):
@@ -381,7 +383,7 @@ def _list_rejected_and_ambiguous(
     dropped back reads the same; AchieveIt's refusals take their place among the lines."""
     stream = open_records(source.open(), source.name, options.limits)
     validator = Validator(source.kind)
-    lists = _RowLists(report, stream.file_format, rejected_sink, ambiguous_sink)
+    lists = _RowLists(report, stream, rejected_sink, ambiguous_sink)
     valid_rows = 0
     try:
         for result in validator.validate(stream.records):
@@ -411,13 +413,13 @@ class _RowLists:
     def __init__(
         self,
         report: FileReport,
-        file_format: FileFormat,
+        stream: RecordStream,
         rejected_sink: IO[bytes] | None,
         ambiguous_sink: IO[bytes] | None,
     ) -> None:
         self._report = report
         self._writers = {
-            name: RejectedRowsWriter(sink, file_format)
+            name: RejectedRowsWriter(sink, stream.file_format, stream.dialect)
             for name, sink in (("rejected", rejected_sink), ("ambiguous", ambiguous_sink))
             if sink is not None
         }
@@ -425,14 +427,14 @@ class _RowLists:
 
     def rejected(self, row: RejectedRow) -> None:
         self._report.list_rejection(row)
-        self._write("rejected", row, f"line {row.line}: {row.summary}")
+        self._write("rejected", row, f"{row.record.where}: {row.summary}")
 
     def ambiguous(self, row: ValidRow, request: str) -> None:
         self._report.list_ambiguous(row, request)
         self._write(
             "ambiguous",
             row,
-            f"line {row.line}: sent in {request} without an answer: it may have been applied; "
+            f"{row.record.where}: sent in {request} without an answer: it may have been applied; "
             "check AchieveIt before sending it again",
         )
 

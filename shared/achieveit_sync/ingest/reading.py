@@ -109,7 +109,31 @@ def _json_integer(text: str) -> int | LongJsonNumber:
 
 
 def _json_decoder() -> json.JSONDecoder:
-    return json.JSONDecoder(parse_float=_json_number, parse_int=_json_integer)
+    return json.JSONDecoder(
+        parse_float=_json_number, parse_int=_json_integer, object_pairs_hook=_json_object
+    )
+
+
+class JsonObject(dict[str, object]):
+    """A JSON object that named a field more than once (``duplicates``, in order): a plain
+    dict would silently keep the last value."""
+
+    duplicates: tuple[str, ...] = ()
+
+
+def _json_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    document = dict(pairs)
+    if len(document) == len(pairs):
+        return document
+    counted = JsonObject(document)
+    seen: set[str] = set()
+    repeated: dict[str, None] = {}
+    for name, _ in pairs:
+        if name in seen:
+            repeated[name] = None
+        seen.add(name)
+    counted.duplicates = tuple(repeated)
+    return counted
 
 
 class FileFormat(StrEnum):
@@ -159,6 +183,15 @@ class RawRecord(NamedTuple):
     """Set when the record itself is unreadable (a bad JSON Lines line, a non-object)."""
     original: object = None
     """For a JSON record that is not an object: the value, to echo in the rejected file."""
+    element: int | None = None
+    """JSON arrays: the element's 1-based position (several may share a line)."""
+
+    @property
+    def where(self) -> str:
+        """``line 7``, or ``line 1 (element 3)`` for an element of a JSON array."""
+        if self.element is None:
+            return f"line {self.line}"
+        return f"line {self.line} (element {self.element})"
 
 
 @dataclass
@@ -172,6 +205,20 @@ class RecordStream:
     records: Iterator[RawRecord]
     blank_lines: int = 0
     """Blank lines (and blank CSV rows) skipped so far; final once ``records`` is exhausted."""
+    dialect: CsvDialect | None = None
+    """CSV only: the delimiter, and how it was found."""
+
+
+@dataclass(frozen=True, slots=True)
+class CsvDialect:
+    delimiter: str
+    sep_line: bool = False
+    """The file starts with Excel's ``sep=X`` line (written back the same way)."""
+
+    @property
+    def described(self) -> str:
+        name = {",": "comma", ";": "semicolon", "\t": "tab"}[self.delimiter]
+        return f"{name}-separated" + (" (from its 'sep=' line)" if self.sep_line else "")
 
 
 def open_records(raw: ByteSource, name: str, limits: ReadLimits | None = None) -> RecordStream:
@@ -223,6 +270,7 @@ def open_records(raw: ByteSource, name: str, limits: ReadLimits | None = None) -
     stream = RecordStream(name, file_format, encoding_label, compressed, iter(()))
     decoded = _DecodingGuard(text, counting, encoding_label)
     if file_format is FileFormat.CSV:
+        stream.dialect = _csv_dialect(head[bom_length:].decode(encoding, errors="ignore"))
         stream.records = _csv_records(decoded, stream, limits.max_lines)
     elif file_format is FileFormat.JSON:
         stream.records = _json_array_records(decoded, limits.max_lines)
@@ -251,6 +299,13 @@ def _refuse_binary(head: bytes) -> None:
 
 
 def _detect_encoding(head: bytes) -> tuple[str, str, int]:
+    # UTF-32 LE's byte-order mark begins with UTF-16 LE's: look for it first.
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise InvalidFileError(
+            "the file is UTF-32, which is not supported",
+            "save it as 'CSV UTF-8' (or UTF-16 with a byte-order mark)",
+            byte_offset=0,
+        )
     for bom, encoding, label in _BOMS:
         if head.startswith(bom):
             return encoding, label, len(bom)
@@ -299,31 +354,138 @@ def _decide_format(name: str, text_head: str) -> FileFormat:
 # -- CSV --------------------------------------------------------------------------------------
 
 
+def _csv_dialect(text_head: str) -> CsvDialect:
+    """The delimiter: Excel's ``sep=X`` first line, else whichever of comma, semicolon and tab
+    splits the first line into the most cells (comma on a tie). Bounded to those three, so a
+    comment full of colons can never be taken for the delimiter."""
+    first_line = text_head.splitlines()[0] if text_head.strip() else ""
+    if first_line.lower().startswith("sep=") and len(first_line.rstrip("\r\n")) == 5:
+        delimiter = first_line[4]
+        if delimiter in _DELIMITERS:
+            return CsvDialect(delimiter, sep_line=True)
+    try:
+        sniffed = csv.Sniffer().sniff(text_head[:_SNIFF_BYTES], delimiters="".join(_DELIMITERS))
+        candidates = [sniffed.delimiter, *_DELIMITERS]
+    except csv.Error:
+        candidates = list(_DELIMITERS)
+
+    def cells(delimiter: str) -> int:
+        return len(next(csv.reader([first_line], delimiter=delimiter), []))
+
+    best = max(_DELIMITERS, key=lambda d: (cells(d), d == candidates[0], d == ","))
+    return CsvDialect(best if cells(best) > 1 else ",")
+
+
+_DELIMITERS = (",", ";", "\t")
+
+
 def _csv_records(text: _DecodingGuard, stream: RecordStream, max_lines: int) -> Iterator[RawRecord]:
-    reader = csv.reader(text.wrapper)
-    previous_line = 0
+    dialect = stream.dialect or CsvDialect(",")
+    tap = _LineTap(text.wrapper)
+    # strict: a stray quotation mark is an error for its row, and a quotation mark never
+    # closed is an error for the file, instead of rows silently merged into one cell.
+    reader = csv.reader(tap, delimiter=dialect.delimiter, strict=True)
     new_record = tuple.__new__  # a RawRecord without NamedTuple's Python-level __new__
+    skipped = 0  # physical lines read before the reader's first (Excel's sep= line)
+    if dialect.sep_line:
+        next(tap, None)
+        skipped = 1
+    previous_line = skipped
     while True:
+        tap.taken.clear()
         try:
             cells = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
-            raise InvalidFileError(
-                f"the CSV cannot be parsed: {exc}",
-                "check for a quotation mark that is opened but never closed",
-                line=previous_line + 1,
-            ) from None
+            start_line, previous_line = previous_line + 1, reader.line_num + skipped
+            if previous_line > max_lines:
+                raise _too_many_lines(max_lines) from None
+            yield _unparsable_row(exc, start_line, previous_line, tap, dialect)
+            continue
         except UnicodeDecodeError as exc:
             raise text.decoding_error(exc) from None
         start_line = previous_line + 1
-        previous_line = reader.line_num
+        previous_line = reader.line_num + skipped
         if previous_line > max_lines:
             raise _too_many_lines(max_lines)
         if not any(cells) or not "".join(cells).strip():
             stream.blank_lines += 1
             continue
-        yield new_record(RawRecord, (start_line, cells, None, None, None))
+        if previous_line > start_line:  # a quoted cell held line breaks: is it rows?
+            swallowed = _swallowed_rows(cells, dialect.delimiter)
+            if swallowed:
+                yield RawRecord(line=start_line, cells=cells, problem=swallowed)
+                continue
+        yield new_record(RawRecord, (start_line, cells, None, None, None, None))
+
+
+class _LineTap:
+    """The physical lines ``csv.reader`` took for the record being read: the text of a row
+    it cannot parse goes into the rejected file as it was."""
+
+    __slots__ = ("_lines", "taken")
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = iter(lines)
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _LineTap:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.taken.append(line)
+        return line
+
+
+def _unparsable_row(
+    exc: csv.Error, start_line: int, end_line: int, tap: _LineTap, dialect: CsvDialect
+) -> RawRecord:
+    raw = "".join(tap.taken)
+    if "end of data" in str(exc):
+        raise InvalidFileError(
+            f"a quotation mark opened on line {start_line} is never closed",
+            "close the quoted cell, or remove the stray quotation mark; the rows after it "
+            "would otherwise be read as part of that cell",
+            line=start_line,
+        ) from None
+    if "field limit" in str(exc):
+        raise InvalidFileError(
+            f"the CSV cannot be parsed: {exc}",
+            "check for a quotation mark that is opened but never closed",
+            line=start_line,
+        ) from None
+    # The row as a lenient reader sees it, so that the rejected file still shows it.
+    try:
+        cells = next(csv.reader([raw], delimiter=dialect.delimiter), [])
+    except csv.Error:
+        cells = []
+    where = f"line {start_line}" + (f" to {end_line}" if end_line > start_line else "")
+    return RawRecord(
+        line=start_line,
+        cells=cells or [raw.rstrip("\r\n")],
+        problem=f"a quotation mark in the middle of a cell ({where}); a cell that holds "
+        "quotation marks must be quoted as a whole, with each inner one doubled "
+        '(e.g. """Q3"" final")',
+    )
+
+
+def _swallowed_rows(cells: list[str], delimiter: str) -> str | None:
+    """Why a record spanning several lines looks like rows swallowed by an unclosed quote
+    (a line inside one of its cells splits into as many cells as the record has), or None
+    for an honest multi-line cell such as a long comment."""
+    for cell in cells:
+        if "\n" not in cell and "\r" not in cell:
+            continue
+        for inner in cell.splitlines()[1:]:
+            if len(next(csv.reader([inner], delimiter=delimiter), [])) >= len(cells):
+                return (
+                    "a quoted cell runs over several lines that look like rows of their own: "
+                    "a quotation mark seems never closed, so the rows after it were read as "
+                    "part of this one"
+                )
+    return None
 
 
 # -- JSON -------------------------------------------------------------------------------------
@@ -340,6 +502,7 @@ def _json_array_records(text: _DecodingGuard, max_lines: int) -> Iterator[RawRec
             line=scanner.line,
         )
     scanner.advance()
+    elements = 0
     expect_element = False  # after '[' an immediate ']' is fine; after ',' it is not
     while True:
         char = scanner.peek()
@@ -359,7 +522,8 @@ def _json_array_records(text: _DecodingGuard, max_lines: int) -> Iterator[RawRec
                 )
             return
         value, line = scanner.element()
-        yield _json_record(line, value, "each array element")
+        elements += 1
+        yield _json_record(line, value, "each array element")._replace(element=elements)
         separator = scanner.peek()
         if separator == ",":
             scanner.advance()
@@ -483,6 +647,14 @@ def _json_lines_records(
 
 def _json_record(line: int, value: object, unit: str) -> RawRecord:
     """A record for a JSON object; a problem record for anything else."""
+    if isinstance(value, JsonObject):
+        names = ", ".join(f"'{name}'" for name in value.duplicates[:5])
+        return RawRecord(
+            line=line,
+            fields=value,
+            problem=f"the object names {names} more than once; which value is meant is "
+            "unclear, so the row was not sent",
+        )
     if isinstance(value, dict):
         return RawRecord(line=line, fields=value)
     return RawRecord(

@@ -20,7 +20,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import IO, Any
 
-from achieveit_sync.ingest.reading import FileFormat, LongJsonNumber
+from achieveit_sync.ingest.reading import CsvDialect, FileFormat, LongJsonNumber
 from achieveit_sync.ingest.validation import (
     DISPLAY_NAMES,
     FieldProblem,
@@ -130,6 +130,8 @@ class FileReport:
     kind: str | None = None
     file_format: str | None = None
     encoding: str | None = None
+    dialect: str | None = None
+    """CSV: how cells are separated, and how that was found."""
     compressed: bool = False
     header: list[str] | None = None
     status: FileStatus = FileStatus.IN_PROGRESS
@@ -155,15 +157,22 @@ class FileReport:
     def list_rejection(self, row: RejectedRow) -> None:
         """Name a rejected row in the report (the first ``MAX_REPORTED_REJECTIONS``
         problems; the rejected file holds them all)."""
+        element = {"element": row.record.element} if row.record.element is not None else {}
         for problem in row.problems:
             if len(self.rejections) >= MAX_REPORTED_REJECTIONS:
                 return
-            self.rejections.append({"line": row.line, **_problem_dict(problem)})
+            self.rejections.append({"line": row.line, **element, **_problem_dict(problem)})
 
     def list_ambiguous(self, row: ValidRow, request_name: str) -> None:
         if len(self.ambiguous_rows) < MAX_REPORTED_AMBIGUOUS_ROWS:
+            element = {"element": row.record.element} if row.record.element is not None else {}
             self.ambiguous_rows.append(
-                {"line": row.line, "externalId": row.update.external_id, "request": request_name}
+                {
+                    "line": row.line,
+                    **element,
+                    "externalId": row.update.external_id,
+                    "request": request_name,
+                }
             )
 
     @property
@@ -181,6 +190,7 @@ class FileReport:
             "kind": self.kind,
             "format": self.file_format,
             "encoding": self.encoding,
+            "dialect": self.dialect,
             "compressed": self.compressed,
             "header": self.header,
             "counts": self.counts.as_dict(),
@@ -249,11 +259,14 @@ class RejectedRowsWriter:
     the ``Error`` column, and any ``Error`` column of a file that was dropped back replaced
     by the new one."""
 
-    def __init__(self, sink: IO[bytes], file_format: FileFormat) -> None:
+    def __init__(
+        self, sink: IO[bytes], file_format: FileFormat, dialect: CsvDialect | None = None
+    ) -> None:
         self._sink = sink
         self._format = file_format
+        self._dialect = dialect or CsvDialect(",")
         self._text = io.TextIOWrapper(sink, encoding="utf-8", newline="", write_through=True)
-        self._csv = csv.writer(self._text, lineterminator="\r\n")
+        self._csv = csv.writer(self._text, delimiter=self._dialect.delimiter, lineterminator="\r\n")
         self._layout: Layout | None = None
         self._width = 0
         self._kept: list[int] = []
@@ -269,6 +282,8 @@ class RejectedRowsWriter:
         record = row.record
         if self._format is FileFormat.CSV:
             if self.rows == 0:
+                if self._dialect.sep_line:  # Excel reads the separator from it, and so do we
+                    self._text.write(f"sep={self._dialect.delimiter}\r\n")
                 header = self._header()
                 self._width = len(header)
                 self._kept = [i for i, name in enumerate(header) if not _is_error_column(name)]

@@ -22,7 +22,7 @@ from urllib.parse import unquote_plus
 
 from achieveit_sync.client import AchieveItClient
 from achieveit_sync.errors import AchieveItSyncError, ConfigurationError
-from achieveit_sync.ingest.checkpoints import CheckpointStore
+from achieveit_sync.ingest.checkpoints import CheckpointStore, VersionOrder
 from achieveit_sync.ingest.outputs import RowsSpool, output_key
 from achieveit_sync.ingest.pipeline import (
     DEFAULT_MAX_ROWS,
@@ -204,6 +204,8 @@ class FileTask:
     resume: int = 0
     size: int | None = None
     stalls: int = 0
+    sequencer: str | None = None
+    """S3's order of writes to this key (from the notification)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -214,6 +216,7 @@ class FileTask:
             "resume": self.resume,
             "size": self.size,
             "stalls": self.stalls,
+            "sequencer": self.sequencer,
         }
 
     @classmethod
@@ -225,6 +228,7 @@ class FileTask:
             resume=int(document.get("resume", 0)),
             size=document.get("size"),
             stalls=int(document.get("stalls", 0)),
+            sequencer=document.get("sequencer"),
         )
 
 
@@ -237,22 +241,38 @@ def tasks_in_message(body: Mapping[str, Any]) -> Iterator[FileTask]:
     """The files an SQS message asks for: an S3 notification, or our continuation."""
     from aws_lambda_powertools.utilities.data_classes import S3Event
 
+    if body.get("Type") == "Notification" and isinstance(body.get("Message"), str):
+        # S3 -> SNS -> SQS (a fan-out topic between the bucket and the queue)
+        body = json.loads(body["Message"])
     if body.get("Event") == "s3:TestEvent":
         log.info("ignoring S3's test event", extra={"bucket": body.get("Bucket")})
         return
     if CONTINUATION_KEY in body:
         yield FileTask.from_dict(body[CONTINUATION_KEY])
         return
+    if not isinstance(body.get("Records"), list):
+        raise UnreadableMessageError("it holds no 'Records': not an S3 event notification")
     for record in S3Event(dict(body)).records:
-        if not record.event_name.startswith("ObjectCreated"):
+        try:
+            event_name = record.event_name
+            s3_object = record.s3.get_object
+            bucket = record.s3.bucket.name
+            raw_key = s3_object.key
+        except (KeyError, TypeError) as exc:
+            raise UnreadableMessageError(f"a record lacks {exc}") from None
+        if not event_name.startswith("ObjectCreated"):
             continue
-        s3_object = record.s3.get_object
         # Keys arrive URL-encoded ('+' for spaces); Powertools leaves record keys as sent.
-        key = unquote_plus(s3_object.key)
+        key = unquote_plus(raw_key)
         yield FileTask(
-            ObjectRef(record.s3.bucket.name, key, s3_object.version_id, s3_object.etag or None),
+            ObjectRef(bucket, key, s3_object.version_id, s3_object.etag or None),
             size=s3_object.size,
+            sequencer=s3_object.get("sequencer"),
         )
+
+
+class UnreadableMessageError(AchieveItSyncError):
+    """An SQS message that is not an S3 notification (nor our continuation)."""
 
 
 @dataclass
@@ -265,6 +285,7 @@ class IngestService:
     notifier: Notifier
     persistence: BasePersistenceLayer
     idempotency_config: IdempotencyConfig
+    versions: VersionOrder
     _context: LambdaContext | None = field(default=None, init=False)
     _metrics: Metrics | None = field(default=None, init=False)
 
@@ -299,9 +320,22 @@ class IngestService:
         )
 
     def _handle_record(self, record: SQSRecord) -> None:
-        for task in tasks_in_message(record.json_body):
+        try:
+            tasks = list(tasks_in_message(record.json_body))
+        except (ValueError, UnreadableMessageError) as exc:
+            # Never a file's problem, and redelivery will not fix it: said once, plainly,
+            # then the message goes to the dead-letter queue for a person to look at.
+            log.error(  # noqa: TRY400 - the reason is the message; no traceback needed
+                "an SQS message is not an S3 notification; it goes to the dead-letter queue",
+                extra={"message_id": record.message_id, "reason": str(exc)[:300]},
+            )
+            raise
+        for task in tasks:
             if not task.ref.key.startswith(INCOMING_PREFIX):
                 log.warning("ignoring an object outside incoming/", extra={"key": task.ref.key})
+                continue
+            if task.ref.key.endswith("/"):
+                log.info("ignoring a folder placeholder", extra={"key": task.ref.key})
                 continue
             self._process_once(task=task.as_dict())
 
@@ -317,6 +351,13 @@ class IngestService:
                 "resume": file_task.resume,
             },
         )
+        if file_task.sequencer and not self.versions.claim(ref.uri, file_task.sequencer):
+            log.warning(
+                "a newer version of this file was handled already; this older one is skipped "
+                "(its rows would overwrite newer ones)",
+                extra={"file": ref.uri, "version": ref.version_id},
+            )
+            return {"status": "superseded"}
         report: FileReport | None = None
         try:
             try:
@@ -379,21 +420,9 @@ class IngestService:
         # the file stays where it is and a later run resumes it.
         finished = report.stop_reason is None
         if finished and report.file_format:
-            content_type = _CONTENT_TYPES[FileFormat(report.file_format)]
-            for name, prefix, rows, spool in (
-                ("rejected", REJECTED_PREFIX, report.counts.rejected, rejected),
-                ("ambiguous", AMBIGUOUS_PREFIX, report.counts.ambiguous, ambiguous),
-            ):
-                if rows:
-                    key = output_key(prefix, ref.key)
-                    body = spool.contents(compressed=report.compressed)
-                    self.storage.put_stream(
-                        bucket, key, body, "application/gzip" if report.compressed else content_type
-                    )
-                    report.outputs[name] = f"s3://{bucket}/{key}"
+            self._write_lists(ref, report, rejected, ambiguous)
         if finished:
-            archive_key = output_key(f"{ARCHIVE_PREFIX}{datetime.now(UTC):%Y-%m-%d}/", ref.key)
-            report.outputs["archive"] = f"s3://{bucket}/{archive_key}"
+            report.outputs["archive"] = f"s3://{bucket}/{self._archive_key(ref)}"
         self.storage.put_bytes(bucket, report_key, report.to_json(), "application/json")
         if finished:
             self.storage.move(ref, report.outputs["archive"].removeprefix(f"s3://{bucket}/"))
@@ -421,6 +450,38 @@ class IngestService:
             "counts": report.counts.as_dict(),
             "report": report.outputs["report"],
         }
+
+    def _write_lists(
+        self, ref: ObjectRef, report: FileReport, rejected: RowsSpool, ambiguous: RowsSpool
+    ) -> None:
+        """The rejected and ambiguous rows, next to the file (gzip if the source was)."""
+        content_type = _CONTENT_TYPES[FileFormat(report.file_format or "csv")]
+        for name, prefix, rows, spool in (
+            ("rejected", REJECTED_PREFIX, report.counts.rejected, rejected),
+            ("ambiguous", AMBIGUOUS_PREFIX, report.counts.ambiguous, ambiguous),
+        ):
+            key = output_key(prefix, ref.key)
+            if rows:
+                body = spool.contents(compressed=report.compressed)
+                self.storage.put_stream(
+                    ref.bucket,
+                    key,
+                    body,
+                    "application/gzip" if report.compressed else content_type,
+                )
+                report.outputs[name] = f"s3://{ref.bucket}/{key}"
+            else:
+                # An earlier version's list must not outlive it: dropped back, it would
+                # send rows again that this version has just published.
+                self.storage.delete_if_present(ref.bucket, key)
+
+    def _archive_key(self, ref: ObjectRef) -> str:
+        now = datetime.now(UTC)
+        key = output_key(f"{ARCHIVE_PREFIX}{now:%Y-%m-%d}/", ref.key)
+        if self.storage.exists(ref.bucket, key):
+            # An earlier version of this key was archived today: keep both, side by side.
+            key = output_key(f"{ARCHIVE_PREFIX}{now:%Y-%m-%d}/{now:%H%M%S}/", ref.key)
+        return key
 
     def _report_failure(self, task: FileTask, report: FileReport | None, exc: Exception) -> None:
         """Best effort, after an error outside the pipeline's own handling: store a failed
@@ -507,11 +568,20 @@ _SHOWN_REJECTED_ROWS = 5
 
 
 def _subject(report: FileReport, ref: ObjectRef) -> str:
-    name = ref.key.rsplit("/", 1)[-1]
+    name = ref.key.rsplit("/", 1)[-1] or ref.key
+    counts = report.counts
     if report.status is FileStatus.FAILED:
         return f"AchieveIt ingest failed: {name}"
-    rows = "row" if report.counts.rejected == 1 else "rows"
-    return f"AchieveIt ingest: {report.counts.rejected} {rows} rejected in {name}"
+    said = []
+    if counts.rejected:
+        said.append(f"{_rows(counts.rejected)} rejected")
+    if counts.ambiguous:
+        said.append(f"{_rows(counts.ambiguous)} to check (may have been applied)")
+    return f"AchieveIt ingest: {', '.join(said) or report.status.value} in {name}"
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row" + ("" if count == 1 else "s")
 
 
 def _notification(report: FileReport) -> str:
@@ -557,7 +627,7 @@ def build_ingest_service(settings: IngestSettings, *, session: Any = None) -> In
     )
 
     from achieveit_sync.api_key import SecretsManagerApiKey
-    from achieveit_sync.ingest.checkpoints import DynamoDbCheckpoints
+    from achieveit_sync.ingest.checkpoints import DynamoDbCheckpoints, DynamoDbVersionOrder
 
     session = session or boto3.session.Session()
     dynamodb = session.client("dynamodb")
@@ -576,6 +646,7 @@ def build_ingest_service(settings: IngestSettings, *, session: Any = None) -> In
         persistence=DynamoDBPersistenceLayer(
             table_name=settings.idempotency_table, boto3_client=dynamodb
         ),
+        versions=DynamoDbVersionOrder(settings.checkpoint_table, dynamodb),
         idempotency_config=IdempotencyConfig(
             event_key_jmespath="[bucket, key, versionId, etag, resume]",
             raise_on_no_idempotency_key=True,

@@ -8,12 +8,14 @@ rejected with a hint.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import NamedTuple
 
 from achieveit_sync.errors import AchieveItSyncError
@@ -56,6 +58,8 @@ DEFAULT_COLUMNS = {
 }
 """The documented column order of a CSV without a header row."""
 
+DAY_FIRST_REASON = "looks day-first (DD/MM/YYYY)"
+
 DISPLAY_NAMES = {
     EXTERNAL_ID: "External ID",
     STATUS: "Status",
@@ -66,6 +70,8 @@ DISPLAY_NAMES = {
 
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?", re.ASCII)
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+", re.ASCII)
+_SPACED_THOUSANDS = re.compile("[+-]?\\d{1,3}(?:[ \u00a0\u202f]\\d{3})+(?:[.,]\\d+)?", re.ASCII)
+_TYPOGRAPHIC_MINUS = ("\u2212", "\u2013", "\u2012", "\ufe63", "\uff0d")
 _US_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})", re.ASCII)
 _ISO_DATE_PREFIX = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:$|[T ])", re.ASCII)
 _STATUS_HINTS = {
@@ -85,7 +91,10 @@ _STATUS_BY_SPELLING = {
     for status in Status
     for spelling in (status.value, status.value.lower(), status.value.upper())
 }
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+"""Control characters, line and paragraph separators, and invisible formatting characters
+(zero-width, bidirectional overrides, a stray byte-order mark): an external ID holding one
+looks right and matches nothing."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 """A lone UTF-16 surrogate: JSON can spell one (``"\\ud800"``), but it is not a character
 and cannot be stored or sent as UTF-8."""
@@ -96,7 +105,8 @@ _FAST_METRIC_DIGITS = 15
 
 
 class KindUnknownError(AchieveItSyncError):
-    """The file's kind (progress or metric) cannot be told from its location or columns."""
+    """The file's kind (progress or metric) cannot be told from its location or columns,
+    or its first line cannot be read as a header or as data (a file-level problem)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,13 +155,16 @@ class Validator:
     _column_index: dict[str, int] = field(default_factory=dict)
     _fast_columns: tuple[int, int, int, int, int, int] | None = None
     _unknown_json_fields: set[str] = field(default_factory=set)
+    _unnamed: tuple[int, ...] = ()
+    _warned: set[str] = field(default_factory=set)
+    """Header positions without a name: values under them are ignored, never silently."""
 
     def validate(self, records: Iterator[RawRecord]) -> Iterator[ValidRow | RejectedRow]:
         validate_one = self.validate_one
         fast: Callable[[RawRecord, list[str]], ValidRow | None] | None = None
         for record in records:
             cells = record.cells
-            if cells is not None:
+            if cells is not None and record.problem is None:  # the reader saw nothing odd
                 if fast is None and self._fast_columns is not None:
                     fast = self._fast_path(self._fast_columns)
                 if fast is not None:
@@ -243,17 +256,18 @@ class Validator:
     def validate_one(self, record: RawRecord) -> ValidRow | RejectedRow | None:
         """The verdict on one record; ``None`` for a CSV header row."""
         if record.problem is not None:
+            if record.cells is not None:
+                hint = "fix the row's quotation marks and drop it again"
+            elif record.fields is not None:
+                hint = "name each field once"
+            else:
+                hint = (
+                    "each update must be an object with externalId, asOfDate and the other "
+                    "documented fields"
+                )
             return RejectedRow(
                 record.line,
-                (
-                    FieldProblem(
-                        "(row)",
-                        _preview(record.original),
-                        record.problem,
-                        "each update must be an object with externalId, asOfDate and "
-                        "the other documented fields",
-                    ),
-                ),
+                (FieldProblem("(row)", _preview(record.original), record.problem, hint),),
                 record,
             )
         cells = record.cells
@@ -276,6 +290,8 @@ class Validator:
         index = self._column_index
         kind = self.kind or UpdateKind.PROGRESS
         if self.layout is None or EXTERNAL_ID not in index or AS_OF_DATE not in index:
+            return None
+        if self._unnamed:  # their values must be looked at: the full path warns about them
             return None
         if kind is UpdateKind.PROGRESS and STATUS not in index:
             return None
@@ -306,7 +322,17 @@ class Validator:
         }
         columns = len(self._column_index) if self.layout is None else len(self.layout.columns)
         if width > columns and "".join(cells[columns:]).strip():
-            values["(row)"] = f"the row has {width} values but the file has {columns} columns"
+            values["(row)"] = (
+                f"the row has {width} values but the file has {columns} columns",
+                "remove the extra values, or quote a value that contains the separator",
+            )
+        unnamed = [i for i in self._unnamed if i < width and cells[i].strip()]
+        if unnamed and "unnamed" not in self._warned:
+            self._warned.add("unnamed")
+            self.warnings.append(
+                f"column {unnamed[0] + 1} has no name in the header but holds values (first "
+                f"on line {record.line}); they are ignored: name the column, or delete it"
+            )
         return self._validate_values(record, values)
 
     # -- mapping raw records to named values ---------------------------------------------
@@ -315,11 +341,15 @@ class Validator:
         folded = [_fold(cell) for cell in cells]
         if EXTERNAL_ID in {_FIELD_BY_FOLDED_NAME.get(name) for name in folded}:
             return self._header_layout(cells, folded)
+        near_miss = _near_miss_header(cells, folded)
+        if near_miss is not None:
+            raise KindUnknownError(near_miss)
         if self.kind is None:
             raise KindUnknownError(
-                "the file has no header row and is not under incoming/progress/ or "
-                "incoming/metrics/, so its kind cannot be told; add a header row "
-                "(External ID, Status, ...) or move it under one of those folders"
+                "the first line is not a header (no 'External ID' column), and without one "
+                "the kind of update cannot be told; add a header row (External ID, Status, "
+                "As Of Date, ...), or say the kind: drop the file under incoming/progress/ or "
+                "incoming/metrics/ (on the command line: --kind progress or --kind metric)"
             )
         return Layout(columns=DEFAULT_COLUMNS[self.kind], header=None)
 
@@ -328,6 +358,7 @@ class Validator:
         ignored: list[str] = []
         repeated: list[str] = []
         seen: set[str] = set()
+        self._unnamed = tuple(i for i, cell in enumerate(cells) if not cell.strip())
         for cell, name in zip(cells, folded, strict=True):
             canonical = _FIELD_BY_FOLDED_NAME.get(name)
             if canonical is None or canonical in seen:
@@ -371,6 +402,12 @@ class Validator:
                         f"the first {_MAX_NAMED_COLUMNS} are named"
                     )
                 continue
+            if canonical in values:
+                values["(row)"] = (
+                    f"names {DISPLAY_NAMES[canonical]} twice (as '{_preview(key, 40)}' and "
+                    "another spelling); which value is meant is unclear",
+                    "name each field once",
+                )
             values[canonical] = value
         if self.kind is None:
             self.kind = UpdateKind.PROGRESS if STATUS in values else UpdateKind.METRIC
@@ -384,15 +421,8 @@ class Validator:
         kind = self.kind or UpdateKind.PROGRESS
         problems: list[FieldProblem] = []
         row_problem = values.get("(row)")
-        if isinstance(row_problem, str):
-            problems.append(
-                FieldProblem(
-                    "(row)",
-                    "",
-                    row_problem,
-                    "remove the extra values, or quote a value that contains a comma",
-                )
-            )
+        if isinstance(row_problem, tuple):
+            problems.append(FieldProblem("(row)", "", *row_problem))
         external_id = _external_id(values.get(EXTERNAL_ID), problems)
         status = _status(values.get(STATUS), problems) if kind is UpdateKind.PROGRESS else None
         metric_value = _metric_value(
@@ -590,7 +620,7 @@ def _metric_value(  # noqa: PLR0911 - one early return per kind of value
     return value
 
 
-def _number_problem(text: str) -> tuple[str, str]:
+def _number_problem(text: str) -> tuple[str, str]:  # noqa: PLR0911 - one return per hint
     folded = text.casefold()
     if folded in (
         "nan",
@@ -613,6 +643,11 @@ def _number_problem(text: str) -> tuple[str, str]:
         return "has a currency sign", f"write the bare number: {bare.replace(',', '')}"
     if _THOUSANDS.fullmatch(text):
         return "has thousands separators", f"write {text.replace(',', '')}"
+    if _SPACED_THOUSANDS.fullmatch(text):
+        bare = "".join(text.split()).replace("\u00a0", "").replace("\u202f", "").replace(",", ".")
+        return "has spaces as thousands separators", f"write {bare}"
+    if text[:1] in _TYPOGRAPHIC_MINUS and PLAIN_NUMBER.fullmatch(text[1:]):
+        return "uses a typographic minus sign", f"write -{text[1:]} (with the ASCII hyphen-minus)"
     if _DECIMAL_COMMA.fullmatch(text):
         return "uses a decimal comma", f"use a decimal point: write {text.replace(',', '.')}"
     return "is not a number", "write a plain number such as 42, -3.5 or 0.2 (no units)"
@@ -662,7 +697,7 @@ def _as_of_date(raw: object, problems: list[FieldProblem]) -> date | None:
     return None
 
 
-def _parse_date(text: str) -> date | tuple[str, str]:
+def _parse_date(text: str) -> date | tuple[str, str]:  # noqa: PLR0911 - one per form
     iso = _ISO_DATE_PREFIX.match(text)
     if iso:
         year, month, day = (int(part) for part in iso.groups())
@@ -683,7 +718,14 @@ def _parse_date(text: str) -> date | tuple[str, str]:
                 "has a two-digit year",
                 f"write the year in full: {month_text}/{day_text}/20{year_text}",
             )
-        return _checked_date(int(year_text), int(month_text), int(day_text))
+        month, day, year = int(month_text), int(day_text), int(year_text)
+        if month > 12 and 1 <= day <= 12 and isinstance(_checked_date(year, day, month), date):
+            return (
+                DAY_FIRST_REASON,
+                f"US dates put the month first: write {year}-{day:02d}-{month:02d} "
+                f"(ISO) or {day:02d}/{month:02d}/{year}",
+            )
+        return _checked_date(year, month, day)
     if text.isascii() and text.isdigit() and 20000 < int(text) < 80000:
         return (
             "looks like an Excel date serial number",
@@ -726,8 +768,27 @@ def _comment(raw: object, problems: list[FieldProblem]) -> str:
     return raw.strip()
 
 
+@lru_cache(maxsize=4096)
 def _fold(name: str) -> str:
-    return "".join(name.split()).casefold().lstrip("\ufeff")
+    """A column or field name as compared: letters and digits only, any case
+    (``External_ID``, ``as-of date`` and ``ExternalID`` all match)."""
+    return "".join(ch for ch in name.casefold() if ch.isalnum())
+
+
+def _near_miss_header(cells: list[str], folded: list[str]) -> str | None:
+    """Why a first row looks like a header with a misspelt 'External ID' column (and is
+    therefore not data), or None."""
+    import difflib
+
+    for cell, name in zip(cells, folded, strict=True):
+        if name and difflib.get_close_matches(name, ["externalid"], n=1, cutoff=0.75):
+            known = ", ".join(DISPLAY_NAMES.values())
+            return (
+                f"line 1 looks like a header, but its column '{_preview(cell, 40)}' is not "
+                f"'External ID'; name the columns as documented ({known}), and drop the "
+                "file again"
+            )
+    return None
 
 
 def _unneutralised(cell: str | None) -> str | None:
@@ -752,8 +813,8 @@ def _preview(value: object, limit: int = 80) -> str:
         text = str(value)
     elif isinstance(value, LongJsonNumber):
         text = value.text
-    else:
-        text = repr(value)
+    else:  # a JSON value: shown as JSON (true, null, {"v": 1})
+        text = json.dumps(value, ensure_ascii=False, default=str)
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     if _SURROGATE.search(text):
