@@ -88,3 +88,9 @@ def load_handler(function: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(autouse=True)
+def _private_cli_state(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`publish` records progress on disk: each test keeps its own, never the user's."""
+    monkeypatch.setenv("ACHIEVEIT_SYNC_STATE_DIR", str(tmp_path / "achieveit-sync-state"))

@@ -54,8 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--env-out",
         type=Path,
         metavar="FILE",
-        help="also write ACHIEVEIT_BASE_URL, ACHIEVEIT_API_KEY and ACHIEVEIT_CA_BUNDLE as "
-        "shell exports to FILE (then: . FILE)",
+        help="also write ACHIEVEIT_BASE_URL, ACHIEVEIT_API_KEY, ACHIEVEIT_CA_BUNDLE and "
+        "ACHIEVEIT_PLAN_IDS as shell exports to FILE (then: . FILE)",
+    )
+    parser.add_argument(
+        "--list",
+        action="store_true",
+        help="print the organisation's plans (id, name, items) and stop",
     )
 
 
@@ -73,6 +78,10 @@ def run(args: argparse.Namespace) -> int:
         service_account.plan_roles[plan_id] = Role.EDITOR
     if args.api_key:
         service_account.api_key = args.api_key
+    if args.list:
+        for plan in organisation.plans.values():
+            print(f"{plan.id}\t{plan.name}\t{len(plan.items):,} items")
+        return 0
     faults = FaultPlan()
     if args.faults:
         text = Path(args.faults[1:]).read_text() if args.faults.startswith("@") else args.faults
@@ -102,11 +111,16 @@ def run(args: argparse.Namespace) -> int:
                 f"export ACHIEVEIT_BASE_URL={shlex.quote(info['base_url'])}\n"
                 f"export ACHIEVEIT_API_KEY={shlex.quote(info['api_key'])}\n"
                 f"export ACHIEVEIT_CA_BUNDLE={shlex.quote(info['ca_file'])}\n"
+                f"export ACHIEVEIT_PLAN_IDS={shlex.quote(' '.join(info['plan_ids']))}\n"
             )
             args.env_out.chmod(0o600)  # it holds a (sandbox) key
         print(json.dumps(info), flush=True)
+        plans = ", ".join(
+            f"{plan.id} ({len(plan.items):,} items)" for plan in organisation.plans.values()
+        )
         print(
-            f"AchieveIt sandbox serving {organisation.name} at {server.base_url} (Ctrl-C to stop)",
+            f"AchieveIt sandbox serving {organisation.name} at {server.base_url}; plans: "
+            f"{plans} (Ctrl-C to stop)",
             file=sys.stderr,
             flush=True,
         )

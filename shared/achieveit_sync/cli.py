@@ -1,7 +1,16 @@
 """The ``achieveit-sync`` command. Subcommands share the code paths of the Lambdas.
 
-Exit codes: 0 success, 1 the work failed (invalid rows or file, an API error), 2 usage or
-configuration errors.
+Exit codes, for every command:
+
+* 0: done, nothing to report;
+* 1: the data has problems (rejected rows, an unreadable file, rows that may have been
+  applied, a plan not backed up completely);
+* 2: usage or configuration (bad arguments or paths, a missing or refused key, AWS
+  credentials);
+* 3: AchieveIt or AWS failed (unreachable, erroring).
+
+No command prints a stack trace: every error is one line saying what is wrong and what to
+do (``ACHIEVEIT_SYNC_DEBUG=1`` shows the trace, for a bug report).
 """
 
 from __future__ import annotations
@@ -9,22 +18,37 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from achieveit_sync.api_key import provider_from_env
-from achieveit_sync.client import AchieveItClient
-from achieveit_sync.errors import ConfigurationError
-from achieveit_sync.ingest.pipeline import FileSource, IngestOptions, ingest_file
-from achieveit_sync.ingest.report import FileReport, FileStatus
-from achieveit_sync.settings import ClientSettings
-from achieveit_sync.updates import BodyFormat, UpdateKind
+from achieveit_sync import __version__
+from achieveit_sync.errors import ApiError, ConfigurationError, TransportSecurityError
+from achieveit_sync.ingest.report import FileReport, FileStatus, StopReason
+from achieveit_sync.ingest.summary import plural
 
 EXIT_OK = 0
-EXIT_FAILED = 1
+EXIT_DATA = 1
 EXIT_USAGE = 2
+EXIT_SERVICE = 3
+EXIT_INTERRUPTED = 130
+
+_FINISHED = (
+    FileStatus.COMPLETED,
+    FileStatus.COMPLETED_WITH_REJECTIONS,
+    FileStatus.COMPLETED_WITH_AMBIGUITY,
+)
+_EXIT_CODES = """exit codes:
+  0  done, nothing to report
+  1  the data has problems (rejected rows, an unreadable file, rows that may have been
+     applied, a plan not backed up completely)
+  2  usage or configuration (arguments, paths, the key or its access refused,
+     AWS credentials)
+  3  AchieveIt or AWS failed (unreachable, erroring)"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "publish": _run_publish,
         "export": _run_export,
         "diff": _run_diff,
+        "status": _run_status,
         "smoke": _run_smoke,
     }
     command = commands.get(args.command or "")
@@ -44,40 +69,136 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return command(args)
-    except ConfigurationError as exc:
-        print(f"achieveit-sync: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nachieveit-sync: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if os.environ.get("ACHIEVEIT_SYNC_DEBUG"):
+            raise
+        message, code = describe_failure(exc)
+        print(f"achieveit-sync: {message}", file=sys.stderr)
+        return code
+
+
+def describe_failure(exc: BaseException) -> tuple[str, int]:  # noqa: PLR0911 - one per kind
+    """One line for the user, and the exit code, for any error a command can end in."""
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
+    from botocore.exceptions import (
+        ConnectTimeoutError as AwsConnectTimeoutError,
+    )
+
+    from achieveit_sync.backup.diff import BackupNotFoundError
+    from achieveit_sync.plan_ids import InvalidPlanIdError
+
+    if isinstance(exc, ConfigurationError | InvalidPlanIdError | BackupNotFoundError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError | ProfileNotFound):
+        return (
+            f"no usable AWS credentials ({exc}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY",
+            EXIT_USAGE,
+        )
+    if isinstance(exc, NoRegionError):
+        return "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)", EXIT_USAGE
+    if isinstance(exc, EndpointConnectionError | AwsConnectTimeoutError):
+        return f"cannot reach AWS ({exc}): check the network and the region", EXIT_SERVICE
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
+        message = f"AWS refused {exc.operation_name}: {code} {error.get('Message', '')}".strip()
+        if code in ("AccessDenied", "403", "AccessDeniedException"):
+            message += "; check what these credentials may do (the README lists it)"
+        if code in ("NoSuchBucket", "NoSuchKey", "404"):
+            return f"{message}; check the bucket and key", EXIT_USAGE
+        return message, EXIT_SERVICE
+    if isinstance(exc, TransportSecurityError):
+        hint = ""
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc):
+            hint = (
+                "; a server with a private CA (such as the sandbox) needs ACHIEVEIT_CA_BUNDLE "
+                "set to its CA certificate"
+            )
+        return _safe(f"{exc}{hint}"), EXIT_SERVICE
+    if isinstance(exc, ApiError):
+        return _safe(str(exc)), EXIT_SERVICE
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}", EXIT_USAGE
+    return (
+        _safe(
+            f"unexpected error ({type(exc).__name__}: {exc}); run again with "
+            "ACHIEVEIT_SYNC_DEBUG=1 to see where, and report it"
+        ),
+        EXIT_SERVICE,
+    )
+
+
+def _safe(text: str) -> str:
+    """``text`` without the key from ACHIEVEIT_API_KEY, in any form it could take."""
+    from achieveit_sync.api_key import ApiKey
+
+    key = os.environ.get("ACHIEVEIT_API_KEY", "").strip()
+    try:
+        return ApiKey(key).scrub(text)[:2000] if key else text[:2000]
+    except ConfigurationError:  # not a usable key: blank it as written
+        return text.replace(key, "********")[:2000]
+
+
+# -- the parser ---------------------------------------------------------------------------
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="achieveit-sync",
-        description="Publish updates to AchieveIt plans and back plans up.",
+        description="Publish updates to AchieveIt plans and back plans up. "
+        "'achieveit-sync COMMAND --help' explains each command.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"achieveit-sync {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    validate = commands.add_parser(
+    validate = _command(
+        commands,
         "validate",
-        help="check an update file offline",
-        description="Check a progress or metric update file without sending anything. "
-        "Exit 0 when every row is valid, 1 when any row or the file is invalid.",
+        "check an update file offline; nothing is sent",
+        "Check a progress or metric update file as the ingest Lambda would, without sending "
+        "anything: every rejected row with its line, field, reason and how to fix it, grouped "
+        "by reason.",
+        "achieveit-sync validate kpis.csv --rejected-out fix-me.csv",
     )
     _add_file_arguments(validate)
 
-    publish = commands.add_parser(
+    publish = _command(
+        commands,
         "publish",
-        help="validate a file and send its valid rows to AchieveIt",
-        description="Validate a file, then send its valid rows to the AchieveIt API set by "
-        "ACHIEVEIT_BASE_URL, with the key from ACHIEVEIT_API_KEY or the Secrets Manager "
-        "secret named by ACHIEVEIT_API_KEY_SECRET (and ACHIEVEIT_CA_BUNDLE to trust an extra "
-        "CA). Exit 0 when every row was accepted, 1 otherwise.",
+        "validate a file, then send its valid rows to AchieveIt",
+        "Validate a file, then send its valid rows to the AchieveIt API set by "
+        "ACHIEVEIT_BASE_URL, with the key from ACHIEVEIT_API_KEY or the Secrets Manager secret "
+        "named by ACHIEVEIT_API_KEY_SECRET (ACHIEVEIT_CA_BUNDLE trusts an extra CA). Progress "
+        "is recorded on disk: running the same command again after an outage or Ctrl-C "
+        "resumes where it stopped and never sends a row twice.",
+        "achieveit-sync publish kpis.csv --dry-run\n  achieveit-sync publish kpis.csv",
     )
     _add_file_arguments(publish)
     publish.add_argument(
-        "--dry-run", action="store_true", help="validate and show what would be sent, send nothing"
+        "--dry-run",
+        action="store_true",
+        help="validate and say what would be sent (rows, requests, sizes, URL); send nothing",
     )
     publish.add_argument(
-        "--batch-size", type=int, default=500, metavar="ROWS", help="rows per request (default 500)"
+        "--batch-size",
+        type=_positive_int,
+        default=500,
+        metavar="ROWS",
+        help="rows per request (default 500)",
     )
     publish.add_argument(
         "--body-format",
@@ -85,48 +206,104 @@ def _build_parser() -> argparse.ArgumentParser:
         default="json",
         help="request body format (default json)",
     )
+    publish.add_argument(
+        "--restart",
+        action="store_true",
+        help="forget what earlier runs of this file sent, and send every row again",
+    )
+    publish.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="where progress is recorded (default: ACHIEVEIT_SYNC_STATE_DIR, else "
+        "~/.local/state/achieveit-sync)",
+    )
 
-    export = commands.add_parser(
+    export = _command(
+        commands,
         "export",
-        help="back plans up to a folder or to S3",
-        description="Export every item of each plan and store it as the Lambda does: "
-        "items.json.gz, items.csv.gz and manifest.json under backups/<planId>/..., "
-        "latest.json, and an upload template. Configured like publish. Exit 1 when any plan "
-        "failed or was incomplete.",
+        "back plans up to a folder or to S3",
+        "Export every item of each plan and store it as the backup Lambda does: "
+        "backups/<planId>/<date>/<time>/ with items.json.gz, items.csv.gz and manifest.json, "
+        "backups/<planId>/latest.json, and templates/<planId>/progress-updates.csv (an upload "
+        "template), all under --out. Configured like publish.",
+        "achieveit-sync export PX-2027 --out plan-backups\n"
+        "  achieveit-sync export PX-2027 --out s3://my-bucket/achieveit",
     )
-    export.add_argument("plan_ids", nargs="+", metavar="PLAN_ID")
     export.add_argument(
-        "--out", required=True, metavar="DIR|s3://BUCKET/PREFIX", help="where to write the backups"
+        "plan_ids", nargs="+", metavar="PLAN_ID", help="the plans (ids from the plan's options)"
     )
-    export.add_argument("--format", choices=("text", "json"), default="text", dest="output_format")
+    export.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR|s3://BUCKET/PREFIX",
+        help="where the layout (backups/, templates/) is written",
+    )
+    _add_output_format(export)
 
-    diff = commands.add_parser(
+    diff = _command(
+        commands,
         "diff",
-        help="compare two backups",
-        description="Items added, removed or changed (status, current value, dates, "
-        "assignee, name) between two backups, each given as its manifest.json or folder.",
+        "compare two backups",
+        "Items added, removed or changed (name, status, current value, dates, assignee) "
+        "between two backups, each given as its folder, its manifest.json, or a plan's "
+        "latest.json (the newest complete backup), in either order.",
+        "achieveit-sync diff plan-backups/backups/PX-2027/2026/11/01/20261101T023000.000000Z "
+        "plan-backups/backups/PX-2027/latest.json",
     )
-    diff.add_argument("before", metavar="MANIFEST_A")
-    diff.add_argument("after", metavar="MANIFEST_B")
-    diff.add_argument("--format", choices=("text", "json"), default="text", dest="output_format")
+    diff.add_argument("before", metavar="BACKUP_A", help="the older backup")
+    diff.add_argument("after", metavar="BACKUP_B", help="the newer backup")
+    _add_output_format(diff)
 
-    smoke = commands.add_parser(
+    status = _command(
+        commands,
+        "status",
+        "the last files handled and each plan's backups",
+        "The last files the ingest handled (status, counts, when, report) and each plan's "
+        "backups (newest complete, its age and items; whether the newest run was complete), "
+        "from the drop and backups buckets or from local folders of the same layout.",
+        "achieveit-sync status --drop s3://my-drop-bucket --backups s3://my-backups-bucket\n"
+        "  achieveit-sync status --backups plan-backups",
+    )
+    status.add_argument(
+        "--drop", metavar="DIR|s3://BUCKET", help="the drop bucket (reports/ under it)"
+    )
+    status.add_argument(
+        "--backups", metavar="DIR|s3://BUCKET", help="the backups bucket or an --out folder"
+    )
+    status.add_argument(
+        "--last", type=_positive_int, default=10, metavar="N", help="files to show (default 10)"
+    )
+    status.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        dest="output_format",
+        help="a table (default) or JSON",
+    )
+
+    smoke = _command(
+        commands,
         "smoke",
-        help="check a deployed stack end to end (after sam deploy)",
-        description="Drop a sample file (a header, no rows: nothing reaches AchieveIt) under "
-        "the stack's progress prefix, wait for its report and print it; invoke the export "
-        "function for one plan and check latest.json. Ends with one pass/fail line; exit 0 "
-        "passed, 1 failed. Uses your AWS credentials (AWS_PROFILE, AWS_REGION).",
+        "check a deployed stack end to end (after sam deploy)",
+        "Drop a sample file (a header, no rows: nothing reaches AchieveIt) under the stack's "
+        "progress prefix, wait for its report and print it; invoke the export function for "
+        "one plan and check latest.json. Ends with one pass/fail line. Uses your AWS "
+        "credentials (AWS_PROFILE, AWS_REGION).",
+        "achieveit-sync smoke --stack achieveit-sync --plan PX-2027",
     )
     from achieveit_sync.smoke import add_arguments as add_smoke_arguments
 
     add_smoke_arguments(smoke)
 
-    sandbox = commands.add_parser(
+    sandbox = _command(
+        commands,
         "sandbox",
-        help="run a local AchieveIt API sandbox (development only)",
-        description="Run the local AchieveIt sandbox over HTTPS until interrupted. The first "
-        "output line is JSON with base_url, ca_file, api_key and plan_ids.",
+        "run a local AchieveIt API sandbox (development only)",
+        "Run the local AchieveIt sandbox over HTTPS until interrupted. The first output line "
+        "is JSON with base_url, ca_file, api_key and plan_ids; --list prints the plans and "
+        "stops.",
+        "achieveit-sync sandbox --env-out /tmp/sandbox.env\n  achieveit-sync sandbox --list",
     )
     try:
         from achieveit_sandbox.cli import add_arguments
@@ -137,6 +314,19 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(
+    commands: Any, name: str, summary: str, description: str, example: str
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=f"example:\n  {example}\n\n{_EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def _add_file_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "file", type=Path, metavar="FILE", help=".csv, .json, .jsonl or .ndjson, optionally .gz"
@@ -144,21 +334,45 @@ def _add_file_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kind",
         choices=("progress", "metric"),
-        help="the kind of update (default: from the columns)",
+        help="the kind of update, for a file without a header (default: from the columns)",
     )
     parser.add_argument(
         "--format",
         choices=("text", "json"),
         default="text",
         dest="output_format",
-        help="report format (default text)",
+        help="text for people (default), or the report as JSON",
     )
     parser.add_argument(
         "--rejected-out",
         type=Path,
         metavar="PATH",
-        help="write the rejected rows here, in the file's own format plus an Error column",
+        help="write the rejected rows here, in the file's own format plus an Error column: "
+        "fix them and validate or publish that file",
     )
+
+
+def _add_output_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        dest="output_format",
+        help="text for people (default) or JSON",
+    )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+# -- validate and publish -----------------------------------------------------------------
 
 
 def _run_validate(args: argparse.Namespace) -> int:
@@ -166,168 +380,291 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 
 def _run_publish(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
-        print("achieveit-sync: --batch-size must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
     return _ingest(args, send=not args.dry_run)
 
 
 def _ingest(args: argparse.Namespace, *, send: bool) -> int:
+    from achieveit_sync.ingest.pipeline import FileSource, IngestOptions, ingest_file
+    from achieveit_sync.updates import BodyFormat, UpdateKind
+
     path: Path = args.file
-    if not path.is_file():
-        print(f"achieveit-sync: no such file: {path}", file=sys.stderr)
-        return EXIT_USAGE
+    _check_input(path)
+    rejected_out: Path | None = args.rejected_out
+    if rejected_out is not None:
+        _check_rejected_out(rejected_out, path)
+    stat = path.stat()
+    client = _client_from_env() if send else None
     source = FileSource(
         name=path.name,
         display_name=str(path),
         open=lambda: path.open("rb"),
         kind=UpdateKind(args.kind) if args.kind else None,
-        file_id=f"{path.resolve()}:{path.stat().st_mtime_ns}",
+        kind_reason=f"--kind {args.kind}" if args.kind else None,
+        # This content, sent to this organisation: what progress on disk belongs to.
+        file_id=f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|"
+        + (client.base_url if client is not None else ""),
     )
-    client = _client_from_env() if send else None
     options = IngestOptions(
         batch_size=getattr(args, "batch_size", 500),
         body_format=BodyFormat(getattr(args, "body_format", "json")),
     )
-    progress = _ProgressLine(sys.stderr) if send and sys.stderr.isatty() else None
-    rejected_sink: IO[bytes] | None = args.rejected_out.open("wb") if args.rejected_out else None
-    try:
-        report = ingest_file(
-            source,
-            client=client,
-            rejected_sink=rejected_sink,
-            options=options,
-            on_progress=progress.update if progress else None,
+    checkpoints = _checkpoints(args, source.file_id) if client is not None else None
+    progress = _PublishProgress(sys.stderr) if client is not None else None
+    with tempfile.TemporaryFile() as rejected:
+        try:
+            report = ingest_file(
+                source,
+                client=client,
+                rejected_sink=rejected if rejected_out is not None else None,
+                checkpoints=checkpoints,
+                options=options,
+                on_progress=progress.update if progress else None,
+            )
+        finally:
+            if progress is not None:
+                progress.clear()
+            if client is not None:
+                client.close()
+        if rejected_out is not None and report.counts.rejected:
+            rejected.seek(0)
+            _write_rejected(rejected, rejected_out)
+    nothing_new = client is not None and report.rows_settled_this_run == 0
+    if nothing_new and report.counts.valid and report.status in _FINISHED:
+        report.warnings.append(
+            "every valid row was answered by an earlier run of this command: nothing was "
+            "sent now (--restart sends the file again)"
         )
-    finally:
-        if rejected_sink is not None:
-            rejected_sink.close()
-        if client is not None:
-            client.close()
-        if progress is not None:
-            progress.done()
     if args.output_format == "json":
         sys.stdout.write(report.to_json().decode() + "\n")
     else:
-        sys.stdout.write(_text_report(report))
-    clean = report.status is FileStatus.COMPLETED or (
-        report.status is FileStatus.VALIDATED and not report.counts.rejected
+        sys.stdout.write(_text_report(report, rejected_out))
+        if getattr(args, "dry_run", False) and report.counts.valid and not report.file_error:
+            sys.stdout.write(_dry_run_text(source, options))
+    return _exit_code(report)
+
+
+def _check_input(path: Path) -> None:
+    if not path.exists():
+        raise ConfigurationError(f"no such file: {path}")
+    if path.is_dir():
+        raise ConfigurationError(f"{path} is a folder; give one file")
+    if not path.is_file():
+        raise ConfigurationError(f"{path} is not a regular file (a device or a pipe?)")
+
+
+def _check_rejected_out(target: Path, source: Path) -> None:
+    if target.is_dir():
+        raise ConfigurationError(f"--rejected-out {target} is a folder; give a file name")
+    if target.exists() and target.resolve() == source.resolve():
+        raise ConfigurationError(
+            f"--rejected-out {target} is the input file itself: writing it would destroy the "
+            "input; give another name"
+        )
+    if not target.parent.is_dir():
+        raise ConfigurationError(f"--rejected-out {target}: the folder {target.parent} is missing")
+
+
+def _write_rejected(rows: IO[bytes], target: Path) -> None:
+    """Into ``target`` whole or not at all: a regular file is written beside it and renamed;
+    a device or pipe (``/dev/stdout``) is written to directly."""
+    try:
+        if target.exists() and not target.is_file():
+            with target.open("wb") as handle:
+                shutil.copyfileobj(rows, handle)
+            return
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".partial") as out:
+            shutil.copyfileobj(rows, out)
+        Path(out.name).replace(target)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"--rejected-out {target}: the rejected rows could not be written "
+            f"({exc.strerror or exc}); nothing else was affected"
+        ) from None
+
+
+def _checkpoints(args: argparse.Namespace, file_id: str) -> Any:
+    from achieveit_sync.ingest.checkpoints import FileCheckpoints
+
+    root = args.state_dir or Path(
+        os.environ.get("ACHIEVEIT_SYNC_STATE_DIR")
+        or Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+        / "achieveit-sync"
     )
-    return EXIT_OK if clean else EXIT_FAILED
+    store = FileCheckpoints(Path(root) / "checkpoints")
+    if args.restart:
+        store.forget(file_id)
+    return store
 
 
-def _client_from_env() -> AchieveItClient:
+def _exit_code(report: FileReport) -> int:
+    if report.stop_reason is StopReason.API_REFUSED:
+        return EXIT_USAGE  # the key, the service account's access or the base URL
+    if report.stop_reason in (StopReason.API_UNAVAILABLE, StopReason.ERROR):
+        return EXIT_SERVICE
+    if report.status in (FileStatus.COMPLETED,) or (
+        report.status is FileStatus.VALIDATED and not report.counts.rejected
+    ):
+        return EXIT_OK
+    return EXIT_DATA
+
+
+def _client_from_env() -> Any:
+    from achieveit_sync.api_key import provider_from_env
+    from achieveit_sync.client import AchieveItClient
+    from achieveit_sync.settings import ClientSettings
+
     return AchieveItClient(ClientSettings.from_env(), provider_from_env(os.environ))
 
 
-def _text_report(report: FileReport) -> str:
+def _text_report(report: FileReport, rejected_out: Path | None) -> str:
     counts = report.counts
-    lines = [f"{report.source['name']}: {report.status.value}"]
+    lines = [f"{report.source['name']}: {report.headline()}"]
     if report.file_error:
-        lines.append(
-            f"  file error: {report.file_error.get('message') or report.file_error['reason']}"
+        where = [
+            f"line {report.file_error['line']}" if report.file_error.get("line") else "",
+            f"byte {report.file_error['byteOffset']}"
+            if report.file_error.get("byteOffset") is not None
+            else "",
+        ]
+        located = ", ".join(w for w in where if w)
+        if located:
+            lines.append(f"  where: {located}")
+        if report.file_error.get("hint"):
+            lines.append(f"  what to do: {report.file_error['hint']}")
+    if report.file_format:
+        described = ", ".join(
+            part
+            for part in (
+                (report.file_format or "").upper(),
+                report.encoding or "",
+                report.dialect or "",
+                "gzip" if report.compressed else "",
+            )
+            if part
         )
-    lines.append(
-        f"  {counts.rows_read:,} rows read, {counts.valid:,} valid, {counts.rejected:,} "
-        f"rejected, {counts.skipped_blank:,} blank lines skipped"
-        + (f", {counts.published:,} published" if report.status.value != "validated" else "")
-        + (f", {counts.ambiguous:,} may have been applied (no answer)" if counts.ambiguous else "")
-    )
+        read = f"  read: {plural(counts.rows_read, 'row')} ({described})"
+        if counts.skipped_blank:
+            read += f", {plural(counts.skipped_blank, 'blank line')} skipped"
+        if report.kind:
+            read += f"; {report.kind} updates"
+            read += f" ({report.kind_reason})" if report.kind_reason else ""
+        lines.append(read)
+    lines.extend(f"  {line}" for line in report.summary_lines()[1:])
     lines.extend(f"  warning: {warning}" for warning in report.warnings)
-    for rejection in report.rejections:
-        value = f" '{rejection['value']}'" if rejection["value"] else ""
-        lines.append(
-            f"  line {rejection['line']}, {rejection['field']}{value}: {rejection['reason']}"
-            f" - {rejection['hint']}"
-        )
-    shown_lines = {r["line"] for r in report.rejections}
-    if counts.rejected > len(shown_lines):
-        lines.append(
-            f"  ... and more: {counts.rejected:,} rows rejected in all "
-            "(--rejected-out writes them all)"
-        )
     for row in report.ambiguous_rows:
         lines.append(
-            f"  line {row['line']} ({row['externalId']}): sent in {row['request']}, "
-            "no answer; it may have been applied"
+            f"  may have been applied (no answer; check it in AchieveIt): line {row['line']} "
+            f"({row['externalId']}), sent in {row['request']}"
         )
+    if counts.ambiguous > len(report.ambiguous_rows):
+        lines.append(f"  ... {counts.ambiguous - len(report.ambiguous_rows):,} more of those")
+    if rejected_out is not None and counts.rejected:
+        lines.append(
+            f"  rejected rows written to {rejected_out}: fix them there, then run this "
+            "command on that file"
+        )
+    elif counts.rejected and not report.rejection_summary.groups:
+        lines.append("  (--rejected-out PATH writes the rejected rows)")
     return "\n".join(lines) + "\n"
 
 
-class _ProgressLine:
-    """A one-line progress display on a terminal (stderr)."""
+def _dry_run_text(source: Any, options: Any) -> str:
+    from achieveit_sync.ingest.pipeline import plan_requests, request_stem
+    from achieveit_sync.settings import ClientSettings
+    from achieveit_sync.terminal import human_bytes
+    from achieveit_sync.updates import UpdateKind
 
+    planned = plan_requests(source, options)
+    if not planned:
+        return "  would send nothing: no valid rows\n"
+    rows = sum(request.rows for request in planned)
+    sizes = [request.body_bytes for request in planned]
+    try:
+        base_url = ClientSettings.from_env().base_url
+    except ConfigurationError as exc:
+        base_url = f"(ACHIEVEIT_BASE_URL: {exc})"
+    kind = UpdateKind(source.kind) if source.kind else None
+    collection = (kind or UpdateKind.PROGRESS).api_collection
+    stem = request_stem(source.name)
+    first = f"{base_url}/api/{collection}/{stem}.part-0001.{options.body_format.value}"
+    return (
+        f"  would send {plural(rows, 'row')} in {plural(len(planned), 'request')} of up to "
+        f"{options.batch_size:,} rows ({options.body_format.value} bodies, "
+        f"{human_bytes(min(sizes))} to {human_bytes(max(sizes))}, "
+        f"{human_bytes(sum(sizes))} in all)\n"
+        f"  to POST {first}"
+        + (f" ... part-{len(planned):04d}" if len(planned) > 1 else "")
+        + "\n  dry run: nothing was sent\n"
+    )
+
+
+class _PublishProgress:
     def __init__(self, stream: IO[str]) -> None:
-        self._stream = stream
+        from achieveit_sync.terminal import ProgressLine
+
+        self._line = ProgressLine(stream, "rows")
 
     def update(self, report: FileReport) -> None:
         counts = report.counts
         done = counts.published + counts.rejected_by_api + counts.ambiguous
-        percent = 100 * done / counts.valid if counts.valid else 100
-        self._stream.write(f"\r  sending: {done:,}/{counts.valid:,} rows ({percent:.0f}%)")
-        self._stream.flush()
+        self._line.show("sending", done, counts.valid)
 
-    def done(self) -> None:
-        self._stream.write("\n")
-        self._stream.flush()
+    def clear(self) -> None:
+        self._line.clear()
+
+
+# -- export, diff, status -------------------------------------------------------------------
 
 
 def _run_export(args: argparse.Namespace) -> int:
     from achieveit_sync.backup.run import PlanOutcome, back_up_plans
     from achieveit_sync.backup.targets import target_for
-    from achieveit_sync.plan_ids import InvalidPlanIdError, is_plan_id
+    from achieveit_sync.plan_ids import check_plan_id
+    from achieveit_sync.settings import ClientSettings
+    from achieveit_sync.terminal import ProgressLine
 
     # Checked before anything is fetched or written: a plan id becomes a URL segment and a
     # folder under --out, and must never lead anywhere else.
-    refused = [InvalidPlanIdError(p) for p in args.plan_ids if not is_plan_id(p.strip())]
-    for problem in refused:
-        print(f"achieveit-sync: {problem}", file=sys.stderr)
-    if refused:
-        return EXIT_USAGE
+    plan_ids = [check_plan_id(plan.strip()) for plan in args.plan_ids]
     settings = ClientSettings.from_env()
-    client = _client_from_env()
-    interactive = sys.stderr.isatty()
+    target = target_for(args.out)
+    progress = ProgressLine(sys.stderr, "items")
 
-    def show_page(plan_id: str, pages: int, items: int) -> None:
-        print(
-            f"\r  {plan_id}: {items:,} items ({pages} pages)", end="", file=sys.stderr, flush=True
-        )
+    def show_page(plan_id: str, pages: int, items: int, total: int | None) -> None:
+        progress.show(plan_id, items, total)
 
     def show_plan(outcome: PlanOutcome) -> None:
-        print(
-            f"\r  {outcome.plan_id}: {outcome.status}, {outcome.items:,} items",
-            file=sys.stderr,
-            flush=True,
-        )
+        progress.clear()
+        progress.restart()
 
-    with client:
+    with _client_from_env() as client:
         run = back_up_plans(
-            args.plan_ids,
+            plan_ids,
             client=client,
-            target=target_for(args.out),
+            target=target,
             api_base_url=settings.base_url,
-            on_plan=show_plan if interactive else None,
-            on_page=show_page if interactive else None,
+            on_plan=show_plan,
+            on_page=show_page,
         )
     if args.output_format == "json":
         sys.stdout.write(json.dumps(run.as_dict(), indent=2) + "\n")
     else:
         for outcome in run.outcomes:
-            line = f"{outcome.plan_id}: {outcome.status}, {outcome.items:,} items"
+            line = f"{outcome.plan_id}: {outcome.status}, {plural(outcome.items, 'item')}"
             line += f" -> {outcome.manifest}" if outcome.manifest else ""
             line += f" ({outcome.error})" if outcome.error else ""
             sys.stdout.write(line + "\n")
-    return EXIT_FAILED if run.failed else EXIT_OK
+            for warning in getattr(outcome, "warnings", []) or []:
+                sys.stdout.write(f"  warning: {warning}\n")
+    if any(o.status == "failed" for o in run.outcomes):
+        return EXIT_SERVICE
+    return EXIT_DATA if run.failed else EXIT_OK
 
 
 def _run_diff(args: argparse.Namespace) -> int:
-    from achieveit_sync.backup.diff import BackupNotFoundError, diff_backups
+    from achieveit_sync.backup.diff import diff_backups
 
-    try:
-        result = diff_backups(args.before, args.after)
-    except BackupNotFoundError as exc:
-        print(f"achieveit-sync: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    result = diff_backups(args.before, args.after)
     if args.output_format == "json":
         sys.stdout.write(json.dumps(result.as_dict(), indent=2, default=str) + "\n")
     else:
@@ -335,14 +672,93 @@ def _run_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_status(args: argparse.Namespace) -> int:
+    from achieveit_sync.status import place_for, plan_backups, recent_files
+
+    if not args.drop and not args.backups:
+        raise ConfigurationError(
+            "say where to look: --drop (the drop bucket or a folder with reports/) and/or "
+            "--backups (the backups bucket or an export --out folder)"
+        )
+    now = datetime.now(UTC)
+    files = recent_files(place_for(args.drop), args.last) if args.drop else []
+    plans = plan_backups(place_for(args.backups), now) if args.backups else []
+    if args.output_format == "json":
+        document = {
+            "files": [f.as_dict() for f in files],
+            "plans": [p.as_dict() for p in plans],
+        }
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        return EXIT_OK
+    if args.drop:
+        sys.stdout.write(_table_of_files(files))
+    if args.backups:
+        sys.stdout.write(_table_of_plans(plans))
+    problems = any(f.status == "failed" for f in files) or any(
+        p.newest_complete is False or p.problem for p in plans
+    )
+    return EXIT_DATA if problems else EXIT_OK
+
+
+def _table_of_files(files: list[Any]) -> str:
+    if not files:
+        return "Files: no reports yet\n"
+    rows = [("When", "Status", "Published", "Rejected", "To check", "File")]
+    rows += [
+        (
+            f.when,
+            f.status,
+            f"{f.published:,}",
+            f"{f.rejected:,}",
+            f"{f.ambiguous:,}",
+            f.file,
+        )
+        for f in files
+    ]
+    return f"Files (the last {len(files)}):\n" + _table(rows)
+
+
+def _table_of_plans(plans: list[Any]) -> str:
+    if not plans:
+        return "Backups: none yet\n"
+    rows = [("Plan", "Last complete", "Age", "Items", "Newest run")]
+    for p in plans:
+        age = "-" if p.age_hours is None else f"{p.age_hours:,.1f} h"
+        newest = (
+            "-"
+            if p.newest_complete is None
+            else ("complete" if p.newest_complete else "INCOMPLETE")
+        )
+        rows.append(
+            (
+                p.plan_id,
+                p.last_complete or "never",
+                age,
+                "-" if p.items is None else f"{p.items:,}",
+                newest + (f" ({p.problem})" if p.problem else ""),
+            )
+        )
+    return "Backups:\n" + _table(rows)
+
+
+def _table(rows: Sequence[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        lines.append("  " + "  ".join(cells).rstrip() + "\n")
+    return "".join(lines)
+
+
+# -- development and deployment helpers --------------------------------------------------------
+
+
 def _run_sandbox(args: argparse.Namespace) -> int:
     if getattr(args, "sandbox_missing", False):
-        print(
-            "the sandbox is a development tool: install the project with "
-            "'pip install -e .' from a checkout",
-            file=sys.stderr,
+        raise ConfigurationError(
+            "the sandbox is a development tool: install the project with 'pip install -e .' "
+            "from a checkout"
         )
-        return EXIT_USAGE
     from achieveit_sandbox.cli import run
 
     return run(args)

@@ -201,6 +201,10 @@ class AchieveItClient:
         self._stats = RequestStats()
         self._last_key: ApiKey | None = None
 
+    @property
+    def base_url(self) -> str:
+        return self._settings.base_url
+
     def scrub(self, text: str) -> str:
         """``text`` without the key this client last used, in any encoding (for messages
         built from arbitrary errors)."""

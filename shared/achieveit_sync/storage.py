@@ -25,7 +25,9 @@ key, which such a policy does allow (a List request carries ``s3:prefix``):
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -167,6 +169,13 @@ class S3Storage:
         return any(item.get("Key") == key for item in listing.get("Contents", []))
 
     # Encryption at rest is the buckets' default encryption (see template.yaml).
+
+    def list_keys(self, bucket: str, prefix: str) -> Iterator[tuple[str, datetime]]:
+        """Every key under ``prefix``, with when it was last written."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"], item["LastModified"]
 
     def exists(self, bucket: str, key: str) -> bool:
         """Whether ``key`` is there, by listing (s3:ListBucket; no read of the object)."""

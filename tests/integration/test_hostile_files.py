@@ -315,7 +315,7 @@ def test_a_non_ascii_file_name_still_gets_its_notification(sandbox: SandboxServe
     [notification] = stack.notifications()
     subject = notification["Subject"]
     assert subject == "AchieveIt ingest: 1 row rejected in donnees ete.csv"
-    assert "Rejected rows (1 of 1 shown):" in notification["Message"]
+    assert "Rejected rows, by reason:" in notification["Message"]
     assert "use one of" in notification["Message"]  # the hint travels with the reason
 
 

@@ -344,7 +344,7 @@ def test_an_answer_lost_after_processing_is_reported_not_resent(
         "request": report["requests"][0]["name"],
     }
     [notification] = big_stack.notifications()
-    assert "may have been applied (no answer) 500" in notification["Message"]
+    assert "500 rows may have been applied (no answer: check them" in notification["Message"]
     ambiguous = big_stack.text(f"ambiguous/{key}").splitlines()
     assert ambiguous[0] == "External ID,Status,Metric Value,As Of Date,Error"
     assert len(ambiguous) == 501

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -26,6 +27,7 @@ def test_the_try_it_against_the_sandbox_commands_work(tmp_path: Path) -> None:
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=ROOT,
+        env={**os.environ, "ACHIEVEIT_SYNC_STATE_DIR": str(tmp_path / "state")},
         capture_output=True,
         text=True,
         timeout=120,
@@ -33,5 +35,7 @@ def test_the_try_it_against_the_sandbox_commands_work(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "kpis.csv: completed" in result.stdout
-    assert "1 published" in result.stdout
+    assert "kpis.csv: 1 row published, none rejected" in result.stdout
+    assert re.search(r"plans: .*PX-2027", result.stdout)
+    assert "PX-2027: complete, 12 items" in result.stdout
+    assert (tmp_path / "plan-backups" / "backups" / "PX-2027" / "latest.json").is_file()

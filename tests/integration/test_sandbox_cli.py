@@ -55,6 +55,7 @@ def test_the_sandbox_command_prints_connection_json_and_stops_on_interrupt(
             f"export ACHIEVEIT_BASE_URL={info['base_url']}",
             "export ACHIEVEIT_API_KEY=cli-test-key",
             f"export ACHIEVEIT_CA_BUNDLE={ca_file}",
+            f"export ACHIEVEIT_PLAN_IDS='{' '.join(info['plan_ids'])}'",
         ]
         settings = ClientSettings(base_url=info["base_url"], ca_bundle=ca_file)
         with AchieveItClient(settings, StaticApiKey(info["api_key"])) as client:

@@ -20,7 +20,9 @@ def write(tmp_path: Path, name: str, content: bytes) -> str:
 
 def test_a_valid_file_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", write(tmp_path, "good.csv", GOOD)]) == 0
-    assert "1 rows read, 1 valid, 0 rejected" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "good.csv: 1 row valid; nothing was sent" in out
+    assert "read: 1 row (CSV, UTF-8, comma-separated); progress updates" in out
 
 
 def test_an_invalid_row_exits_1_naming_line_field_and_fix(
@@ -28,12 +30,14 @@ def test_an_invalid_row_exits_1_naming_line_field_and_fix(
 ) -> None:
     assert main(["validate", write(tmp_path, "bad.csv", BAD)]) == 1
     out = capsys.readouterr().out
-    assert "line 2, metricValue '20%': is a percentage - write percentages as decimals" in out
+    assert "1 row rejected (1 by validation)" in out
+    assert "1 row: metricValue '20%' is a percentage - write percentages as decimals" in out
+    assert "(line 2)" in out
 
 
 def test_an_invalid_file_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", write(tmp_path, "empty.csv", b"")]) == 1
-    assert "file error: the file is empty" in capsys.readouterr().out
+    assert "empty.csv: failed: the file is empty (0 bytes)" in capsys.readouterr().out
 
 
 def test_the_json_report_is_machine_readable(
@@ -89,4 +93,7 @@ def test_publish_dry_run_sends_nothing_and_needs_no_key(
     monkeypatch.delenv("ACHIEVEIT_API_KEY", raising=False)
 
     assert main(["publish", "--dry-run", write(tmp_path, "good.csv", GOOD)]) == 0
-    assert "validated" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "would send 1 row in 1 request of up to 500 rows" in out
+    assert "/api/progressupdates/good.csv.part-0001.json" in out
+    assert "dry run: nothing was sent" in out

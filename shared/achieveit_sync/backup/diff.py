@@ -65,19 +65,53 @@ def diff_backups(before: str, after: str) -> BackupDiff:
 
 
 def _items_by_id(location: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    manifest_path = Path(location)
-    if manifest_path.is_dir():
-        manifest_path = manifest_path / "manifest.json"
-    if not manifest_path.is_file():
-        raise BackupNotFoundError(f"no backup manifest at {manifest_path}")
-    manifest = json.loads(manifest_path.read_text("utf-8"))
-    root = Path(str(manifest_path).removesuffix(manifest["manifestKey"]))
-    items_file = root / manifest["files"]["items.json.gz"]["key"]
+    manifest_path, manifest = _manifest(Path(location))
+    root = Path(str(manifest_path).removesuffix(str(manifest["manifestKey"])))
+    try:
+        items_file = root / manifest["files"]["items.json.gz"]["key"]
+    except (KeyError, TypeError):
+        raise BackupNotFoundError(f"{manifest_path} names no items.json.gz") from None
     if not items_file.is_file():
         raise BackupNotFoundError(f"the manifest names {items_file}, which does not exist")
-    with gzip.open(items_file, "rt", encoding="utf-8") as handle:
-        for item in json.load(handle):
+    try:
+        with gzip.open(items_file, "rt", encoding="utf-8") as handle:
+            items = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise BackupNotFoundError(f"{items_file} cannot be read ({exc})") from None
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict):
             yield str(item.get("id")), item
+
+
+def _manifest(path: Path) -> tuple[Path, dict[str, Any]]:
+    """The manifest a location names: a backup folder, its manifest.json, or a plan's
+    latest.json (which names the newest complete backup's manifest)."""
+    if path.is_dir():
+        path = path / "manifest.json"
+    document = _json(path)
+    if "manifestKey" in document:
+        return path, document
+    manifest_key = document.get("manifest")
+    if isinstance(manifest_key, str) and path.name == "latest.json":
+        # latest.json sits at backups/<plan>/latest.json; keys start at the layout's root.
+        root = path.parent.parent.parent
+        manifest_path = root / manifest_key
+        return manifest_path, _json(manifest_path)
+    raise BackupNotFoundError(
+        f"{path} is neither a backup's manifest.json nor a plan's latest.json"
+    )
+
+
+def _json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise BackupNotFoundError(f"no backup manifest at {path}")
+    try:
+        document = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BackupNotFoundError(f"{path} cannot be read as JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise BackupNotFoundError(f"{path} is not a backup manifest (not a JSON object)")
+    return document
 
 
 def _summary(item: dict[str, Any]) -> dict[str, Any]:

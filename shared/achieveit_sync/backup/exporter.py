@@ -117,7 +117,7 @@ def export_plan(
     *,
     max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
     page_size: int = MAX_PAGE_SIZE,
-    on_page: Callable[[int, int], None] | None = None,
+    on_page: Callable[[int, int, int | None], None] | None = None,
 ) -> PlanExport:
     """Export ``plan_id`` until one attempt is whole, at most ``max_attempts`` times.
 
@@ -146,7 +146,7 @@ def _export_once(
     plan_id: str,
     attempt: int,
     page_size: int,
-    on_page: Callable[[int, int], None] | None,
+    on_page: Callable[[int, int, int | None], None] | None,
 ) -> PlanExport:
     sinks = _ExportSinks()
     pages = 0
@@ -158,7 +158,7 @@ def _export_once(
         sinks.add_items(page.items)
         del page  # a page can be tens of MB: never hold it while the next is fetched
         if on_page is not None:
-            on_page(pages, sinks.items)
+            on_page(pages, sinks.items, total_counts[-1] if total_counts else None)
     return sinks.finish(plan_id, attempt, pages, total_counts)
 
 

@@ -125,7 +125,7 @@ def back_up_plans(
     expiration_days: int = DEFAULT_EXPIRATION_DAYS,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_plan: Callable[[PlanOutcome], None] | None = None,
-    on_page: Callable[[str, int, int], None] | None = None,
+    on_page: Callable[[str, int, int, int | None], None] | None = None,
 ) -> BackupRun:
     """Back up every plan; never stop early. Check ``run.failed`` (or let the caller raise
     ``BackupRunError``) afterwards.
@@ -201,14 +201,15 @@ def back_up_plan(
     max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
     expiration_days: int = DEFAULT_EXPIRATION_DAYS,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    on_page: Callable[[str, int, int], None] | None = None,
+    on_page: Callable[[str, int, int, int | None], None] | None = None,
 ) -> PlanOutcome:
-    """Export one plan and store it; ``on_page(plan_id, pages, items)`` follows progress."""
+    """Export one plan and store it; ``on_page(plan_id, pages, items, total)`` follows
+    progress (``total``: the plan's ``totalCount``, when the API gives one)."""
     started = clock()
 
-    def progress(pages: int, items: int) -> None:
+    def progress(pages: int, items: int, total: int | None) -> None:
         if on_page is not None:
-            on_page(plan_id, pages, items)
+            on_page(plan_id, pages, items, total)
 
     export = export_plan(client, plan_id, max_attempts=max_attempts, on_page=progress)
     try:

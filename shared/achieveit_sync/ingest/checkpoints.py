@@ -13,9 +13,11 @@ send them again. Every other unsettled row is sent; every settled row is skipped
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -137,6 +139,43 @@ class InMemoryCheckpoints:
     def save(self, file_id: str, record: PartRecord) -> None:
         self.saves += 1
         self._files.setdefault(file_id, {})[record.part] = record.to_json()
+
+
+class FileCheckpoints:
+    """Checkpoints on local disk, one folder per file (the CLI's ``publish``): a run stopped
+    by an outage or Ctrl-C resumes where it stopped when the same command runs again, and
+    never re-sends a row AchieveIt already answered.
+
+    Each part is its own small JSON file, replaced atomically (write, then rename), so a
+    crash leaves either the old record or the new one."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, file_id: str) -> Path:
+        return self.root / hashlib.sha256(file_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+    def load(self, file_id: str) -> dict[int, PartRecord]:
+        folder = self.folder(file_id)
+        records = {}
+        for path in folder.glob("part-*.json") if folder.is_dir() else ():
+            part = int(path.stem.removeprefix("part-"))
+            records[part] = PartRecord.from_json(part, path.read_text("utf-8"))
+        return records
+
+    def save(self, file_id: str, record: PartRecord) -> None:
+        folder = self.folder(file_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"part-{record.part:06d}.json"
+        partial = path.with_suffix(".partial")
+        partial.write_text(record.to_json(), "utf-8")
+        partial.replace(path)
+
+    def forget(self, file_id: str) -> None:
+        """Drop what is recorded for ``file_id`` (``publish --restart``)."""
+        folder = self.folder(file_id)
+        for path in folder.glob("part-*") if folder.is_dir() else ():
+            path.unlink()
 
 
 class DynamoDbCheckpoints:

@@ -47,7 +47,7 @@ from achieveit_sync.ingest.validation import (
     Validator,
     ValidRow,
 )
-from achieveit_sync.updates import BodyFormat, UpdateKind
+from achieveit_sync.updates import BodyFormat, UpdateKind, encode_updates
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ class FileSource:
     """Opens the file from its start (called once per pass)."""
     kind: UpdateKind | None = None
     """From the drop folder; ``None`` to infer from the columns."""
+    kind_reason: str | None = None
+    """Why ``kind``, in words ("dropped under incoming/progress/", "--kind metric")."""
     file_id: str = ""
     """Identifies this exact content for checkpoints (bucket, key and version or ETag)."""
     details: dict[str, Any] = field(default_factory=dict)
@@ -189,7 +191,7 @@ def _validate_pass(
     report.compressed = stream.compressed
     if stream.dialect is not None:
         report.dialect = stream.dialect.described
-    validator = Validator(source.kind)
+    validator = Validator(source.kind, kind_reason=source.kind_reason)
     counts = report.counts
     for result in validator.validate(stream.records):
         counts.rows_read += 1
@@ -208,6 +210,7 @@ def _validate_pass(
     counts.skipped_blank = stream.blank_lines
     report.warnings.extend(validator.warnings)
     report.kind = validator.kind.value if validator.kind else report.kind
+    report.kind_reason = validator.kind_reason
     if validator.layout is not None and validator.layout.header is not None:
         report.header = list(validator.layout.header)
 
@@ -499,8 +502,8 @@ def _fail_unexpectedly(report: FileReport, exc: Exception, scrub: Callable[[str]
     report.stop_reason = StopReason.ERROR
     report.file_error = {
         "reason": f"an unexpected error stopped the run ({message[:300]})",
-        "hint": "the file is tried again; rows already settled are not sent again. If it "
-        "keeps failing it ends in the dead-letter queue: see the function's log",
+        "hint": "handle the file again once the cause is fixed: rows already settled are "
+        "not sent again",
         "errorType": type(exc).__name__,
         "message": message[:300],
     }
@@ -530,3 +533,22 @@ def _fail_file(report: FileReport, exc: Exception) -> None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    rows: int
+    body_bytes: int
+
+
+def plan_requests(source: FileSource, options: IngestOptions) -> list[PlannedRequest]:
+    """The requests ``publish`` would make for ``source`` (rows and body size each), without
+    sending anything: what ``publish --dry-run`` shows. Expects a file that validated."""
+    stream = open_records(source.open(), source.name, options.limits)
+    validator = Validator(source.kind)
+    return [
+        PlannedRequest(
+            len(rows), len(encode_updates([r.update for r in rows], options.body_format))
+        )
+        for rows in _parts(validator, stream.records, options.batch_size)
+    ]

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import IO, Any
 
 from achieveit_sync.ingest.reading import CsvDialect, FileFormat, LongJsonNumber
+from achieveit_sync.ingest.summary import MAX_GROUPS, RejectionSummary, plural
 from achieveit_sync.ingest.validation import (
     DISPLAY_NAMES,
     FieldProblem,
@@ -128,6 +129,8 @@ class Counts:
 class FileReport:
     source: dict[str, Any]
     kind: str | None = None
+    kind_reason: str | None = None
+    """How the kind was chosen: the folder, ``--kind``, or the columns."""
     file_format: str | None = None
     encoding: str | None = None
     dialect: str | None = None
@@ -146,6 +149,7 @@ class FileReport:
     stop_reason: StopReason | None = None
     rows_settled_this_run: int = 0
     """Rows this run got an answer for (accepted, refused or ambiguous): its progress."""
+    rejection_summary: RejectionSummary = field(default_factory=RejectionSummary)
 
     def count_rejection(self, *, by_api: bool) -> None:
         self.counts.rejected += 1
@@ -156,7 +160,8 @@ class FileReport:
 
     def list_rejection(self, row: RejectedRow) -> None:
         """Name a rejected row in the report (the first ``MAX_REPORTED_REJECTIONS``
-        problems; the rejected file holds them all)."""
+        problems; the rejected file holds them all), and count it in the summary."""
+        self.rejection_summary.add(row)
         element = {"element": row.record.element} if row.record.element is not None else {}
         for problem in row.problems:
             if len(self.rejections) >= MAX_REPORTED_REJECTIONS:
@@ -183,11 +188,74 @@ class FileReport:
             FileStatus.COMPLETED_WITH_AMBIGUITY,
         ) or bool(self.counts.rejected)
 
+    def headline(self) -> str:
+        """One sentence on what happened to the file, for people."""
+        counts = self.counts
+        rejected = ""
+        if counts.rejected:
+            by = [
+                f"{counts.rejected_by_validation:,} by validation"
+                if counts.rejected_by_validation
+                else "",
+                f"{counts.rejected_by_api:,} by AchieveIt" if counts.rejected_by_api else "",
+            ]
+            rejected = (
+                f"{plural(counts.rejected, 'row')} rejected ({', '.join(b for b in by if b)})"
+            )
+        ambiguous = (
+            f"{plural(counts.ambiguous, 'row')} may have been applied (no answer: check them "
+            "in AchieveIt)"
+            if counts.ambiguous
+            else ""
+        )
+        published = f"{counts.published:,} published"
+        if self.status is FileStatus.FAILED:
+            reason = (self.file_error or {}).get("reason", "")
+            done = ", ".join(p for p in (published if counts.published else "", rejected) if p)
+            return f"failed: {reason}" + (f" ({done} before that)" if done else "")
+        if self.status is FileStatus.VALIDATED:
+            if not counts.rows_read:
+                return "no rows to check: nothing was sent"
+            valid = f"{plural(counts.valid, 'row')} valid" if counts.valid else "no valid rows"
+            return ", ".join(p for p in (valid, rejected) if p) + "; nothing was sent"
+        if self.status is FileStatus.IN_PROGRESS:
+            why = (self.file_error or {}).get("reason") or next(iter(self.warnings[-1:]), "")
+            return f"not finished: {published} so far, {counts.not_sent:,} not sent yet" + (
+                f" ({why})" if why else ""
+            )
+        if self.status is FileStatus.COMPLETED:
+            return f"{plural(counts.published, 'row')} published, none rejected"
+        return ", ".join(p for p in (published, ambiguous, rejected) if p)
+
+    def summary(self) -> dict[str, Any]:
+        """What the report JSON opens with, and the SNS message and the CLI say."""
+        return {
+            "headline": self.headline(),
+            "kind": f"{self.kind} updates ({self.kind_reason})" if self.kind_reason else self.kind,
+            **self.rejection_summary.as_dict(),
+        }
+
+    def summary_lines(self, *, groups: int = MAX_GROUPS) -> list[str]:
+        """The summary as text: headline, rejections by reason, hints."""
+        lines = [self.headline()]
+        shown = self.rejection_summary.ordered()
+        if shown:
+            lines.append("Rejected rows, by reason:")
+            lines.extend(f"  {group.line()}" for group in shown[:groups])
+            hidden = sum(group.rows for group in shown[groups:])
+            hidden += self.rejection_summary.other_rows
+            if hidden:
+                lines.append(f"  {plural(hidden, 'more row')} for other reasons (see the report)")
+        lines.extend(f"Hint: {hint}" for hint in self.rejection_summary.hints())
+        return lines
+
     def as_dict(self) -> dict[str, Any]:
         return {
+            "summary": self.summary(),
             "source": self.source,
             "status": self.status.value,
             "kind": self.kind,
+            "kindReason": self.kind_reason,
             "format": self.file_format,
             "encoding": self.encoding,
             "dialect": self.dialect,

@@ -18,3 +18,9 @@ def kind_for_key(key: str) -> UpdateKind | None:
         if key.startswith(folder):
             return kind
     return None
+
+
+def kind_reason_for_key(key: str) -> str | None:
+    """The words for ``kind_for_key``'s answer ("dropped under incoming/progress/")."""
+    folder = next((f for f in _KIND_BY_FOLDER if key.startswith(f)), None)
+    return f"dropped under {folder}" if folder else None

@@ -37,7 +37,7 @@ from achieveit_sync.ingest.reading import (
     ReadLimits,
 )
 from achieveit_sync.ingest.report import FileReport, FileStatus, StopReason
-from achieveit_sync.ingest.routing import INCOMING_PREFIX, kind_for_key
+from achieveit_sync.ingest.routing import INCOMING_PREFIX, kind_for_key, kind_reason_for_key
 from achieveit_sync.settings import ClientSettings
 from achieveit_sync.storage import ObjectGoneError, ObjectRef, S3Storage
 from achieveit_sync.updates import BodyFormat
@@ -232,6 +232,11 @@ class FileTask:
         )
 
 
+_RETRIED_HINT = (
+    "the file is tried again by itself; rows already settled are not sent again. If it keeps "
+    "failing, its message goes to the dead-letter queue after five tries: the function's log "
+    "says why; fix that, then redrive the queue"
+)
 _STALLS_BEFORE_FAILING = 2
 """A first run may have started late in a batch; a continuation has a whole invocation.
 Two runs in a row without progress mean the file cannot be handled in the time allowed."""
@@ -394,6 +399,7 @@ class IngestService:
             display_name=ref.uri,
             open=lambda: self.storage.open(ref),
             kind=kind_for_key(ref.key),
+            kind_reason=kind_reason_for_key(ref.key),
             file_id=ref.identity,
             details={
                 "bucket": ref.bucket,
@@ -415,6 +421,8 @@ class IngestService:
             _fail_for_lack_of_progress(report, self.settings)
         report_key = output_key(REPORTS_PREFIX, ref.key, ".json")
         report.outputs["report"] = f"s3://{bucket}/{report_key}"
+        if report.stop_reason is StopReason.ERROR and report.file_error is not None:
+            report.file_error["hint"] = _RETRIED_HINT
         self._record_metrics(report)
         # A run that stopped (time, API unavailable or refusing, an error) is not finished:
         # the file stays where it is and a later run resumes it.
@@ -495,8 +503,7 @@ class IngestService:
         report.stop_reason = StopReason.ERROR
         report.file_error = {
             "reason": f"an unexpected error stopped the run ({message})",
-            "hint": "the file is tried again; rows already settled are not sent again. If "
-            "it keeps failing it ends in the dead-letter queue: see the function's log",
+            "hint": _RETRIED_HINT,
             "errorType": type(exc).__name__,
             "message": message,
         }
@@ -564,7 +571,7 @@ def _fail_for_lack_of_progress(report: FileReport, settings: IngestSettings) -> 
     }
 
 
-_SHOWN_REJECTED_ROWS = 5
+_GROUPS_IN_A_NOTIFICATION = 10
 
 
 def _subject(report: FileReport, ref: ObjectRef) -> str:
@@ -585,32 +592,16 @@ def _rows(count: int) -> str:
 
 
 def _notification(report: FileReport) -> str:
-    counts = report.counts
+    """The same summary the report opens with, then where to look."""
     lines = [
         f"File: {report.source['name']}",
         f"Status: {report.status.value}",
-        f"Rows read {counts.rows_read}, published {counts.published}, rejected "
-        f"{counts.rejected}, may have been applied (no answer) {counts.ambiguous}, "
-        f"not sent {counts.not_sent}.",
+        "",
+        *report.summary_lines(groups=_GROUPS_IN_A_NOTIFICATION),
     ]
-    if report.file_error:
-        lines.append(
-            f"Problem: {report.file_error.get('reason')} - {report.file_error.get('hint')}"
-        )
-    by_line: dict[int, list[dict[str, Any]]] = {}
-    for rejection in report.rejections:
-        by_line.setdefault(rejection["line"], []).append(rejection)
-    if by_line:
-        shown = min(len(by_line), _SHOWN_REJECTED_ROWS)
-        lines.append(f"Rejected rows ({shown} of {counts.rejected} shown):")
-        for line, problems in list(by_line.items())[:_SHOWN_REJECTED_ROWS]:
-            details = "; ".join(
-                f"{p['field']}"
-                + (f" '{p['value']}'" if p["value"] else "")
-                + f" {p['reason']} ({p['hint']})"
-                for p in problems
-            )
-            lines.append(f"  Line {line}: {details}")
+    if report.file_error and report.file_error.get("hint"):
+        lines.append(f"What to do: {report.file_error['hint']}")
+    lines.append("")
     lines.extend(f"{name.capitalize()}: {uri}" for name, uri in report.outputs.items())
     return "\n".join(lines)
 

@@ -149,6 +149,8 @@ class Validator:
 
     kind: UpdateKind | None
     """``None``: infer from the header or the first JSON object (a status means progress)."""
+    kind_reason: str | None = None
+    """How the kind was chosen (given by the caller, or said when inferred)."""
     warnings: list[str] = field(default_factory=list)
     layout: Layout | None = None
     _seen: SeenKeys = field(default_factory=SeenKeys)
@@ -372,6 +374,11 @@ class Validator:
             columns.append(canonical)
         if self.kind is None:
             self.kind = UpdateKind.PROGRESS if STATUS in seen else UpdateKind.METRIC
+            self.kind_reason = (
+                "the header has a Status column"
+                if STATUS in seen
+                else "the header has no Status column"
+            )
         elif self.kind is UpdateKind.METRIC and STATUS in seen:
             self.warnings.append("the Status column is ignored: this is a metric update file")
         if repeated:
@@ -411,6 +418,9 @@ class Validator:
             values[canonical] = value
         if self.kind is None:
             self.kind = UpdateKind.PROGRESS if STATUS in values else UpdateKind.METRIC
+            self.kind_reason = f"the first object (line {record.line}) " + (
+                "has a status" if STATUS in values else "has no status"
+            )
         return values
 
     # -- the rules ------------------------------------------------------------------------

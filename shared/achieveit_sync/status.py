@@ -1,0 +1,212 @@
+"""What happened lately: the last files handled (from their reports) and each plan's backups
+(from ``latest.json`` and the newest manifest), read from the drop and backups buckets or
+from local folders of the same layout (``achieveit-sync export --out DIR``, the demo's
+``.demo/s3/<bucket>``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from achieveit_sync.storage import S3Storage
+
+REPORTS_PREFIX = "reports/"
+BACKUPS_PREFIX = "backups/"
+
+
+class Place(Protocol):
+    """A bucket (and prefix) or a local folder, read by relative keys."""
+
+    def describe(self, key: str) -> str: ...
+
+    def keys(self, prefix: str) -> Iterator[tuple[str, datetime]]: ...
+
+    def read_json(self, key: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class S3Place:
+    storage: S3Storage
+    bucket: str
+    prefix: str = ""
+
+    def describe(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def keys(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        for key, modified in self.storage.list_keys(self.bucket, self.prefix + prefix):
+            yield key.removeprefix(self.prefix), modified
+
+    def read_json(self, key: str) -> Any:
+        return json.loads(self.storage.get_bytes(self.bucket, self.prefix + key))
+
+
+@dataclass(frozen=True)
+class LocalPlace:
+    root: Path
+
+    def describe(self, key: str) -> str:
+        return str(self.root / key)
+
+    def keys(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        base = self.root / prefix
+        if not base.is_dir():
+            return
+        for path in base.rglob("*"):
+            if path.is_file() and not path.name.endswith(".partial"):
+                modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+                yield path.relative_to(self.root).as_posix(), modified
+
+    def read_json(self, key: str) -> Any:
+        return json.loads((self.root / key).read_text("utf-8"))
+
+
+def place_for(location: str, storage_factory: Any = None) -> Place:
+    """``s3://bucket[/prefix]`` or a folder path."""
+    if location.startswith("s3://"):
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        if storage_factory is None:
+            import boto3
+
+            storage = S3Storage(boto3.client("s3"))
+        else:
+            storage = storage_factory()
+        return S3Place(storage, bucket, prefix)
+    return LocalPlace(Path(location))
+
+
+@dataclass(frozen=True)
+class FileLine:
+    file: str
+    status: str
+    published: int
+    rejected: int
+    ambiguous: int
+    not_sent: int
+    when: str
+    report: str
+    headline: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "status": self.status,
+            "published": self.published,
+            "rejected": self.rejected,
+            "ambiguous": self.ambiguous,
+            "notSent": self.not_sent,
+            "when": self.when,
+            "report": self.report,
+            "headline": self.headline,
+        }
+
+
+@dataclass(frozen=True)
+class PlanLine:
+    plan_id: str
+    last_complete: str | None
+    age_hours: float | None
+    items: int | None
+    newest_run: str | None
+    newest_complete: bool | None
+    problem: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "planId": self.plan_id,
+            "lastComplete": self.last_complete,
+            "ageHours": self.age_hours,
+            "items": self.items,
+            "newestRun": self.newest_run,
+            "newestRunComplete": self.newest_complete,
+            "problem": self.problem,
+        }
+
+
+def recent_files(place: Place, last: int) -> list[FileLine]:
+    """The ``last`` files whose reports were written most recently, newest first."""
+    reports = sorted(
+        (item for item in place.keys(REPORTS_PREFIX) if item[0].endswith(".json")),
+        key=lambda item: item[1],
+        reverse=True,
+    )[:last]
+    lines = []
+    for key, modified in reports:
+        try:
+            report = place.read_json(key)
+            counts = report["counts"]
+            source = report.get("source", {})
+            lines.append(
+                FileLine(
+                    file=str(source.get("key") or source.get("name") or key),
+                    status=str(report["status"]),
+                    published=int(counts["published"]),
+                    rejected=int(counts["rejected"]),
+                    ambiguous=int(counts["ambiguous"]),
+                    not_sent=int(counts.get("notSent", 0)),
+                    when=str(report.get("timings", {}).get("finishedAt") or _iso(modified)),
+                    report=place.describe(key),
+                    headline=str((report.get("summary") or {}).get("headline", "")),
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            lines.append(
+                FileLine(
+                    key, "unreadable", 0, 0, 0, 0, _iso(modified), place.describe(key), str(exc)
+                )
+            )
+    return lines
+
+
+def plan_backups(place: Place, now: datetime) -> list[PlanLine]:
+    """One line per plan found under ``backups/``: its newest complete backup (from
+    ``latest.json``) and whether the newest run was complete."""
+    manifests: dict[str, str] = {}
+    latest: set[str] = set()
+    for key, _ in place.keys(BACKUPS_PREFIX):
+        parts = key.split("/")
+        if len(parts) < 3:
+            continue
+        plan_id = parts[1]
+        if key.endswith("/latest.json"):
+            latest.add(plan_id)
+        elif key.endswith("/manifest.json"):
+            manifests[plan_id] = max(manifests.get(plan_id, ""), key)  # keys sort by time
+    lines = []
+    for plan_id in sorted(latest | set(manifests)):
+        lines.append(_plan_line(place, plan_id, plan_id in latest, manifests.get(plan_id), now))
+    return lines
+
+
+def _plan_line(
+    place: Place, plan_id: str, has_latest: bool, manifest_key: str | None, now: datetime
+) -> PlanLine:
+    last_complete = items = age = None
+    problem = None
+    if has_latest:
+        try:
+            document = place.read_json(f"{BACKUPS_PREFIX}{plan_id}/latest.json")
+            last_complete = str(document["completedAt"])
+            items = int(document["itemCount"])
+            when = datetime.fromisoformat(last_complete.replace("Z", "+00:00"))
+            age = round((now - when).total_seconds() / 3600, 1)
+        except (ValueError, KeyError, TypeError) as exc:
+            problem = f"latest.json unreadable ({exc})"
+    newest_run = newest_complete = None
+    if manifest_key is not None:
+        try:
+            manifest = place.read_json(manifest_key)
+            newest_run = str(manifest.get("startedAt"))
+            newest_complete = bool(manifest.get("complete"))
+        except (ValueError, KeyError, TypeError) as exc:
+            problem = f"newest manifest unreadable ({exc})"
+    return PlanLine(plan_id, last_complete, age, items, newest_run, newest_complete, problem)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
