@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import sys
@@ -67,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    _show_warnings_on_stderr()
     try:
         return command(args)
     except KeyboardInterrupt:
@@ -78,6 +80,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         message, code = describe_failure(exc)
         print(f"achieveit-sync: {message}", file=sys.stderr)
         return code
+
+
+_LOG_DETAILS = ("operation", "status", "reason", "attempt", "wait_seconds", "plan", "error")
+
+
+class _OneLineFormatter(logging.Formatter):
+    """``achieveit-sync: AchieveIt request failed; retrying (reason: HTTP 503; attempt 1;
+    wait_seconds: 0.4)``: the package's log records, with the details people need."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        details = "; ".join(
+            f"{name.replace('_', ' ')}: {getattr(record, name)}"
+            for name in _LOG_DETAILS
+            if getattr(record, name, None) not in (None, "")
+        )
+        text = f"achieveit-sync: {record.getMessage()}" + (f" ({details})" if details else "")
+        return _safe(text)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # noqa: BLE001 - logging must never end a command
+            self.handleError(record)
+
+
+def _show_warnings_on_stderr() -> None:
+    package = logging.getLogger("achieveit_sync")
+    if not any(isinstance(handler, _StderrHandler) for handler in package.handlers):
+        handler = _StderrHandler(logging.WARNING)
+        handler.setFormatter(_OneLineFormatter())
+        package.addHandler(handler)
 
 
 def describe_failure(exc: BaseException) -> tuple[str, int]:  # noqa: PLR0911 - one per kind
@@ -545,6 +582,11 @@ def _text_report(report: FileReport, rejected_out: Path | None) -> str:
         read = f"  read: {plural(counts.rows_read, 'row')} ({described})"
         if counts.skipped_blank:
             read += f", {plural(counts.skipped_blank, 'blank line')} skipped"
+        if counts.skipped_untouched:
+            read += (
+                f", {plural(counts.skipped_untouched, 'template row')} with nothing filled in "
+                "skipped"
+            )
         if report.kind:
             read += f"; {report.kind} updates"
             read += f" ({report.kind_reason})" if report.kind_reason else ""

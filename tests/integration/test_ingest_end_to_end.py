@@ -72,6 +72,7 @@ def test_an_excel_csv_is_published_reported_and_archived(
         "rejectedByValidation": 1,
         "rejectedByApi": 1,
         "skippedBlank": 1,
+        "skippedUntouched": 0,
         "ambiguous": 0,
         "notSent": 0,
     }

@@ -208,6 +208,7 @@ def _validate_pass(
     if counts.rows_read > options.max_rows:
         raise _too_many_rows(options.max_rows, None)
     counts.skipped_blank = stream.blank_lines
+    counts.skipped_untouched = validator.untouched_rows
     report.warnings.extend(validator.warnings)
     report.kind = validator.kind.value if validator.kind else report.kind
     report.kind_reason = validator.kind_reason
@@ -324,13 +325,7 @@ def _publish_parts(
                     report.stop_reason = (
                         StopReason.API_UNAVAILABLE if exc.retry_later else StopReason.API_REFUSED
                     )
-                    report.file_error = {
-                        "reason": str(exc),
-                        "hint": "the run resumes from where it stopped"
-                        if exc.retry_later
-                        else "fix the cause (API key, access, base URL), then re-process "
-                        "the file: rows already accepted are not sent again",
-                    }
+                    report.file_error = {"reason": str(exc), "hint": exc.hint}
         _fold_part(report, record)
         if on_progress is not None:
             on_progress(report)

@@ -19,10 +19,13 @@ from achieveit_sync.errors import (
     AchieveItSyncError,
     AmbiguousDeliveryError,
     ApiError,
+    AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    NotFoundError,
     PermanentApiError,
     RetryableApiError,
+    TransportSecurityError,
 )
 from achieveit_sync.ingest.checkpoints import CheckpointStore, PartRecord
 from achieveit_sync.ingest.report import MAX_REPORTED_BODY_CHARS, RequestRecord
@@ -39,9 +42,33 @@ class StopPublishingError(AchieveItSyncError):
     file failed for a reason no retry fixes by itself (key refused, wrong base URL).
     """
 
-    def __init__(self, message: str, *, retry_later: bool) -> None:
+    def __init__(self, message: str, *, retry_later: bool, hint: str = "") -> None:
         self.retry_later = retry_later
+        self.hint = hint or (
+            "the run resumes from where it stopped"
+            if retry_later
+            else "fix the cause (API key, access, base URL), then handle the file again: rows "
+            "already accepted are not sent again"
+        )
         super().__init__(message)
+
+
+def _hint_for(exc: ApiError) -> str:
+    """What to do about a refusal that stops a file, by its kind."""
+    if isinstance(exc, TransportSecurityError):
+        return (
+            "the server's certificate is not trusted, or it offers TLS below 1.2: a server "
+            "with a private CA (such as the sandbox) needs ACHIEVEIT_CA_BUNDLE set to its CA "
+            "certificate; then handle the file again"
+        )
+    if isinstance(exc, AuthenticationError):
+        return (
+            "set or rotate the API key, then handle the file again: rows already accepted are "
+            "not sent again"
+        )
+    if isinstance(exc, NotFoundError):
+        return "check ACHIEVEIT_BASE_URL (https://api.achieveit.com, or gov-api for government)"
+    return ""
 
 
 @dataclass
@@ -115,7 +142,7 @@ class PartPublisher:
                 self._refused(record, rows, name, request_name, exc, started)
             else:
                 self._unsettled(record, rows, request_name, exc, started)
-                raise StopPublishingError(str(exc), retry_later=False) from exc
+                raise StopPublishingError(str(exc), retry_later=False, hint=_hint_for(exc)) from exc
         except RetryableApiError as exc:
             self._unsettled(record, rows, request_name, exc, started)
             raise StopPublishingError(str(exc), retry_later=True) from exc

@@ -722,12 +722,15 @@ class _DecodingGuard:
 
     def decoding_error(self, exc: UnicodeDecodeError) -> InvalidFileError:
         offset = self._counting.offset - len(exc.object) + exc.start
+        line = self._counting.line_breaks - bytes(exc.object[exc.start :]).count(b"\n") + 1
         return InvalidFileError(
             f"the byte 0x{exc.object[exc.start : exc.start + 1].hex()} cannot be decoded "
             f"as {self._label}",
             "save the file as 'CSV UTF-8' (Excel: File > Save As > CSV UTF-8), or as "
-            "UTF-16 with a byte-order mark",
+            "UTF-16 with a byte-order mark; a file saved as plain 'CSV' on Windows is "
+            "Windows-1252",
             byte_offset=offset,
+            line=line,
         )
 
 
@@ -802,6 +805,8 @@ class _CountingReader(io.RawIOBase):
         self._compressed = compressed
         self._since_line_break = 0
         self.offset = 0
+        self.line_breaks = 0
+        """Line feeds handed on so far (to name the line of a bad byte)."""
 
     def readable(self) -> bool:
         return True
@@ -828,6 +833,7 @@ class _CountingReader(io.RawIOBase):
                 )
         buffer[: len(data)] = data
         self.offset += len(data)
+        self.line_breaks += data.count(b"\n")
         if self.offset > self._max_bytes:
             raise InvalidFileError(
                 f"the file {'inflates to' if self._compressed else 'holds'} more than "

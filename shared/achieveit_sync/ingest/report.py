@@ -108,6 +108,8 @@ class Counts:
     rejected_by_validation: int = 0
     rejected_by_api: int = 0
     skipped_blank: int = 0
+    skipped_untouched: int = 0
+    """Upload-template rows with nothing filled in (not data rows)."""
     ambiguous: int = 0
     not_sent: int = 0
 
@@ -120,6 +122,7 @@ class Counts:
             "rejectedByValidation": self.rejected_by_validation,
             "rejectedByApi": self.rejected_by_api,
             "skippedBlank": self.skipped_blank,
+            "skippedUntouched": self.skipped_untouched,
             "ambiguous": self.ambiguous,
             "notSent": self.not_sent,
         }

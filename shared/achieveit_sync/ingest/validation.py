@@ -157,6 +157,9 @@ class Validator:
     _column_index: dict[str, int] = field(default_factory=dict)
     _fast_columns: tuple[int, int, int, int, int, int] | None = None
     _unknown_json_fields: set[str] = field(default_factory=set)
+    untouched_rows: int = 0
+    """Rows of an upload template left as they were: an external ID (and the item's name),
+    nothing to update. Skipped, and counted, rather than rejected one by one."""
     _unnamed: tuple[int, ...] = ()
     _warned: set[str] = field(default_factory=set)
     """Header positions without a name: values under them are ignored, never silently."""
@@ -256,7 +259,8 @@ class Validator:
         return fast
 
     def validate_one(self, record: RawRecord) -> ValidRow | RejectedRow | None:
-        """The verdict on one record; ``None`` for a CSV header row."""
+        """The verdict on one record; ``None`` for a CSV header row and an untouched
+        template row."""
         if record.problem is not None:
             if record.cells is not None:
                 hint = "fix the row's quotation marks and drop it again"
@@ -306,8 +310,9 @@ class Validator:
             len(self.layout.columns),
         )
 
-    def _validate_cells(self, record: RawRecord, cells: list[str]) -> ValidRow | RejectedRow:
-        """The CSV fast path: plain strings, looked up by column position."""
+    def _validate_cells(self, record: RawRecord, cells: list[str]) -> ValidRow | RejectedRow | None:
+        """A CSV row's cells, looked up by column position; ``None`` for an upload-template
+        row left as it was (an external ID, nothing to update: skipped and counted)."""
         width = len(cells)
         index = self._column_index
 
@@ -322,6 +327,17 @@ class Validator:
             AS_OF_DATE: cell(AS_OF_DATE),
             COMMENT: _unneutralised(cell(COMMENT)),
         }
+        if (
+            not any(
+                isinstance(value, str) and value.strip()
+                for name, value in values.items()
+                if name != EXTERNAL_ID
+            )
+            and self.layout is not None
+            and self.layout.header is not None
+        ):
+            self.untouched_rows += 1
+            return None
         columns = len(self._column_index) if self.layout is None else len(self.layout.columns)
         if width > columns and "".join(cells[columns:]).strip():
             values["(row)"] = (
