@@ -185,7 +185,7 @@ def _safe(text: str) -> str:
     try:
         return ApiKey(key).scrub(text)[:2000] if key else text[:2000]
     except ConfigurationError:  # not a usable key: blank it as written
-        return text.replace(key, "********")[:2000]
+        return (text.replace(key, "********") if len(key) >= 8 else text)[:2000]
 
 
 # -- the parser ---------------------------------------------------------------------------

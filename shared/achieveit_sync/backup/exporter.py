@@ -12,6 +12,7 @@ comes out whole is kept, marked incomplete, with every attempt's findings.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -149,16 +150,20 @@ def _export_once(
     on_page: Callable[[int, int, int | None], None] | None,
 ) -> PlanExport:
     sinks = _ExportSinks()
-    pages = 0
-    total_counts: list[int] = []
-    for page in client.iter_plan_pages(plan_id, take=page_size):
-        pages += 1
-        if page.total_count is not None:
-            total_counts.append(page.total_count)
-        sinks.add_items(page.items)
-        del page  # a page can be tens of MB: never hold it while the next is fetched
-        if on_page is not None:
-            on_page(pages, sinks.items, total_counts[-1] if total_counts else None)
+    try:
+        pages = 0
+        total_counts: list[int] = []
+        for page in client.iter_plan_pages(plan_id, take=page_size):
+            pages += 1
+            if page.total_count is not None:
+                total_counts.append(page.total_count)
+            sinks.add_items(page.items)
+            del page  # a page can be tens of MB: never hold it while the next is fetched
+            if on_page is not None:
+                on_page(pages, sinks.items, total_counts[-1] if total_counts else None)
+    except BaseException:
+        sinks.discard()
+        raise
     return sinks.finish(plan_id, attempt, pages, total_counts)
 
 
@@ -210,6 +215,10 @@ class _ExportSinks:
                 self.distinct += 1
             else:
                 self.duplicates += 1
+
+    def discard(self) -> None:
+        for sink in (self.json_file, self.csv_file, self.template_file):
+            sink.discard()
 
     def finish(self, plan_id: str, attempt: int, pages: int, total_counts: list[int]) -> PlanExport:
         self.json_file.text.write("\n]\n")
@@ -306,6 +315,17 @@ class _GzipSink:
 
     def write_bytes(self, data: bytes) -> None:
         self._binary.write(data)
+
+    def discard(self) -> None:
+        """Close everything of an attempt that failed, so that nothing is left for garbage
+        collection to flush into a closed file at exit."""
+        for close in (
+            self.text.detach,
+            *([self._gzip.close] if self._gzip else []),
+            self._file.close,
+        ):
+            with contextlib.suppress(Exception):
+                close()
 
     def finish(self) -> ExportedFile:
         self.text.flush()

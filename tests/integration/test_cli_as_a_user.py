@@ -1,0 +1,283 @@
+"""The command line as a user runs it: a separate process, its exit code, what it prints.
+No command ever prints a stack trace; each error is one line that says what to do."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from achieveit_sandbox import SandboxServer
+
+from tests.conftest import RECOGNISABLE_KEY
+
+CLI = str(Path(sys.executable).with_name("achieveit-sync"))
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, **(env or {})}
+    for name in ("ACHIEVEIT_SYNC_DEBUG",):
+        environment.pop(name, None)
+    return subprocess.run(
+        [CLI, *args], check=False, capture_output=True, text=True, timeout=120, env=environment
+    )
+
+
+def sandbox_env(sandbox: SandboxServer) -> dict[str, str]:
+    return {
+        "ACHIEVEIT_BASE_URL": sandbox.base_url,
+        "ACHIEVEIT_API_KEY": sandbox.api_key,
+        "ACHIEVEIT_CA_BUNDLE": str(sandbox.ca_file),
+    }
+
+
+def no_trace(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stdout + result.stderr
+    assert RECOGNISABLE_KEY not in result.stdout + result.stderr
+
+
+# -- help and version ------------------------------------------------------------------------
+
+
+def test_version_and_help_say_what_each_command_does_with_an_example_and_exit_codes() -> None:
+    version = run("--version")
+    assert version.returncode == 0
+    assert version.stdout.startswith("achieveit-sync ")
+    for command in ("validate", "publish", "export", "diff", "status", "sandbox", "smoke"):
+        text = run(command, "--help").stdout
+        assert "example:" in text, command
+        assert "exit codes:" in text, command
+        assert "2  usage or configuration" in text, command
+
+
+# -- the errors of the issue, one line each ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "says"),
+    [
+        (["validate", "/no/such/file.csv"], {}, 2, "no such file"),
+        (["validate", "{tmp}"], {}, 2, "is a folder"),
+        (["publish", "{good}"], {"ACHIEVEIT_API_KEY": ""}, 2, "ACHIEVEIT_API_KEY"),
+        (
+            ["publish", "{good}"],
+            {"ACHIEVEIT_API_KEY": "k", "ACHIEVEIT_BASE_URL": "http://insecure.example"},
+            2,
+            "must be an https:// URL",
+        ),
+        (["export", "../../x", "--out", "{tmp}"], {"ACHIEVEIT_API_KEY": "k"}, 2, "not valid"),
+        (
+            ["export", "PX-2027", "--out", "s3://bucket/prefix"],
+            {
+                "ACHIEVEIT_API_KEY": "k",
+                "AWS_ACCESS_KEY_ID": "",
+                "AWS_SECRET_ACCESS_KEY": "",
+                "AWS_PROFILE": "",
+                "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                "AWS_CONFIG_FILE": "/nonexistent",
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            },
+            2,
+            "no usable AWS credentials",
+        ),
+        (["diff", "{tmp}/a", "{tmp}/b"], {}, 2, "no backup manifest"),
+        (["diff", "{good}", "{good}"], {}, 2, "cannot be read as JSON"),
+        (["status"], {}, 2, "say where to look"),
+        (["validate", "{good}", "--rejected-out", "{good}"], {}, 2, "the input file itself"),
+        (["validate", "{good}", "--rejected-out", "{tmp}"], {}, 2, "is a folder"),
+        (["publish", "{good}", "--batch-size", "0"], {}, 2, "must be at least 1"),
+    ],
+)
+def test_every_error_is_one_line_with_its_exit_code(
+    tmp_path: Path, args: list[str], env: dict[str, str], code: int, says: str
+) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("External ID,Status,As Of Date\nPX-1.3,On Track,2026-11-01\n")
+    argv = [a.format(tmp=tmp_path, good=good) for a in args]
+    result = run(*argv, env=env)
+
+    no_trace(result)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert says in result.stderr
+
+
+def test_unreachable_s3_fails_the_plan_in_one_line_and_exits_3(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    env = {
+        **sandbox_env(sandbox),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+
+    result = run("export", "PX-2027", "--out", "s3://bucket/prefix", env=env)
+
+    no_trace(result)
+    assert result.returncode == 3
+    assert "PX-2027: failed" in result.stdout
+    assert "Could not connect to the endpoint URL" in result.stdout
+
+
+def test_an_unreachable_api_says_why_and_exits_3(tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("External ID,Status,As Of Date\nPX-1.3,On Track,2026-11-01\n")
+
+    result = run(
+        "publish",
+        str(good),
+        env={
+            "ACHIEVEIT_API_KEY": "k",
+            "ACHIEVEIT_BASE_URL": "https://127.0.0.1:9",
+            "ACHIEVEIT_MAX_ATTEMPTS": "2",
+            "ACHIEVEIT_CONNECT_TIMEOUT_SECONDS": "1",
+        },
+    )
+
+    no_trace(result)
+    assert result.returncode == 3
+    assert "not finished: 0 published so far, 1 not sent yet" in result.stdout
+    assert "Connection" in result.stdout  # the reason, not only a status
+    assert "retrying" in result.stderr
+    assert "reason:" in result.stderr
+
+
+def test_a_missing_ca_suggests_the_setting(sandbox: SandboxServer, tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text("External ID,Status,As Of Date\nPX-1.3,On Track,2026-11-01\n")
+    env = {**sandbox_env(sandbox), "ACHIEVEIT_CA_BUNDLE": ""}
+
+    result = run("publish", str(good), env=env)
+
+    no_trace(result)
+    assert result.returncode == 2
+    assert "ACHIEVEIT_CA_BUNDLE" in result.stdout
+
+
+def test_the_diff_of_any_two_backup_documents_in_either_order(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    out = tmp_path / "plan-backups"
+    assert run("export", "PX-2027", "--out", str(out), env=sandbox_env(sandbox)).returncode == 0
+    with sandbox.organisation() as organisation:
+        organisation.plans["PX-2027"].items[1].status = "Achieved"
+    assert run("export", "PX-2027", "--out", str(out), env=sandbox_env(sandbox)).returncode == 0
+    first, second = sorted((out / "backups" / "PX-2027").glob("*/*/*/*/manifest.json"))
+    latest = out / "backups" / "PX-2027" / "latest.json"
+
+    for before, after in [(first, latest), (latest, first), (first.parent, second)]:
+        result = run("diff", str(before), str(after), "--format", "json")
+        no_trace(result)
+        assert result.returncode == 0
+        assert len(json.loads(result.stdout)["changed"]) == 1  # latest.json names the second
+
+
+# -- the messy files of the issue ----------------------------------------------------------------
+
+MESSY = {
+    # European Excel: semicolons and decimal commas (the comma is refused with the number)
+    "european.csv": (
+        "External ID;Status;Metric Value;As Of Date\nPX-1.1;On Track;12,5;2026-11-01\n"
+        "PX-1.3;At Risk;;2026-11-01\n".encode("utf-8-sig"),
+        1,
+        ["1 row: metricValue '12,5' uses a decimal comma - use a decimal point: write 12.5"],
+    ),
+    "sep-line.csv": (
+        b"sep=;\nExternal ID;Status;As Of Date\nPX-1.3;On Track;2026-11-01\n",
+        0,
+        ["semicolon-separated (from its 'sep=' line)"],
+    ),
+    # Excel's "Unicode text": UTF-16 with a BOM, tab-separated
+    "unicode-text.csv": (
+        "External ID\tStatus\tAs Of Date\r\nPX-1.3\tOn Track\t2026-11-01\r\n".encode("utf-16"),
+        0,
+        ["tab-separated", "UTF-16 LE with BOM"],
+    ),
+    "day-first.csv": (
+        (
+            "External ID,Status,As Of Date\n"
+            + "".join(f"PX-1.3,On Track,{d:02d}/11/2026\n" for d in range(13, 31))
+        ).encode(),
+        1,
+        ["18 rows: asOfDate (e.g. '13/11/2026') looks day-first", "Hint: the As Of Date column"],
+    ),
+    "template.csv": (
+        b"External ID,Status,Metric Value,As Of Date,Comment,Item Name\n"
+        b"PX-1,,,,,Reduce wait times\nPX-1.3,At Risk,,2026-11-01,,Open the clinic\n",
+        0,
+        ["1 template row with nothing filled in skipped", "1 row valid"],
+    ),
+    "trailing-comma.json": (
+        b'[\n{"externalId": "PX-1.3", "status": "On Track", "asOfDate": "2026-11-01"},\n]\n',
+        1,
+        ["failed: the JSON is invalid", "where: line 3"],
+    ),
+    "windows-1252.csv": (
+        "External ID,Status,As Of Date,Comment\nPX-1.3,On Track,2026-11-01,caf\xe9\n".encode(
+            "cp1252"
+        ),
+        1,
+        ["cannot be decoded as UTF-8", "where: line 2, byte"],
+    ),
+    "headerless-elsewhere.csv": (
+        b"PX-1.3,On Track,,2026-11-01,\n",
+        1,
+        ["--kind progress"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MESSY))
+def test_messy_files_get_a_verdict_a_person_can_act_on(tmp_path: Path, name: str) -> None:
+    content, code, says = MESSY[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+
+    result = run("validate", str(path))
+
+    no_trace(result)
+    assert result.returncode == code, result.stdout
+    for text in says:
+        assert text in result.stdout, result.stdout
+
+
+def test_a_publish_dry_run_says_what_would_be_sent(tmp_path: Path) -> None:
+    path = tmp_path / "kpis.csv.gz"
+    rows = "".join(f"PX-{n},On Track,,2026-11-01\n" for n in range(1, 1201))
+    path.write_bytes(
+        gzip.compress(("External ID,Status,Metric Value,As Of Date\n" + rows).encode())
+    )
+
+    result = run("publish", str(path), "--dry-run", env={"ACHIEVEIT_API_KEY": ""})
+
+    no_trace(result)
+    assert result.returncode == 0
+    assert "would send 1,200 rows in 3 requests of up to 500 rows" in result.stdout
+    assert "POST https://api.achieveit.com/api/progressupdates/kpis.csv.gz.part-0001.json" in (
+        result.stdout
+    )
+    assert "dry run: nothing was sent" in result.stdout
+
+
+def test_status_reads_a_local_layout(sandbox: SandboxServer, tmp_path: Path) -> None:
+    out = tmp_path / "plan-backups"
+    run("export", "PX-2027", "--out", str(out), env=sandbox_env(sandbox))
+
+    table = run("status", "--backups", str(out))
+    as_json = run("status", "--backups", str(out), "--format", "json")
+
+    no_trace(table)
+    assert table.returncode == 0
+    assert "PX-2027" in table.stdout
+    assert "complete" in table.stdout
+    [plan] = json.loads(as_json.stdout)["plans"]
+    assert plan["items"] == 12
+    assert plan["newestRunComplete"] is True
+    assert plan["ageHours"] < 1
