@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import signal
 import sys
 import tempfile
@@ -86,7 +87,12 @@ def run(args: argparse.Namespace) -> int:
     if args.faults:
         text = Path(args.faults[1:]).read_text() if args.faults.startswith("@") else args.faults
         faults = FaultPlan.from_dict(json.loads(text))
-    ca_file = args.ca_file or Path(tempfile.mkdtemp(prefix="achieveit-sandbox-")) / "ca.pem"
+    own_folder: Path | None = None
+    if args.ca_file:
+        ca_file = args.ca_file
+    else:
+        own_folder = Path(tempfile.mkdtemp(prefix="achieveit-sandbox-"))
+        ca_file = own_folder / "ca.pem"
 
     server = SandboxServer(
         organisation,
@@ -125,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         stop.wait()
+    if own_folder is not None:  # a CA of its own making: nothing is left behind
+        shutil.rmtree(own_folder, ignore_errors=True)
     print(
         f"sandbox stopped after {len(server.recorded_requests())} requests, "
         f"{len(server.stored_updates())} updates stored",

@@ -77,8 +77,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.keep:
                 demo.watch_inbox()
     except (KeyboardInterrupt, Interrupted):
-        print("\nstopped; everything the demo started has been shut down")
-        return 130
+        # Ctrl-C is how a kept demo ends: not an error.
+        print(
+            "\nstopped; everything the demo started has been shut down and its temporary "
+            "files removed. Bye."
+        )
+        return 0
     return 0
 
 
@@ -95,6 +99,9 @@ class Demo:
         self.sqs = self.session.client("sqs")
         self.drop_bucket = stack.physical_id("DropBucket")
         self.backup_bucket = stack.physical_id("BackupBucket")
+        self.notifications = _subscribe_a_queue(
+            self.session, stack.physical_id("NotificationTopic")
+        )
         self.files: list[str] = []
         self._handlers: dict[str, ModuleType] = {}
         # The functions' JSON logs and EMF metrics, as CloudWatch would receive them.
@@ -146,8 +153,9 @@ class Demo:
             (inbox / kind).mkdir(parents=True, exist_ok=True)
         print(
             f"\nThe stack stays up (Ctrl-C to stop). Copy a file into {inbox}/progress/ or "
-            f"{inbox}/metrics/: it is uploaded to s3://{self.drop_bucket}/incoming/... and "
-            f"processed; its report lands in {self.output}/s3/{self.drop_bucket}/reports/."
+            f"{inbox}/metrics/ (or into {inbox}/ itself: then its columns say which kind): it "
+            f"is uploaded to s3://{self.drop_bucket}/incoming/... and processed; its report "
+            f"lands in {self.output}/s3/{self.drop_bucket}/reports/."
         )
         print(
             f"The AchieveIt sandbox is at {self.sandbox.base_url} "
@@ -155,15 +163,27 @@ class Demo:
         )
         deadline = time.monotonic() + _STOP_AFTER_SECONDS
         while time.monotonic() < deadline:
-            for path in sorted(inbox.glob("*/*")):
-                if path.is_file() and not path.name.startswith("."):
-                    key = f"incoming/{path.parent.name}/{path.name}"
-                    self.s3.put_object(Bucket=self.drop_bucket, Key=key, Body=path.read_bytes())
-                    path.unlink()
-                    self.files = [key]
-                    self.run_ingest()
-                    self.download_outputs()
-                    self.print_files()
+            for path in sorted([*inbox.glob("*"), *inbox.glob("*/*")]):
+                if not path.is_file() or path.name.startswith("."):
+                    continue
+                folder = path.parent.relative_to(inbox).as_posix()
+                if folder not in (".", "progress", "metrics"):
+                    print(f"  {path}: put files in {inbox}/progress/ or {inbox}/metrics/")
+                    continue
+                key = "incoming/" + ("" if folder == "." else f"{folder}/") + path.name
+                if folder == ".":
+                    print(
+                        f"  {path.name}: dropped under incoming/ itself: its columns say which "
+                        "kind (a Status column means progress); put it in progress/ or "
+                        "metrics/ to say so yourself"
+                    )
+                self.s3.put_object(Bucket=self.drop_bucket, Key=key, Body=path.read_bytes())
+                path.unlink()
+                self.files = [key]
+                self.run_ingest()
+                self.download_outputs()
+                self.print_files()
+                self.print_notifications()
             time.sleep(1)  # polling a folder for the user's files, not a timing check
 
     # -- showing --------------------------------------------------------------------------
@@ -174,6 +194,7 @@ class Demo:
             f"{len(self.backup_result['plans'])} plans backed up, in {seconds:.1f} s\n"
         )
         self.print_files()
+        self.print_notifications()
         print("\nBackups:")
         for plan in self.backup_result["plans"]:
             where = plan["manifest"]
@@ -194,22 +215,39 @@ class Demo:
         print(f"The functions' JSON logs and metrics: {self.function_output.name}")
 
     def print_files(self) -> None:
+        """Each file's summary as its report opens with it: every rejection, grouped."""
         for key in self.files:
             report = json.loads(
                 self.s3.get_object(Bucket=self.drop_bucket, Key=f"reports/{key}.json")[
                     "Body"
                 ].read()
             )
-            counts = report["counts"]
-            print(
-                f"  {key}: {report['status']}: {counts['published']} published, "
-                f"{counts['rejected']} rejected, {counts['skippedBlank']} blank lines"
-            )
-            for rejection in report["rejections"][:3]:
+            summary = report["summary"]
+            print(f"  {key}: {summary['headline']}")
+            if report.get("fileError") and report["fileError"].get("hint"):
+                print(f"    what to do: {report['fileError']['hint']}")
+            for group in summary["rejectedByReason"]:
+                value = ""
+                if group["example"]:
+                    single = group["rows"] == 1
+                    value = f" '{group['example']}'" if single else f" (e.g. '{group['example']}')"
+                more = group["rows"] - len(group["first"])
+                where = ", ".join(group["first"]) + (f" and {more} more" if more > 0 else "")
+                rows = "1 row" if group["rows"] == 1 else f"{group['rows']} rows"
                 print(
-                    f"    line {rejection['line']}, {rejection['field']}: "
-                    f"{rejection['reason']} ({rejection['hint']})"
+                    f"    {rows}: {group['field']}{value} {group['reason']} - "
+                    f"{group['hint']} ({where})"
                 )
+            for hint in summary["hints"]:
+                print(f"    hint: {hint}")
+
+    def print_notifications(self) -> None:
+        """What the people subscribed to the file notifications would receive."""
+        messages = _receive_all(self.sqs, self.notifications)
+        for message in messages:
+            print(f"\n  Notification: {message.get('Subject', '')}")
+            for line in str(message.get("Message", "")).splitlines():
+                print(f"    {line}")
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -259,11 +297,8 @@ def _stack(output: Path) -> Iterator[Demo]:
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
             os.environ.pop(name, None)
         organisation, service_account = load_example_organisation()
-        sandbox = SandboxServer(
-            organisation,
-            service_account,
-            ca_file=Path(tempfile.mkdtemp(prefix="achieveit-demo-")) / "ca.pem",
-        )
+        ca_folder = Path(tempfile.mkdtemp(prefix="achieveit-demo-"))
+        sandbox = SandboxServer(organisation, service_account, ca_file=ca_folder / "ca.pem")
         sandbox.start()
         session = boto3.session.Session(region_name=REGION)
         stack = LocalStack(
@@ -286,6 +321,7 @@ def _stack(output: Path) -> Iterator[Demo]:
     finally:
         if sandbox is not None:
             sandbox.stop()
+            shutil.rmtree(sandbox.ca_file.parent, ignore_errors=True)
         moto.stop()
         os.environ.clear()
         os.environ.update(saved_environment)
@@ -337,6 +373,28 @@ def sample_files(organisation: Organisation) -> dict[str, bytes]:
         "incoming/metrics/warehouse-2026-11.json": metrics,
         "incoming/progress/needs-fixing.csv": needs_fixing,
     }
+
+
+def _subscribe_a_queue(session: Any, topic_arn: str) -> str:
+    """A queue subscribed to the notification topic: the demo's stand-in for an inbox."""
+    sqs = session.client("sqs")
+    url = str(sqs.create_queue(QueueName="demo-notification-inbox")["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    session.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+    return url
+
+
+def _receive_all(sqs: Any, url: str) -> list[dict[str, Any]]:
+    notifications: list[dict[str, Any]] = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return notifications
+        for message in messages:
+            notifications.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def _keys(s3: Any, bucket: str, prefix: str) -> list[str]:

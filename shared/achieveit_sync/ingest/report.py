@@ -211,7 +211,7 @@ class FileReport:
             if counts.ambiguous
             else ""
         )
-        published = f"{counts.published:,} published"
+        published = f"{plural(counts.published, 'row')} published"
         if self.status is FileStatus.FAILED:
             reason = (self.file_error or {}).get("reason", "")
             done = ", ".join(p for p in (published if counts.published else "", rejected) if p)
