@@ -670,6 +670,13 @@ def _run_export(args: argparse.Namespace) -> int:
     plan_ids = [check_plan_id(plan.strip()) for plan in args.plan_ids]
     settings = ClientSettings.from_env()
     target = target_for(args.out)
+    if not args.out.startswith("s3://") and Path(args.out).name == "backups":
+        print(
+            f"achieveit-sync: note: the layout has its own backups/ and templates/ folders, so "
+            f"plans go to {Path(args.out) / 'backups'}/<plan>/; give the folder above as --out "
+            "to avoid backups/backups",
+            file=sys.stderr,
+        )
     progress = ProgressLine(sys.stderr, "items")
 
     def show_page(plan_id: str, pages: int, items: int, total: int | None) -> None:

@@ -143,7 +143,7 @@ def test_an_unreachable_api_says_why_and_exits_3(tmp_path: Path) -> None:
 
     no_trace(result)
     assert result.returncode == 3
-    assert "not finished: 0 published so far, 1 not sent yet" in result.stdout
+    assert "not finished: 0 rows published so far, 1 not sent yet" in result.stdout
     assert "Connection" in result.stdout  # the reason, not only a status
     assert "retrying" in result.stderr
     assert "reason:" in result.stderr
@@ -281,3 +281,55 @@ def test_status_reads_a_local_layout(sandbox: SandboxServer, tmp_path: Path) -> 
     assert plan["items"] == 12
     assert plan["newestRunComplete"] is True
     assert plan["ageHours"] < 1
+
+
+def test_status_reads_the_buckets(
+    aws: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import boto3
+    from achieveit_sync.cli import main
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    for bucket in ("drop", "backups"):
+        s3.create_bucket(Bucket=bucket)
+    report = {
+        "summary": {"headline": "2 rows published, 1 row rejected (1 by validation)"},
+        "source": {"key": "incoming/progress/kpis.csv"},
+        "status": "completed_with_rejections",
+        "counts": {"published": 2, "rejected": 1, "ambiguous": 0, "notSent": 0},
+        "timings": {"finishedAt": "2026-11-28T08:00:00Z"},
+    }
+    s3.put_object(
+        Bucket="drop", Key="reports/incoming/progress/kpis.csv.json", Body=json.dumps(report)
+    )
+    manifest_key = "backups/P-1/2026/11/28/20261128T023000.000000Z/manifest.json"
+    s3.put_object(
+        Bucket="backups", Key=manifest_key, Body=json.dumps({"complete": False, "startedAt": "x"})
+    )
+    s3.put_object(
+        Bucket="backups",
+        Key="backups/P-1/latest.json",
+        Body=json.dumps({"completedAt": "2026-11-27T02:30:00Z", "itemCount": 40}),
+    )
+
+    code = main(["status", "--drop", "s3://drop", "--backups", "s3://backups", "--format", "json"])
+
+    assert code == 0
+    document = json.loads(capsys.readouterr().out)
+    [file] = document["files"]
+    assert file["file"] == "incoming/progress/kpis.csv"
+    assert file["report"] == "s3://drop/reports/incoming/progress/kpis.csv.json"
+    [plan] = document["plans"]
+    assert plan["items"] == 40
+    assert plan["newestRunComplete"] is False  # the newest run did not complete
+    assert main(["status", "--backups", "s3://backups"]) == 1  # and the table says so
+    assert "INCOMPLETE" in capsys.readouterr().out
+
+
+def test_the_sandbox_lists_its_plans_without_starting() -> None:
+    result = run("sandbox", "--list", "--generate-plan", "BIG:1500")
+
+    no_trace(result)
+    assert result.returncode == 0
+    assert "PX-2027\t" in result.stdout
+    assert "BIG\tGenerated plan BIG\t1,500 items" in result.stdout
