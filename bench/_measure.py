@@ -41,13 +41,13 @@ def main() -> None:
         source = FileSource(name=path.name, display_name=str(path), open=lambda: path.open("rb"))
         client = None
         if mode == "publish":
-            import os
-
-            from achieveit_sync.api_key import provider_from_env
+            from achieveit_sync.api_key import provider_for
             from achieveit_sync.client import AchieveItClient
-            from achieveit_sync.settings import ClientSettings
+            from achieveit_sync.settings import ApiKeySettings, ClientSettings
 
-            client = AchieveItClient(ClientSettings.from_env(), provider_from_env(os.environ))
+            client = AchieveItClient(
+                ClientSettings.from_env(), provider_for(ApiKeySettings.from_env())
+            )
         if mode == "reject":
             from achieveit_sync.ingest.outputs import RowsSpool
 
@@ -75,16 +75,15 @@ def main() -> None:
 
 
 def _backup(plan_id: str, out: Path) -> dict[str, object]:
-    import os
 
-    from achieveit_sync.api_key import provider_from_env
+    from achieveit_sync.api_key import provider_for
     from achieveit_sync.backup.run import back_up_plans
     from achieveit_sync.backup.targets import LocalTarget
     from achieveit_sync.client import AchieveItClient
-    from achieveit_sync.settings import ClientSettings
+    from achieveit_sync.settings import ApiKeySettings, ClientSettings
 
     settings = ClientSettings.from_env()
-    with AchieveItClient(settings, provider_from_env(os.environ)) as client:
+    with AchieveItClient(settings, provider_for(ApiKeySettings.from_env())) as client:
         run = back_up_plans(
             [plan_id], client=client, target=LocalTarget(out), api_base_url=settings.base_url
         )

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from achieveit_sync.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
+
+    from achieveit_sync.settings import ApiKeySettings
 
 REDACTED = "********"
 _SHORTEST_SCRUBBED = 8
@@ -222,21 +223,10 @@ def _key_from_secret_text(text: str, secret_id: str) -> str:
     return key
 
 
-def provider_from_env(environ: Mapping[str, str]) -> ApiKeyProvider:
-    """``ACHIEVEIT_API_KEY`` (the key itself) or ``ACHIEVEIT_API_KEY_SECRET`` (a Secrets
-    Manager id or ARN); the key wins when both are set."""
-    from achieveit_sync.settings import ENV_API_KEY, ENV_API_KEY_SECRET, ENV_SECRET_MAX_AGE
-
-    key = environ.get(ENV_API_KEY, "").strip()
-    if key:
-        return StaticApiKey(key)
-    secret_id = environ.get(ENV_API_KEY_SECRET, "").strip()
-    if secret_id:
-        max_age = environ.get(ENV_SECRET_MAX_AGE, "").strip() or "300"
-        if not (max_age.isascii() and max_age.isdigit()):
-            raise ConfigurationError(f"{ENV_SECRET_MAX_AGE} must be a whole number of seconds")
-        return SecretsManagerApiKey(secret_id, max_age_seconds=int(max_age))
-    raise ConfigurationError(
-        f"no API key: set {ENV_API_KEY} to the key, or {ENV_API_KEY_SECRET} to the "
-        "Secrets Manager secret that holds it"
-    )
+def provider_for(settings: ApiKeySettings) -> ApiKeyProvider:
+    """The key given directly, or read from the Secrets Manager secret the settings name."""
+    if settings.key is not None:
+        return StaticApiKey(settings.key)
+    if settings.secret_id:
+        return SecretsManagerApiKey(settings.secret_id, max_age_seconds=settings.max_age_seconds)
+    raise ConfigurationError("no API key: neither a key nor a secret is configured")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from achieveit_sync import __version__
 from achieveit_sync.errors import ApiError, ConfigurationError, TransportSecurityError
 from achieveit_sync.ingest.report import FileReport, FileStatus, StopReason
 from achieveit_sync.ingest.summary import plural
+from achieveit_sync.settings import CliSettings, api_key_as_set, debug_requested
 
 EXIT_OK = 0
 EXIT_DATA = 1
@@ -75,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nachieveit-sync: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
-        if os.environ.get("ACHIEVEIT_SYNC_DEBUG"):
+        if debug_requested():
             raise
         message, code = describe_failure(exc)
         print(f"achieveit-sync: {message}", file=sys.stderr)
@@ -181,7 +181,7 @@ def _safe(text: str) -> str:
     """``text`` without the key from ACHIEVEIT_API_KEY, in any form it could take."""
     from achieveit_sync.api_key import ApiKey
 
-    key = os.environ.get("ACHIEVEIT_API_KEY", "").strip()
+    key = api_key_as_set()
     try:
         return ApiKey(key).scrub(text)[:2000] if key else text[:2000]
     except ConfigurationError:  # not a usable key: blank it as written
@@ -422,8 +422,10 @@ def _run_publish(args: argparse.Namespace) -> int:
 
 def _ingest(args: argparse.Namespace, *, send: bool) -> int:
     from achieveit_sync.ingest.pipeline import FileSource, IngestOptions, ingest_file
+    from achieveit_sync.ingest.reading import ReadLimits
     from achieveit_sync.updates import BodyFormat, UpdateKind
 
+    cli_settings = CliSettings.from_env()
     path: Path = args.file
     _check_input(path)
     rejected_out: Path | None = args.rejected_out
@@ -441,11 +443,14 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
         file_id=f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|"
         + (client.base_url if client is not None else ""),
     )
+    bounds = cli_settings.bounds
     options = IngestOptions(
         batch_size=getattr(args, "batch_size", 500),
         body_format=BodyFormat(getattr(args, "body_format", "json")),
+        max_rows=bounds.max_rows,
+        limits=ReadLimits(max_lines=bounds.max_lines, max_bytes=bounds.max_bytes),
     )
-    checkpoints = _checkpoints(args, source.file_id) if client is not None else None
+    checkpoints = _checkpoints(args, source.file_id, cli_settings) if client is not None else None
     progress = _PublishProgress(sys.stderr) if client is not None else None
     with tempfile.TemporaryFile() as rejected:
         try:
@@ -519,15 +524,10 @@ def _write_rejected(rows: IO[bytes], target: Path) -> None:
         ) from None
 
 
-def _checkpoints(args: argparse.Namespace, file_id: str) -> Any:
+def _checkpoints(args: argparse.Namespace, file_id: str, settings: CliSettings) -> Any:
     from achieveit_sync.ingest.checkpoints import FileCheckpoints
 
-    root = args.state_dir or Path(
-        os.environ.get("ACHIEVEIT_SYNC_STATE_DIR")
-        or Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-        / "achieveit-sync"
-    )
-    store = FileCheckpoints(Path(root) / "checkpoints")
+    store = FileCheckpoints((args.state_dir or settings.state_dir) / "checkpoints")
     if args.restart:
         store.forget(file_id)
     return store
@@ -546,11 +546,11 @@ def _exit_code(report: FileReport) -> int:
 
 
 def _client_from_env() -> Any:
-    from achieveit_sync.api_key import provider_from_env
+    from achieveit_sync.api_key import provider_for
     from achieveit_sync.client import AchieveItClient
-    from achieveit_sync.settings import ClientSettings
+    from achieveit_sync.settings import ApiKeySettings, ClientSettings
 
-    return AchieveItClient(ClientSettings.from_env(), provider_from_env(os.environ))
+    return AchieveItClient(ClientSettings.from_env(), provider_for(ApiKeySettings.from_env()))
 
 
 def _text_report(report: FileReport, rejected_out: Path | None) -> str:

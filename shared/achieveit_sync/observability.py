@@ -1,65 +1,57 @@
-"""Powertools Logger and Metrics for the Lambdas, set up per invocation (never at import).
+"""Powertools Logger, Metrics and (optionally) Tracer around a Lambda handler, built on the
+first invocation, never at import.
 
-The package logs through the standard library (``logging.getLogger(__name__)``); the
-handler's Powertools Logger lends those loggers its JSON formatting, so every line of a run
-is one structured record with the request id. Nothing here logs event bodies or the key.
+``lambda_entry_point`` wraps a function's ``handle(event, context, metrics)`` with
+``Logger.inject_lambda_context`` (request id, cold start, function name on every line) and
+``Metrics.log_metrics(capture_cold_start_metric=True)`` (flushed after each invocation). The
+package logs through the standard library (``logging.getLogger(__name__)``); the handler's
+Logger lends those loggers its JSON formatting. Nothing here logs event bodies or the key.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from achieveit_sync.settings import ObservabilitySettings
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools import Logger, Metrics
-    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from aws_lambda_powertools import Metrics
 
     from achieveit_sync.client import RequestStats
 
 PACKAGE_LOGGER = "achieveit_sync"
-DEFAULT_NAMESPACE = "AchieveItSync"
+Handle = Callable[[Mapping[str, Any], Any, "Metrics"], Mapping[str, Any]]
 
 
-def structured_logger(service: str) -> Logger:
-    """The function's Logger, with the package's loggers writing through it."""
-    from aws_lambda_powertools import Logger
+def lambda_entry_point(
+    service: str, build: Callable[[], Handle]
+) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """The handler Lambda calls: logging, tracing if switched on, then the function's own
+    collaborators (``build``, once), all wrapped in Powertools' decorators."""
+    from aws_lambda_powertools import Logger, Metrics
     from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
+    settings = ObservabilitySettings.from_env()
     logger = Logger(service=service)
     copy_config_to_registered_loggers(source_logger=logger, include={PACKAGE_LOGGER})
-    return logger
+    if settings.tracing:
+        # Creating a Tracer imports the X-Ray SDK (about 350 ms of cold start): only when
+        # the template's EnableTracing asks for it.
+        from aws_lambda_powertools import Tracer
 
+        Tracer(service=service, patch_modules=["boto3", "botocore", "requests"])
+    metrics = Metrics(namespace=settings.metrics_namespace, service=service)
+    handle = build()
 
-def tag_invocation(logger: Logger, context: LambdaContext, *, cold_start: bool) -> None:
-    logger.append_keys(
-        function_request_id=context.aws_request_id,
-        function_name=context.function_name,
-        cold_start=cold_start,
+    def entry(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return dict(handle(event, context, metrics))
+
+    with_metrics = metrics.log_metrics(entry, capture_cold_start_metric=True)
+    wrapped: Callable[[dict[str, Any], Any], dict[str, Any]] = logger.inject_lambda_context(
+        with_metrics
     )
-
-
-def invocation_metrics(service: str) -> Metrics:
-    """Metrics for one invocation (flush them at the end). The namespace comes from
-    POWERTOOLS_METRICS_NAMESPACE, or defaults to AchieveItSync."""
-    import os
-
-    from aws_lambda_powertools import Metrics
-
-    namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE
-    return Metrics(namespace=namespace, service=service)
-
-
-def enable_tracing_if_configured(service: str) -> bool:
-    """X-Ray subsegments for boto3 and requests calls, only when ``ACHIEVEIT_TRACING`` is
-    ``true`` (the template's EnableTracing): creating a Powertools Tracer imports the X-Ray
-    SDK, about 350 ms of cold start that an untraced function should not pay."""
-    import os
-
-    if os.environ.get("ACHIEVEIT_TRACING", "false").strip().lower() != "true":
-        return False
-    from aws_lambda_powertools import Tracer
-
-    Tracer(service=service, patch_modules=["boto3", "botocore", "requests"])
-    return True
+    return wrapped
 
 
 def api_metrics(metrics: Metrics, stats: RequestStats) -> None:

@@ -1,8 +1,14 @@
-"""Typed, validated settings for the AchieveIt client, read from the environment once.
+"""Every setting achieveit-sync takes from its environment, and the only module that reads it.
 
-Every variable is optional except the key (``ACHIEVEIT_API_KEY`` or
-``ACHIEVEIT_API_KEY_SECRET``). A bad value fails at start-up with a message that names the
-variable and says what is expected, instead of surfacing as a confusing HTTP error later.
+One typed, frozen model per reader: ``ClientSettings`` (how to reach AchieveIt),
+``ApiKeySettings`` (where the key comes from), ``IngestSettings`` and ``BackupSettings`` (the
+two Lambdas), ``CliSettings`` (the command line) and ``ObservabilitySettings``. Each is built
+once, by ``from_env``, with field parsers shared by all: a bad value fails at start-up with
+a message naming the variable and the values it accepts, instead of surfacing later as a
+confusing HTTP or AWS error.
+
+``VARIABLES`` documents every variable; the README's configuration table is that list
+(``python -m achieveit_sync.settings`` prints it, and a test holds the two together).
 """
 
 from __future__ import annotations
@@ -12,9 +18,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from achieveit_sync.errors import ConfigurationError
+from achieveit_sync.updates import BodyFormat
+
+if TYPE_CHECKING:
+    from achieveit_sync.api_key import ApiKey
 
 COMMERCIAL_BASE_URL = "https://api.achieveit.com"
 GOVERNMENT_BASE_URL = "https://gov-api.achieveit.com"
@@ -22,11 +33,193 @@ GOVERNMENT_BASE_URL = "https://gov-api.achieveit.com"
 ENV_BASE_URL = "ACHIEVEIT_BASE_URL"
 ENV_API_KEY = "ACHIEVEIT_API_KEY"
 ENV_API_KEY_SECRET = "ACHIEVEIT_API_KEY_SECRET"  # noqa: S105 - a variable name
-ENV_CA_BUNDLE = "ACHIEVEIT_CA_BUNDLE"
-ENV_CONNECT_TIMEOUT = "ACHIEVEIT_CONNECT_TIMEOUT_SECONDS"
-ENV_READ_TIMEOUT = "ACHIEVEIT_READ_TIMEOUT_SECONDS"
-ENV_MAX_ATTEMPTS = "ACHIEVEIT_MAX_ATTEMPTS"
 ENV_SECRET_MAX_AGE = "ACHIEVEIT_SECRET_MAX_AGE_SECONDS"  # noqa: S105 - a variable name
+ENV_CA_BUNDLE = "ACHIEVEIT_CA_BUNDLE"
+
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_MAX_ROWS = 1_000_000
+DEFAULT_MAX_LINES = 2_000_000
+DEFAULT_MAX_BYTES = 512 * 1024**2
+DEFAULT_EXPIRATION_DAYS = 400
+DEFAULT_NAMESPACE = "AchieveItSync"
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One documented environment variable (a row of the README's configuration table)."""
+
+    names: tuple[str, ...]
+    used_by: str
+    meaning: str
+
+    def row(self) -> str:
+        names = ", ".join(f"`{name}`" for name in self.names)
+        return f"| {names} | {self.used_by} | {self.meaning} |"
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        ("ACHIEVEIT_BASE_URL",),
+        "all",
+        "API base URL, HTTPS only (`https://api.achieveit.com`; government: "
+        "`https://gov-api.achieveit.com`)",
+    ),
+    Variable(
+        ("ACHIEVEIT_API_KEY_SECRET",),
+        "Lambdas, CLI",
+        'Secrets Manager secret holding the key (plain, or JSON `{"apiKey": ...}`)',
+    ),
+    Variable(("ACHIEVEIT_API_KEY",), "CLI", "the key itself (never set this on a Lambda)"),
+    Variable(
+        ("ACHIEVEIT_SECRET_MAX_AGE_SECONDS",),
+        "all",
+        "how long a fetched key is cached (300); a 401 refetches once",
+    ),
+    Variable(("ACHIEVEIT_CA_BUNDLE",), "all", "extra CA certificate to trust (none)"),
+    Variable(
+        ("ACHIEVEIT_CONNECT_TIMEOUT_SECONDS", "ACHIEVEIT_READ_TIMEOUT_SECONDS"),
+        "all",
+        "seconds to connect, and to wait for an answer (5, 60)",
+    ),
+    Variable(("ACHIEVEIT_MAX_ATTEMPTS",), "all", "attempts per request, first included (5)"),
+    Variable(
+        ("HTTPS_PROXY", "NO_PROXY"),
+        "all",
+        "an egress proxy; the tunnel keeps the client's TLS settings (TLS 1.2+, "
+        "`ACHIEVEIT_CA_BUNDLE`)",
+    ),
+    Variable(
+        ("INGEST_QUEUE_URL", "IDEMPOTENCY_TABLE", "CHECKPOINT_TABLE", "NOTIFICATION_TOPIC_ARN"),
+        "ingest",
+        "set by the template",
+    ),
+    Variable(("INGEST_BATCH_SIZE",), "ingest", f"rows per request ({DEFAULT_BATCH_SIZE})"),
+    Variable(("INGEST_BODY_FORMAT",), "ingest", "`json` or `csv` request bodies (json)"),
+    Variable(
+        ("INGEST_TIME_MARGIN_SECONDS",),
+        "ingest",
+        "stop and continue in a follow-up when less time remains (120)",
+    ),
+    Variable(
+        ("INGEST_MAX_ROWS", "INGEST_MAX_LINES", "INGEST_MAX_BYTES"),
+        "ingest, CLI",
+        f"largest file accepted: data rows ({DEFAULT_MAX_ROWS:,}), lines with blank ones "
+        f"({DEFAULT_MAX_LINES:,}), bytes of text after decompression ({DEFAULT_MAX_BYTES:,})",
+    ),
+    Variable(
+        ("BACKUP_BUCKET", "PLAN_IDS"),
+        "export",
+        "set by the template (`PlanIds` parameter, comma-separated)",
+    ),
+    Variable(("BACKUP_TIME_ZONE",), "export", "IANA time zone recorded in manifests (UTC)"),
+    Variable(
+        ("BACKUP_EXPIRATION_DAYS",),
+        "export",
+        "the backups' lifecycle expiration, set by the template from `BackupExpirationDays` "
+        f"({DEFAULT_EXPIRATION_DAYS}): unchanged data is reused for at most 30 days, or half "
+        "of this",
+    ),
+    Variable(
+        ("ACHIEVEIT_TRACING",),
+        "Lambdas",
+        "`true` patches boto3 and requests for X-Ray (the `EnableTracing` parameter)",
+    ),
+    Variable(
+        ("POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"),
+        "Lambdas",
+        f"Powertools (set by the template; the namespace defaults to {DEFAULT_NAMESPACE})",
+    ),
+    Variable(
+        ("ACHIEVEIT_SYNC_STATE_DIR",),
+        "CLI",
+        "where `publish` records its progress (`$XDG_STATE_HOME/achieveit-sync`, else "
+        "`~/.local/state/achieveit-sync`)",
+    ),
+    Variable(
+        ("ACHIEVEIT_SYNC_DEBUG",),
+        "CLI",
+        "`1` shows an error's stack trace (for a bug report) instead of one line",
+    ),
+)
+
+
+def configuration_table() -> str:
+    """The README's configuration table, as markdown."""
+    rows = ["| Variable | Used by | Meaning (default) |", "| --- | --- | --- |"]
+    rows += [variable.row() for variable in VARIABLES]
+    return "\n".join(rows) + "\n"
+
+
+# -- field parsers: one variable each, errors that name it and what it takes ----------------
+
+
+def environment(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
+def text(env: Mapping[str, str], name: str, default: str = "") -> str:
+    return env.get(name, "").strip() or default
+
+
+def required(env: Mapping[str, str], name: str) -> str:
+    value = text(env, name)
+    if not value:
+        raise ConfigurationError(f"{name} is not set (see template.yaml)")
+    return value
+
+
+def whole_number(
+    env: Mapping[str, str], name: str, default: int, *, minimum: int = 1, unit: str = ""
+) -> int:
+    raw = text(env, name) or str(default)
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < minimum:
+        what = f"a whole number{f' of {unit}' if unit else ''} of {minimum} or more"
+        raise ConfigurationError(f"{name} must be {what}, got '{raw}'")
+    return int(raw)
+
+
+def seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = text(env, name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number of seconds, got '{raw}'") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got '{raw}'")
+    return value
+
+
+def choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = text(env, name, default).lower()
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be {' or '.join(choices)}, got '{value}'")
+    return value
+
+
+def flag(env: Mapping[str, str], name: str) -> bool:
+    return choice(env, name, "false", ("true", "false", "1", "0", "yes", "no")) in (
+        "true",
+        "1",
+        "yes",
+    )
+
+
+def time_zone(env: Mapping[str, str], name: str, default: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    value = text(env, name, default)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigurationError(
+            f"{name} '{value}' is not an IANA time zone (e.g. America/Chicago)"
+        ) from None
+    return value
+
+
+# -- the models -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +248,7 @@ class RetrySettings:
 
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
-    """Where and how to reach AchieveIt. The key itself is not a setting: see ``api_key``."""
+    """Where and how to reach AchieveIt. The key itself is not here: see ``ApiKeySettings``."""
 
     base_url: str = COMMERCIAL_BASE_URL
     ca_bundle: Path | None = None
@@ -76,15 +269,184 @@ class ClientSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientSettings:
-        env = os.environ if environ is None else environ
-        ca_bundle = env.get(ENV_CA_BUNDLE, "").strip()
+        env = environment(environ)
+        ca_bundle = text(env, ENV_CA_BUNDLE)
         return cls(
-            base_url=env.get(ENV_BASE_URL, "").strip() or COMMERCIAL_BASE_URL,
+            base_url=text(env, ENV_BASE_URL, COMMERCIAL_BASE_URL),
             ca_bundle=Path(ca_bundle) if ca_bundle else None,
-            connect_timeout=_env_float(env, ENV_CONNECT_TIMEOUT, 5.0),
-            read_timeout=_env_float(env, ENV_READ_TIMEOUT, 60.0),
-            retry=RetrySettings(max_attempts=_env_int(env, ENV_MAX_ATTEMPTS, 5)),
+            connect_timeout=seconds(env, "ACHIEVEIT_CONNECT_TIMEOUT_SECONDS", 5.0),
+            read_timeout=seconds(env, "ACHIEVEIT_READ_TIMEOUT_SECONDS", 60.0),
+            retry=RetrySettings(max_attempts=whole_number(env, "ACHIEVEIT_MAX_ATTEMPTS", 5)),
         )
+
+
+@dataclass(frozen=True)
+class ApiKeySettings:
+    """Where the key comes from: given directly (``ACHIEVEIT_API_KEY``, the command line)
+    or read from Secrets Manager (``ACHIEVEIT_API_KEY_SECRET``, cached for
+    ``max_age_seconds``). The key wins when both are set."""
+
+    key: ApiKey | None = None
+    secret_id: str | None = None
+    max_age_seconds: int = 300
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, secret_only: bool = False
+    ) -> ApiKeySettings:
+        """``secret_only``: a Lambda, which must never take the key from its environment."""
+        from achieveit_sync.api_key import ApiKey
+
+        env = environment(environ)
+        max_age = whole_number(env, ENV_SECRET_MAX_AGE, 300, minimum=0, unit="seconds")
+        if secret_only:
+            return cls(secret_id=required(env, ENV_API_KEY_SECRET), max_age_seconds=max_age)
+        key = text(env, ENV_API_KEY)
+        if key:
+            return cls(key=ApiKey(key), max_age_seconds=max_age)
+        secret_id = text(env, ENV_API_KEY_SECRET)
+        if secret_id:
+            return cls(secret_id=secret_id, max_age_seconds=max_age)
+        raise ConfigurationError(
+            f"no API key: set {ENV_API_KEY} to the key, or {ENV_API_KEY_SECRET} to the "
+            "Secrets Manager secret that holds it"
+        )
+
+
+@dataclass(frozen=True)
+class ReadBounds:
+    """The largest file the ingest reads (``INGEST_MAX_*``)."""
+
+    max_rows: int = DEFAULT_MAX_ROWS
+    max_lines: int = DEFAULT_MAX_LINES
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ReadBounds:
+        env = environment(environ)
+        return cls(
+            max_rows=whole_number(env, "INGEST_MAX_ROWS", DEFAULT_MAX_ROWS),
+            max_lines=whole_number(env, "INGEST_MAX_LINES", DEFAULT_MAX_LINES),
+            max_bytes=whole_number(env, "INGEST_MAX_BYTES", DEFAULT_MAX_BYTES, unit="bytes"),
+        )
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """The ingest Lambda's configuration."""
+
+    queue_url: str
+    idempotency_table: str
+    checkpoint_table: str
+    api_key_secret: str
+    client: ClientSettings
+    notification_topic_arn: str | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    body_format: BodyFormat = BodyFormat.JSON
+    time_margin_seconds: float = 120.0
+    secret_max_age_seconds: int = 300
+    idempotency_expiry_seconds: int = 7 * 86400
+    bounds: ReadBounds = field(default_factory=ReadBounds)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> IngestSettings:
+        env = environment(environ)
+        api_key = ApiKeySettings.from_env(env, secret_only=True)
+        return cls(
+            queue_url=required(env, "INGEST_QUEUE_URL"),
+            idempotency_table=required(env, "IDEMPOTENCY_TABLE"),
+            checkpoint_table=required(env, "CHECKPOINT_TABLE"),
+            api_key_secret=str(api_key.secret_id),
+            client=ClientSettings.from_env(env),
+            notification_topic_arn=text(env, "NOTIFICATION_TOPIC_ARN") or None,
+            batch_size=whole_number(env, "INGEST_BATCH_SIZE", DEFAULT_BATCH_SIZE),
+            body_format=BodyFormat(choice(env, "INGEST_BODY_FORMAT", "json", ("json", "csv"))),
+            time_margin_seconds=float(
+                whole_number(env, "INGEST_TIME_MARGIN_SECONDS", 120, unit="seconds")
+            ),
+            secret_max_age_seconds=api_key.max_age_seconds,
+            bounds=ReadBounds.from_env(env),
+        )
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    """The export (backup) Lambda's configuration."""
+
+    bucket: str
+    plan_ids: tuple[str, ...]
+    api_key_secret: str
+    client: ClientSettings
+    time_zone: str = "UTC"
+    secret_max_age_seconds: int = 300
+    expiration_days: int = DEFAULT_EXPIRATION_DAYS
+    """The bucket's lifecycle expiration (``BackupExpirationDays``): bounds how old data an
+    unchanged backup may point at (``run.reuse_window``)."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BackupSettings:
+        env = environment(environ)
+        bucket = required(env, "BACKUP_BUCKET")
+        api_key = ApiKeySettings.from_env(env, secret_only=True)
+        return cls(
+            bucket=bucket,
+            plan_ids=tuple(p.strip() for p in text(env, "PLAN_IDS").split(",") if p.strip()),
+            api_key_secret=str(api_key.secret_id),
+            client=ClientSettings.from_env(env),
+            time_zone=time_zone(env, "BACKUP_TIME_ZONE", "UTC"),
+            secret_max_age_seconds=api_key.max_age_seconds,
+            expiration_days=whole_number(
+                env, "BACKUP_EXPIRATION_DAYS", DEFAULT_EXPIRATION_DAYS, unit="days"
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class CliSettings:
+    """What the command line takes from its environment besides the client's settings."""
+
+    state_dir: Path
+    bounds: ReadBounds = field(default_factory=ReadBounds)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> CliSettings:
+        env = environment(environ)
+        state = text(env, "ACHIEVEIT_SYNC_STATE_DIR")
+        if state:
+            state_dir = Path(state)
+        else:
+            base = text(env, "XDG_STATE_HOME")
+            state_dir = (Path(base) if base else Path.home() / ".local" / "state") / (
+                "achieveit-sync"
+            )
+        return cls(state_dir=state_dir, bounds=ReadBounds.from_env(env))
+
+
+@dataclass(frozen=True)
+class ObservabilitySettings:
+    """Powertools and tracing for the Lambdas."""
+
+    metrics_namespace: str = DEFAULT_NAMESPACE
+    tracing: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ObservabilitySettings:
+        env = environment(environ)
+        return cls(
+            metrics_namespace=text(env, "POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE),
+            tracing=flag(env, "ACHIEVEIT_TRACING"),
+        )
+
+
+def debug_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """``ACHIEVEIT_SYNC_DEBUG``: read on its own, since it decides how a failure to read the
+    other settings is shown."""
+    return text(environment(environ), "ACHIEVEIT_SYNC_DEBUG") not in ("", "0", "false", "no")
+
+
+def api_key_as_set(environ: Mapping[str, str] | None = None) -> str:
+    """``ACHIEVEIT_API_KEY`` as set, usable or not: only to blank it from messages."""
+    return text(environment(environ), ENV_API_KEY)
 
 
 def normalise_base_url(url: str) -> str:
@@ -106,27 +468,5 @@ def normalise_base_url(url: str) -> str:
     return f"https://{parts.netloc}{parts.path.rstrip('/')}"
 
 
-def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a number of seconds, got '{raw}'") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigurationError(f"{name} must be a positive number of seconds, got '{raw}'")
-    return value
-
-
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be a whole number, got '{raw}'") from None
-    if value < 1:
-        raise ConfigurationError(f"{name} must be at least 1, got '{raw}'")
-    return value
+if __name__ == "__main__":
+    print(configuration_table(), end="")

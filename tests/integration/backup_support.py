@@ -6,8 +6,8 @@ import hashlib
 from typing import Any
 
 from achieveit_sandbox import SandboxServer
-from achieveit_sync.backup.service import BackupService, BackupSettings
-from achieveit_sync.settings import ClientSettings
+from achieveit_sync.backup.lambda_adapter import BackupLambda
+from achieveit_sync.settings import BackupSettings, ClientSettings
 from achieveit_sync.storage import S3Storage
 from botocore.exceptions import ClientError
 
@@ -62,11 +62,11 @@ def failing_s3(s3: Any, operation: str, key_part: str, code: str) -> Any:
     return s3
 
 
-def service_for(plans_sandbox: SandboxServer, client_for: ClientFactory, s3: Any) -> BackupService:
+def service_for(plans_sandbox: SandboxServer, client_for: ClientFactory, s3: Any) -> BackupLambda:
     settings = BackupSettings(
         bucket=BUCKET,
         plan_ids=("P3001", "SMALL"),
         api_key_secret="unused",
         client=ClientSettings(base_url=plans_sandbox.base_url, ca_bundle=plans_sandbox.ca_file),
     )
-    return BackupService(settings, client_for(plans_sandbox), S3Storage(s3))
+    return BackupLambda(settings, client_for(plans_sandbox), S3Storage(s3))

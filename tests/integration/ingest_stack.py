@@ -14,8 +14,8 @@ from typing import Any
 import boto3
 from achieveit_sandbox import SandboxServer
 from achieveit_sandbox.lambda_local import sqs_record
-from achieveit_sync.ingest.service import IngestService, IngestSettings, build_ingest_service
-from achieveit_sync.settings import ClientSettings, RetrySettings
+from achieveit_sync.ingest.lambda_adapter import IngestLambda, build_ingest_lambda
+from achieveit_sync.settings import ClientSettings, IngestSettings, RetrySettings
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from tests.conftest import FakeLambdaContext
@@ -31,9 +31,9 @@ class IngestStack:
     batch_size: int = 500
     max_attempts: int = 4
     overrides: dict[str, Any] = field(default_factory=dict)
-    """Other IngestSettings fields (body_format, max_rows, time_margin_seconds, ...)."""
+    """Other IngestSettings fields (body_format, bounds, time_margin_seconds, ...)."""
     session: Any = field(init=False)
-    service: IngestService = field(init=False)
+    service: IngestLambda = field(init=False)
     _in_flight: list[dict[str, Any]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
@@ -114,7 +114,7 @@ class IngestStack:
             batch_size=self.batch_size,
             **self.overrides,
         )
-        self.service = build_ingest_service(self.settings, session=self.session)
+        self.service = build_ingest_lambda(self.settings, session=self.session)
         self._drain_test_events()
 
     # -- acting ---------------------------------------------------------------------------

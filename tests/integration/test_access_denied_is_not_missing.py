@@ -15,7 +15,7 @@ import pytest
 from achieveit_sandbox import SandboxServer
 from achieveit_sync.backup.run import back_up_plans
 from achieveit_sync.backup.targets import S3Target
-from achieveit_sync.ingest.service import build_ingest_service
+from achieveit_sync.ingest.lambda_adapter import build_ingest_lambda
 from achieveit_sync.storage import S3Storage
 
 from tests.integration.conftest import ClientFactory, SandboxFactory, plan_organisation
@@ -37,7 +37,7 @@ def stack_under(
     stack = IngestStack(sandbox)
     if listable is not None or hook:
         without_unconditioned_list_bucket(stack.session, listable_prefixes=listable or (), **hook)
-        stack.service = build_ingest_service(stack.settings, session=stack.session)
+        stack.service = build_ingest_lambda(stack.settings, session=stack.session)
     return stack
 
 

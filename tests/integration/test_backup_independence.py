@@ -1,7 +1,7 @@
 """One plan's problem is that plan's alone (issue 10, point 8): a damaged or unreadable
 latest.json is reported and the plan backed up from scratch; an unexpected error fails that
 plan and the others go on; an item JSON can carry but UTF-8 cannot is still backed up.
-On moto S3 and the sandbox, through the handler or BackupService."""
+On moto S3 and the sandbox, through the handler or BackupLambda."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ def test_publish_sends_the_valid_rows_and_reports_the_rest(
 
     assert code == 1  # one row was rejected
     out = capsys.readouterr().out
-    assert "2 published, 1 row rejected (1 by validation)" in out
+    assert "2 rows published, 1 row rejected (1 by validation)" in out
     assert "1 row: status 'Sideways' is not an AchieveIt status" in out
     assert "(line 4)" in out
     assert [u.external_id for u in configured.stored_updates()] == ["PX-1.3", "PX-2.3"]

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 from achieveit_sandbox import Fault, FaultPlan, SandboxServer
 from achieveit_sync.ingest.outputs import MAX_KEY_BYTES
+from achieveit_sync.settings import ReadBounds
 from achieveit_sync.updates import BodyFormat
 from aws_lambda_powertools import Metrics
 
@@ -334,7 +335,7 @@ def test_a_gzip_of_blank_lines_fails_at_once_with_a_report(sandbox: SandboxServe
 
 
 def test_more_rows_than_allowed_fail_with_a_split_hint(sandbox: SandboxServer) -> None:
-    stack = IngestStack(sandbox, overrides={"max_rows": 3})
+    stack = IngestStack(sandbox, overrides={"bounds": ReadBounds(max_rows=3)})
     key = unique_key("progress", "csv")
     stack.drop(
         key, (HEADER + "".join(f"PX-1.3,On Track,,2026-11-0{d}\n" for d in range(1, 5))).encode()

@@ -1,7 +1,7 @@
 """Load, fault and crash runs of the ingest on moto and the sandbox, with their figures.
 
 A run drops many files at once, then drains the queue with ``workers`` concurrent "Lambdas"
-(each its own IngestService, as separate containers would be), optionally delivering every
+(each its own IngestLambda, as separate containers would be), optionally delivering every
 message 1-3 times in shuffled order and killing invocations at random points. Afterwards it
 compares what the sandbox stored with what the files held, row by row.
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 from achieveit_sandbox import SandboxServer
 from achieveit_sandbox.lambda_local import LocalLambdaContext, sqs_record
-from achieveit_sync.ingest.service import IngestService, build_ingest_service
+from achieveit_sync.ingest.lambda_adapter import IngestLambda, build_ingest_lambda
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
@@ -183,7 +183,7 @@ class LoadRun:
         self.redriven = 0
         # One service per worker: separate Lambda containers share nothing but AWS.
         self._services = [
-            build_ingest_service(self.stack.settings, session=self.stack.session)
+            build_ingest_lambda(self.stack.settings, session=self.stack.session)
             for _ in range(self.workers)
         ]
         if self.kill_probability:
@@ -306,7 +306,7 @@ class LoadRun:
             QueueUrl=self.stack.queue_url, ReceiptHandle=message["ReceiptHandle"]
         )
 
-    def _arm(self, service: IngestService) -> None:
+    def _arm(self, service: IngestLambda) -> None:
         """Make this 'Lambda' die at random checkpoint writes (between parts and around
         requests) and right after a request was applied (mid-batch)."""
         real_save = service.checkpoints.save

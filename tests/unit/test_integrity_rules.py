@@ -14,9 +14,9 @@ from achieveit_sync.api_key import ApiKey, StaticApiKey
 from achieveit_sync.client import AchieveItClient
 from achieveit_sync.errors import AmbiguousDeliveryError, ConfigurationError
 from achieveit_sync.ingest.checkpoints import PartRecord
+from achieveit_sync.ingest.notifications import sns_subject
 from achieveit_sync.ingest.outputs import MAX_KEY_BYTES, RowsSpool, output_key
 from achieveit_sync.ingest.pipeline import request_stem
-from achieveit_sync.ingest.service import sns_subject
 from achieveit_sync.settings import ClientSettings
 from achieveit_sync.spreadsheet import neutralise, unneutralise
 from achieveit_sync.updates import (

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from achieveit_sync.observability import enable_tracing_if_configured
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,19 +27,17 @@ def test_importing_a_handler_imports_neither_xray_nor_powertools_tracer(handler:
     assert result.stdout.strip() == "[]"
 
 
-def test_tracing_is_off_unless_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ACHIEVEIT_TRACING", raising=False)
-
-    assert enable_tracing_if_configured("test") is False
-
-
-def test_switching_tracing_on_patches_through_the_xray_sdk() -> None:
+@pytest.mark.parametrize(("tracing", "xray_loaded"), [("false", "False"), ("true", "True")])
+def test_the_xray_sdk_is_loaded_only_when_tracing_is_switched_on(
+    tracing: str, xray_loaded: str
+) -> None:
     probe = (
         "import sys\n"
-        "from achieveit_sync.observability import enable_tracing_if_configured\n"
-        "print(enable_tracing_if_configured('probe'), 'aws_xray_sdk' in sys.modules)\n"
+        "from achieveit_sync.observability import lambda_entry_point\n"
+        "lambda_entry_point('probe', lambda: (lambda event, context, metrics: {}))\n"
+        "print('aws_xray_sdk' in sys.modules)\n"
     )
-    env = {"ACHIEVEIT_TRACING": "true", "AWS_XRAY_SDK_ENABLED": "false", "PATH": "/usr/bin:/bin"}
+    env = {"ACHIEVEIT_TRACING": tracing, "AWS_XRAY_SDK_ENABLED": "false", "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, "-c", probe],
         capture_output=True,
@@ -50,4 +47,4 @@ def test_switching_tracing_on_patches_through_the_xray_sdk() -> None:
         env=env,
     )
 
-    assert result.stdout.split() == ["True", "True"]
+    assert result.stdout.split() == [xray_loaded]

@@ -26,26 +26,31 @@ end.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeGuard
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from achieveit_sync.backup.documents import (
+    BackupManifest,
+    DocumentError,
+    LatestPointer,
+    PlanStatus,
+    StoredFile,
+    latest_key,
+)
 from achieveit_sync.backup.exporter import DEFAULT_EXPORT_ATTEMPTS, PlanExport, export_plan
 from achieveit_sync.backup.targets import BackupTarget
 from achieveit_sync.client import AchieveItClient
 from achieveit_sync.errors import AchieveItSyncError, ApiError, PaginationError
 from achieveit_sync.plan_ids import InvalidPlanIdError, is_plan_id
+from achieveit_sync.settings import DEFAULT_EXPIRATION_DAYS
 
 log = logging.getLogger(__name__)
 
-MANIFEST_VERSION = 1
-DEFAULT_EXPIRATION_DAYS = 400
-"""The template's ``BackupExpirationDays`` default (``BACKUP_EXPIRATION_DAYS``)."""
+__all__ = ["DEFAULT_EXPIRATION_DAYS", "latest_key"]  # re-exported for older callers
 MAX_REUSE_DAYS = 30
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _ERROR_PREVIEW = 300
 
 
@@ -75,8 +80,7 @@ class BackupRunError(AchieveItSyncError):
 @dataclass
 class PlanOutcome:
     plan_id: str
-    status: str
-    """``complete``, ``unchanged`` (a pointer to the previous data), ``incomplete``, ``failed``."""
+    status: PlanStatus
     items: int = 0
     manifest: str | None = None
     error: str | None = None
@@ -86,12 +90,12 @@ class PlanOutcome:
 
     @property
     def succeeded(self) -> bool:
-        return self.status in ("complete", "unchanged")
+        return self.status.succeeded
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "planId": self.plan_id,
-            "status": self.status,
+            "status": self.status.value,
             "items": self.items,
             "manifest": self.manifest,
             "error": self.error,
@@ -170,7 +174,7 @@ def _back_up_one(requested: object, **options: Any) -> PlanOutcome:
     if not is_plan_id(requested):
         refused = InvalidPlanIdError(requested)
         log.error("plan id refused", extra={"plan": refused.plan_id, "error": str(refused)})
-        return PlanOutcome(refused.plan_id, "failed", error=str(refused))
+        return PlanOutcome(refused.plan_id, PlanStatus.FAILED, error=str(refused))
     assert isinstance(requested, str)  # noqa: S101 - is_plan_id checked it
     plan_id = requested
     try:
@@ -178,14 +182,14 @@ def _back_up_one(requested: object, **options: Any) -> PlanOutcome:
     except (ApiError, PaginationError) as exc:
         # An expected outcome (403, 404, API down): the message says it all.
         log.error("plan backup failed", extra={"plan": plan_id, "error": str(exc)})  # noqa: TRY400
-        return PlanOutcome(plan_id, "failed", error=str(exc))
+        return PlanOutcome(plan_id, PlanStatus.FAILED, error=str(exc))
     except Exception as exc:
         # Anything else (an S3 error, a full disk, a bug) is still this plan's problem alone:
         # the other plans go on, and the run fails at the end naming this one.
         log.exception("plan backup failed unexpectedly", extra={"plan": plan_id})
         return PlanOutcome(
             plan_id,
-            "failed",
+            PlanStatus.FAILED,
             error=f"unexpected error ({_describe_error(exc)}); the function's log has the "
             "details; invoke it again with this plan to retry",
         )
@@ -226,21 +230,6 @@ def back_up_plan(
         export.close()
 
 
-def latest_key(plan_id: str) -> str:
-    return f"backups/{plan_id}/latest.json"
-
-
-@dataclass(frozen=True)
-class _LatestBackup:
-    """What ``latest.json`` says, once checked to be a pointer to this plan's backup."""
-
-    manifest: str
-    content_sha256: str
-    files: dict[str, dict[str, Any]]
-    data_from: str
-    """The manifest whose backup stored ``files``."""
-
-
 def _store(
     export: PlanExport,
     target: BackupTarget,
@@ -263,38 +252,31 @@ def _store(
         files = {}
         for exported in export.files:
             target.write_file(prefix + exported.name, exported.body, exported.content_type)
-            files[exported.name] = {
-                "key": prefix + exported.name,
-                "sha256": exported.sha256,
-                "bytes": exported.size,
-            }
+            files[exported.name] = StoredFile(
+                prefix + exported.name, exported.sha256, exported.size
+            )
         data_from = None
-    unchanged = reused is not None
-    manifest = {
-        "manifestVersion": MANIFEST_VERSION,
-        "planId": plan_id,
-        "manifestKey": manifest_key,
-        "startedAt": _iso(started),
-        "finishedAt": _iso(finished),
-        "timeZone": time_zone,
-        "startedAtLocal": started.astimezone(ZoneInfo(time_zone)).isoformat(),
-        "apiBaseUrl": api_base_url,
-        "itemCount": export.item_count,
-        "totalCount": export.total_count,
-        "pagesFetched": export.pages,
-        "contentSha256": export.content_sha256,
-        "files": files,
-        "complete": export.complete,
-        "completeness": {
-            "verdict": "complete" if export.complete else "INCOMPLETE",
-            "attempts": [a.as_dict() for a in export.attempts],
-        },
-        "unchanged": unchanged,
-        "dataFrom": data_from,
-        "previousBackup": latest.manifest if latest is not None else None,
-        "warnings": warnings,
-    }
-    target.write_json(manifest_key, manifest)
+    manifest = BackupManifest(
+        plan_id=plan_id,
+        manifest_key=manifest_key,
+        started_at=_iso(started),
+        finished_at=_iso(finished),
+        time_zone=time_zone,
+        started_at_local=started.astimezone(ZoneInfo(time_zone)).isoformat(),
+        api_base_url=api_base_url,
+        item_count=export.item_count,
+        total_count=export.total_count,
+        pages_fetched=export.pages,
+        content_sha256=export.content_sha256,
+        files=files,
+        complete=export.complete,
+        attempts=[a.as_dict() for a in export.attempts],
+        unchanged=reused is not None,
+        data_from=data_from,
+        previous_backup=latest.manifest if latest is not None else None,
+        warnings=warnings,
+    )
+    target.write_json(manifest_key, manifest.to_json())
     if not export.complete:
         problems = export.attempts[-1].problems
         log.error(
@@ -307,46 +289,47 @@ def _store(
         )
         return PlanOutcome(
             plan_id,
-            "incomplete",
+            PlanStatus.INCOMPLETE,
             export.item_count,
             target.describe(manifest_key),
             "; ".join(problems),
             warnings,
         )
-    target.write_json(
-        latest_key(plan_id),
-        {
-            "planId": plan_id,
-            "manifest": manifest_key,
-            "completedAt": _iso(finished),
-            "itemCount": export.item_count,
-            "contentSha256": export.content_sha256,
-            "files": files,
-            "dataFrom": data_from,
-        },
+    pointer = LatestPointer(
+        plan_id=plan_id,
+        manifest=manifest_key,
+        completed_at=_iso(finished),
+        item_count=export.item_count,
+        content_sha256=export.content_sha256,
+        files=files,
+        data_from=data_from or manifest_key,
     )
+    target.write_json(latest_key(plan_id), pointer.to_json())
     if export.template is not None:
         target.write_file(
             f"templates/{plan_id}/progress-updates.csv",
             export.template.body,
             export.template.content_type,
         )
-    status = "unchanged" if unchanged else "complete"
     log.info(
         "plan backed up",
         extra={
             "plan": plan_id,
-            "status": status,
+            "status": manifest.status.value,
             "items": export.item_count,
             "manifest": target.describe(manifest_key),
         },
     )
     return PlanOutcome(
-        plan_id, status, export.item_count, target.describe(manifest_key), warnings=warnings
+        plan_id,
+        manifest.status,
+        export.item_count,
+        target.describe(manifest_key),
+        warnings=warnings,
     )
 
 
-def _read_latest(target: BackupTarget, plan_id: str, warnings: list[str]) -> _LatestBackup | None:
+def _read_latest(target: BackupTarget, plan_id: str, warnings: list[str]) -> LatestPointer | None:
     """The plan's ``latest.json``, or ``None`` when there is none or it cannot be used; a
     pointer that cannot be read or understood is reported (the plan is then backed up from
     scratch, and the new ``latest.json`` replaces it)."""
@@ -358,10 +341,10 @@ def _read_latest(target: BackupTarget, plan_id: str, warnings: list[str]) -> _La
     else:
         if document is None:
             return None
-        latest = _parse_latest(document, plan_id)
-        if latest is not None:
-            return latest
-        problem = "is not a backup pointer (damaged, or not written by achieveit-sync)"
+        try:
+            return LatestPointer.from_json(document, plan_id)
+        except DocumentError as exc:
+            problem = f"is not a backup pointer ({exc}: damaged, or not written by achieveit-sync)"
     warning = f"{target.describe(key)} {problem}; backed up from scratch and replaced"
     log.error(
         "latest.json unusable; backing the plan up from scratch",
@@ -371,44 +354,14 @@ def _read_latest(target: BackupTarget, plan_id: str, warnings: list[str]) -> _La
     return None
 
 
-def _parse_latest(document: object, plan_id: str) -> _LatestBackup | None:
-    if not isinstance(document, dict) or document.get("planId", plan_id) != plan_id:
-        return None
-    mine = f"backups/{plan_id}/"
-
-    def own_key(value: object) -> TypeGuard[str]:
-        # Only this plan's own backups may be named: a pointer edited to name other data
-        # (another plan's, or a path that climbs) is not followed.
-        return isinstance(value, str) and value.startswith(mine) and ".." not in value
-
-    manifest, digest = document.get("manifest"), document.get("contentSha256")
-    files, data_from = document.get("files"), document.get("dataFrom") or manifest
-    if not own_key(manifest) or not own_key(data_from):
-        return None
-    if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
-        return None
-    if not isinstance(files, dict) or not files:
-        return None
-    for described in files.values():
-        if not (
-            isinstance(described, dict)
-            and own_key(described.get("key"))
-            and isinstance(described.get("sha256"), str)
-            and _SHA256.fullmatch(described["sha256"])
-            and type(described.get("bytes")) is int
-        ):
-            return None
-    return _LatestBackup(manifest, digest, files, data_from)
-
-
 def _reusable_files(
     export: PlanExport,
-    latest: _LatestBackup | None,
+    latest: LatestPointer | None,
     target: BackupTarget,
     now: datetime,
     reuse_limit: timedelta,
     warnings: list[str],
-) -> dict[str, dict[str, Any]] | None:
+) -> dict[str, StoredFile] | None:
     """The previous backup's files when this export can point at them instead of storing a
     copy: same content, and every file still there, intact and young enough. ``None`` means
     store the data anew (problems found on the way are added to ``warnings``)."""
@@ -417,15 +370,15 @@ def _reusable_files(
     if set(latest.files) != {exported.name for exported in export.files}:
         return None  # written by a version that stored other files
     for name, described in latest.files.items():
-        where = target.describe(described["key"])
+        where = target.describe(described.key)
         try:
-            stored = target.inspect_file(described["key"])
+            stored = target.inspect_file(described.key)
         except Exception as exc:  # noqa: BLE001 - unverifiable data is never pointed at
             problem = f"could not be read ({_describe_error(exc)})"
         else:
             if stored is None:
                 problem = "is missing"
-            elif (stored.sha256, stored.size) != (described["sha256"], described["bytes"]):
+            elif (stored.sha256, stored.size) != (described.sha256, described.size):
                 problem = "does not match the SHA-256 and size its manifest records"
             else:
                 if now - stored.created > reuse_limit:

@@ -10,17 +10,15 @@ DISABLED while PlanIds is empty anyway."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from achieveit_sync.backup.run import DEFAULT_EXPIRATION_DAYS, BackupRunError, back_up_plans
+from achieveit_sync.backup.documents import PlanStatus
+from achieveit_sync.backup.run import BackupRunError, back_up_plans
 from achieveit_sync.backup.targets import S3Target
 from achieveit_sync.client import AchieveItClient
-from achieveit_sync.errors import ConfigurationError
-from achieveit_sync.settings import ClientSettings
+from achieveit_sync.settings import BackupSettings
 from achieveit_sync.storage import S3Storage
 
 if TYPE_CHECKING:
@@ -34,54 +32,6 @@ NOT_CONFIGURED = (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class BackupSettings:
-    bucket: str
-    plan_ids: tuple[str, ...]
-    api_key_secret: str
-    client: ClientSettings
-    time_zone: str = "UTC"
-    secret_max_age_seconds: int = 300
-    expiration_days: int = DEFAULT_EXPIRATION_DAYS
-    """The bucket's lifecycle expiration (``BackupExpirationDays``): bounds how old data an
-    unchanged backup may point at (``run.reuse_window``)."""
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> BackupSettings:
-        env = os.environ if environ is None else environ
-        bucket = env.get("BACKUP_BUCKET", "").strip()
-        secret = env.get("ACHIEVEIT_API_KEY_SECRET", "").strip()
-        for name, value in (("BACKUP_BUCKET", bucket), ("ACHIEVEIT_API_KEY_SECRET", secret)):
-            if not value:
-                raise ConfigurationError(f"{name} is not set (see template.yaml)")
-        time_zone = env.get("BACKUP_TIME_ZONE", "").strip() or "UTC"
-        try:
-            ZoneInfo(time_zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigurationError(
-                f"BACKUP_TIME_ZONE '{time_zone}' is not an IANA time zone (e.g. America/Chicago)"
-            ) from None
-        plans = tuple(p.strip() for p in env.get("PLAN_IDS", "").split(",") if p.strip())
-        max_age = env.get("ACHIEVEIT_SECRET_MAX_AGE_SECONDS", "").strip() or "300"
-        expiration = env.get("BACKUP_EXPIRATION_DAYS", "").strip() or str(DEFAULT_EXPIRATION_DAYS)
-        if not (expiration.isascii() and expiration.isdigit() and int(expiration) >= 1):
-            raise ConfigurationError(
-                f"BACKUP_EXPIRATION_DAYS '{expiration}' is not a whole number of days of 1 or "
-                "more (the template sets it from BackupExpirationDays)"
-            )
-        return cls(
-            bucket=bucket,
-            plan_ids=plans,
-            api_key_secret=secret,
-            client=ClientSettings.from_env(env),
-            time_zone=time_zone,
-            secret_max_age_seconds=(
-                int(max_age) if max_age.isascii() and max_age.isdigit() else 300
-            ),
-            expiration_days=int(expiration),
-        )
 
 
 def plans_for_event(event: Mapping[str, Any], configured: tuple[str, ...]) -> list[object]:
@@ -98,7 +48,7 @@ def plans_for_event(event: Mapping[str, Any], configured: tuple[str, ...]) -> li
 
 
 @dataclass
-class BackupService:
+class BackupLambda:
     settings: BackupSettings
     client: AchieveItClient
     storage: S3Storage
@@ -109,6 +59,16 @@ class BackupService:
         context: LambdaContext | None = None,
         metrics: Metrics | None = None,
     ) -> dict[str, Any]:
+        try:
+            return self._back_up(event, metrics)
+        finally:
+            stats = self.client.take_stats()
+            if metrics is not None:
+                from achieveit_sync.observability import api_metrics
+
+                api_metrics(metrics, stats)
+
+    def _back_up(self, event: Mapping[str, Any], metrics: Metrics | None) -> dict[str, Any]:
         plans = plans_for_event(event, self.settings.plan_ids)
         if not plans:
             log.warning(NOT_CONFIGURED, extra={"source": _event_source(event)})
@@ -125,19 +85,13 @@ class BackupService:
             from aws_lambda_powertools.metrics import MetricUnit
 
             succeeded = [o for o in run.outcomes if o.succeeded]
-            metrics.add_metric("PlansBackedUp", MetricUnit.Count, len(succeeded))
+            by_status = [o.status for o in run.outcomes]
+            metrics.add_metric("CompleteBackups", MetricUnit.Count, len(succeeded))
+            metrics.add_metric("PlansFailed", MetricUnit.Count, by_status.count(PlanStatus.FAILED))
             metrics.add_metric(
-                "PlansFailed",
-                MetricUnit.Count,
-                sum(1 for o in run.outcomes if o.status == "failed"),
-            )
-            metrics.add_metric(
-                "PlansIncomplete",
-                MetricUnit.Count,
-                sum(1 for o in run.outcomes if o.status == "incomplete"),
+                "PlansIncomplete", MetricUnit.Count, by_status.count(PlanStatus.INCOMPLETE)
             )
             metrics.add_metric("ItemsBackedUp", MetricUnit.Count, sum(o.items for o in succeeded))
-            metrics.add_metric("CompleteBackups", MetricUnit.Count, len(succeeded))
         if run.failed:
             raise BackupRunError(run)
         return run.as_dict()
@@ -148,7 +102,7 @@ def _event_source(event: Mapping[str, Any]) -> str:
     return source if isinstance(source, str) else "on-demand"
 
 
-def build_backup_service(settings: BackupSettings, *, session: Any = None) -> BackupService:
+def build_backup_lambda(settings: BackupSettings, *, session: Any = None) -> BackupLambda:
     import boto3
 
     from achieveit_sync.api_key import SecretsManagerApiKey
@@ -159,6 +113,6 @@ def build_backup_service(settings: BackupSettings, *, session: Any = None) -> Ba
         max_age_seconds=settings.secret_max_age_seconds,
         secrets_client=session.client("secretsmanager"),
     )
-    return BackupService(
+    return BackupLambda(
         settings, AchieveItClient(settings.client, api_key), S3Storage(session.client("s3"))
     )
