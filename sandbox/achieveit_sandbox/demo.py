@@ -162,10 +162,16 @@ class Demo:
             f"(GET /_sandbox/updates shows what it stored; CA: {self.sandbox.ca_file})."
         )
         deadline = time.monotonic() + _STOP_AFTER_SECONDS
+        last_seen: dict[Path, tuple[int, int]] = {}
         while time.monotonic() < deadline:
+            seen_now: dict[Path, tuple[int, int]] = {}
             for path in sorted([*inbox.glob("*"), *inbox.glob("*/*")]):
                 if not path.is_file() or path.name.startswith("."):
                     continue
+                status = path.stat()
+                seen_now[path] = (status.st_size, status.st_mtime_ns)
+                if last_seen.get(path) != seen_now[path]:
+                    continue  # new or still being written: taken once it has stopped changing
                 folder = path.parent.relative_to(inbox).as_posix()
                 if folder not in (".", "progress", "metrics"):
                     print(f"  {path}: put files in {inbox}/progress/ or {inbox}/metrics/")
@@ -184,6 +190,7 @@ class Demo:
                 self.download_outputs()
                 self.print_files()
                 self.print_notifications()
+            last_seen = seen_now
             time.sleep(1)  # polling a folder for the user's files, not a timing check
 
     # -- showing --------------------------------------------------------------------------

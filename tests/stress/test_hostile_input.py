@@ -14,7 +14,7 @@ import pytest
 from achieveit_sync.ingest.pipeline import FileSource, ingest_file
 from achieveit_sync.ingest.reading import InvalidFileError, ReadLimits, open_records
 from achieveit_sync.ingest.report import FileStatus
-from achieveit_sync.ingest.validation import KindUnknownError, RejectedRow, Validator, ValidRow
+from achieveit_sync.ingest.validation import FileLayoutError, RejectedRow, Validator, ValidRow
 from achieveit_sync.updates import UpdateKind
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -33,7 +33,7 @@ def verdicts(
     try:
         stream = open_records(io.BytesIO(content), name, limits)
         return list(Validator(kind).validate(stream.records))
-    except (InvalidFileError, KindUnknownError) as exc:
+    except (InvalidFileError, FileLayoutError) as exc:
         return [exc]
 
 
@@ -41,7 +41,7 @@ def verdicts(
 @given(content=st.binary(max_size=4096), name=st.sampled_from(NAMES))
 def test_random_bytes_never_crash(content: bytes, name: str) -> None:
     for result in verdicts(content, name):
-        assert isinstance(result, ValidRow | RejectedRow | InvalidFileError | KindUnknownError)
+        assert isinstance(result, ValidRow | RejectedRow | InvalidFileError | FileLayoutError)
         if isinstance(result, InvalidFileError):
             assert result.reason
             assert result.hint
@@ -96,7 +96,7 @@ def test_random_json_structures_give_a_verdict_or_a_file_error(
     [
         (b"[" * 200_000 + b"]" * 200_000, "deep.json", "nested too deeply"),
         (b'[{"externalId": "' + b"x" * 3_000_000 + b'"}]', "huge.json", "longer than"),
-        (b"External ID,Status\n" + b"a" * 2_000_000 + b"\n", "huge.csv", "longer than"),
+        (b"External ID,Status,As Of Date\n" + b"a" * 2_000_000 + b"\n", "huge.csv", "longer than"),
         (b"," * 1_000_001 + b"\n", "columns.csv", "longer than"),
     ],
 )

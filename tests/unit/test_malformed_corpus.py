@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 from achieveit_sync.ingest.reading import InvalidFileError, open_records
-from achieveit_sync.ingest.validation import KindUnknownError, RejectedRow, Validator, ValidRow
+from achieveit_sync.ingest.validation import FileLayoutError, RejectedRow, Validator, ValidRow
 from achieveit_sync.updates import UpdateKind
 
 HEADER = "External ID,Status,Metric Value,As Of Date,Comment\n"
@@ -256,7 +256,7 @@ def test_the_corpus_is_at_least_thirty_inputs() -> None:
 
 @pytest.mark.parametrize("case", FILE_CASES, ids=lambda c: c.name)
 def test_a_malformed_file_fails_with_one_clear_message(case: FileCase) -> None:
-    with pytest.raises((InvalidFileError, KindUnknownError)) as error:
+    with pytest.raises((InvalidFileError, FileLayoutError)) as error:
         read_all(case.name, case.content, None)
 
     assert case.message in str(error.value)

@@ -47,6 +47,8 @@ class PartRecord:
     in_flight: list[int] = field(default_factory=list)
     in_flight_request: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
+    batch_size: int = 0
+    """The batch size the parts were cut with (0: written before it was recorded)."""
 
     def settled_lines(self) -> set[int]:
         return {*self.accepted_lines, *self.refused, *self.ambiguous}
@@ -67,6 +69,7 @@ class PartRecord:
         return json.dumps(
             {
                 "rows": self.rows,
+                "batchSize": self.batch_size,
                 "accepted": self.accepted,
                 "complete": self.complete,
                 "acceptedLines": [] if self.complete else self.accepted_lines,
@@ -101,6 +104,7 @@ class PartRecord:
             in_flight=list(document["inFlight"]),
             in_flight_request=document["inFlightRequest"],
             requests=list(document["requests"]),
+            batch_size=int(document.get("batchSize", 0)),
         )
 
 

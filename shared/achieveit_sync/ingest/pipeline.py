@@ -17,7 +17,7 @@ import re
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import IO, Any
@@ -41,7 +41,7 @@ from achieveit_sync.ingest.report import (
 )
 from achieveit_sync.ingest.validation import (
     FieldProblem,
-    KindUnknownError,
+    FileLayoutError,
     Layout,
     RejectedRow,
     Validator,
@@ -114,25 +114,24 @@ def ingest_file(
     if options.batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     started = time.monotonic()
-    report = FileReport(
-        source={"name": source.display_name, **source.details},
-        kind=source.kind.value if source.kind else None,
+    run = PublishingRun(
+        source=source,
+        report=FileReport(
+            source={"name": source.display_name, **source.details},
+            kind=source.kind.value if source.kind else None,
+        ),
+        client=client,
+        checkpoints=checkpoints or InMemoryCheckpoints(),
+        options=options,
+        should_stop=should_stop,
+        on_progress=on_progress,
     )
+    report = run.report
     report.timings["startedAt"] = _now()
     try:
-        parts = _validate_and_publish(
-            source,
-            report,
-            client=client,
-            checkpoints=checkpoints or InMemoryCheckpoints(),
-            options=options,
-            should_stop=should_stop,
-            on_progress=on_progress,
-        )
+        _validate_and_publish(run)
         if report.counts.rejected or report.counts.ambiguous:
-            _list_rejected_and_ambiguous(
-                source, report, parts, options, rejected_sink, ambiguous_sink
-            )
+            _list_rejected_and_ambiguous(run, rejected_sink, ambiguous_sink)
     except Exception as exc:  # noqa: BLE001 - every file that was read gets a report
         _fail_unexpectedly(report, exc, client.scrub if client is not None else str)
     report.timings["finishedAt"] = _now()
@@ -140,65 +139,86 @@ def ingest_file(
     return report
 
 
-def _validate_and_publish(
-    source: FileSource,
-    report: FileReport,
-    *,
-    client: AchieveItClient | None,
-    checkpoints: CheckpointStore,
-    options: IngestOptions,
-    should_stop: Callable[[], bool],
-    on_progress: Callable[[FileReport], None] | None,
-) -> dict[int, PartRecord]:
-    """Validate, then publish; what is known of each part (for listing rows by fate)."""
+@dataclass
+class PublishingRun:
+    """One file being handled: what every pass needs, in one place."""
+
+    source: FileSource
+    report: FileReport
+    client: AchieveItClient | None
+    checkpoints: CheckpointStore
+    options: IngestOptions
+    should_stop: Callable[[], bool]
+    on_progress: Callable[[FileReport], None] | None
+    day_first_evidence: str | None = None
+    """Found by the first pass: a date that can only be day-first (``line 4: 31/10/2026``),
+    beside dates that read either way (05/11/2026); those are then refused, not read
+    month-first."""
+    parts: dict[int, PartRecord] = field(default_factory=dict)
+    """What is known of each part, for listing rows by fate after publishing."""
+
+    def validator(self) -> Validator:
+        """A validator as every pass must use it: the same rules give the same rows."""
+        return Validator(
+            self.source.kind,
+            kind_reason=self.source.kind_reason,
+            day_first_evidence=self.day_first_evidence,
+        )
+
+    def open(self) -> RecordStream:
+        return open_records(self.source.open(), self.source.name, self.options.limits)
+
+
+def _validate_and_publish(run: PublishingRun) -> None:
+    """Validate, then publish (with a client)."""
+    report = run.report
     started = time.monotonic()
     try:
-        _validate_pass(source, report, options, should_stop)
-    except (InvalidFileError, KindUnknownError) as exc:
+        _validate_pass(run)
+        if run.report.stop_reason is None and run.day_first_evidence is not None:
+            _validate_pass(run)  # again, now that the file is known to be day-first
+    except (InvalidFileError, FileLayoutError) as exc:
         _fail_file(report, exc)
-        return {}
+        return
     report.timings["validateSeconds"] = round(time.monotonic() - started, 3)
     if report.stop_reason is not None:
-        return {}
-    if client is None:
+        return
+    if run.client is None:
         report.status = FileStatus.VALIDATED
         report.counts.not_sent = report.counts.valid
-        return {}
+        return
     publishing_started = time.monotonic()
-    parts: dict[int, PartRecord] = {}
     try:
-        _publish(source, report, client, checkpoints, options, should_stop, on_progress, parts)
-    except (InvalidFileError, KindUnknownError) as exc:  # the file changed between passes
+        _publish(run, run.client)
+    except (InvalidFileError, FileLayoutError) as exc:  # the file changed between passes
         _fail_file(report, exc)
     report.timings["publishSeconds"] = round(time.monotonic() - publishing_started, 3)
-    return parts
 
 
-def _validate_pass(
-    source: FileSource,
-    report: FileReport,
-    options: IngestOptions,
-    should_stop: Callable[[], bool],
-) -> None:
+def _validate_pass(run: PublishingRun) -> None:
     """The first pass: every verdict, counted. (A function of its own so that its
     duplicate index is freed before the second pass.)
 
     Stops early, with stop reason ``time``, when ``should_stop`` says so: nothing has been
-    sent then, and the next run validates again from the start."""
-    stream = open_records(source.open(), source.name, options.limits)
+    sent then, and the next run validates again from the start. Finding dates that can
+    only be day-first beside ambiguous ones sets ``run.day_first_evidence`` for a second look."""
+    report, options = run.report, run.options
+    stream = run.open()
     report.file_format = stream.file_format.value
     report.encoding = stream.encoding
     report.compressed = stream.compressed
     if stream.dialect is not None:
         report.dialect = stream.dialect.described
-    validator = Validator(source.kind, kind_reason=source.kind_reason)
+    validator = run.validator()
     counts = report.counts
+    counts.rows_read = counts.valid = 0
+    counts.rejected = counts.rejected_by_validation = 0
     for result in validator.validate(stream.records):
         counts.rows_read += 1
         if counts.rows_read % _ROWS_BETWEEN_TIME_CHECKS == 0:
             if counts.rows_read > options.max_rows:
                 raise _too_many_rows(options.max_rows, result.line)
-            if should_stop():
+            if run.should_stop():
                 _stop_validating(report, result.line)
                 return
         if isinstance(result, ValidRow):
@@ -209,11 +229,13 @@ def _validate_pass(
         raise _too_many_rows(options.max_rows, None)
     counts.skipped_blank = stream.blank_lines
     counts.skipped_untouched = validator.untouched_rows
-    report.warnings.extend(validator.warnings)
+    report.warnings = list(validator.warnings)
     report.kind = validator.kind.value if validator.kind else report.kind
     report.kind_reason = validator.kind_reason
     if validator.layout is not None and validator.layout.header is not None:
         report.header = list(validator.layout.header)
+    if validator.dates.ambiguous and run.day_first_evidence is None:
+        run.day_first_evidence = validator.dates.first_day_first
 
 
 def _stop_validating(report: FileReport, line: int) -> None:
@@ -234,41 +256,20 @@ def _too_many_rows(max_rows: int, line: int | None) -> InvalidFileError:
     )
 
 
-def _publish(
-    source: FileSource,
-    report: FileReport,
-    client: AchieveItClient,
-    checkpoints: CheckpointStore,
-    options: IngestOptions,
-    should_stop: Callable[[], bool],
-    on_progress: Callable[[FileReport], None] | None,
-    parts: dict[int, PartRecord],
-) -> None:
-    known_parts = checkpoints.load(source.file_id)
+def _publish(run: PublishingRun, client: AchieveItClient) -> None:
+    report = run.report
+    known_parts = run.checkpoints.load(run.source.file_id)
+    _keep_the_earlier_batch_size(run, known_parts)
     publisher = PartPublisher(
         client=client,
-        checkpoints=checkpoints,
-        file_id=source.file_id,
-        name_stem=request_stem(source.name),
-        body_format=options.body_format,
+        checkpoints=run.checkpoints,
+        file_id=run.source.file_id,
+        name_stem=request_stem(run.source.name),
+        body_format=run.options.body_format,
     )
     # The second pass: the same bytes validate to the same rows, in the same parts.
-    stream = open_records(source.open(), source.name, options.limits)
-    validator = Validator(source.kind)
     try:
-        stop_status = _publish_parts(
-            source,
-            report,
-            stream.records,
-            validator,
-            known_parts,
-            parts,
-            publisher,
-            checkpoints,
-            options,
-            should_stop,
-            on_progress,
-        )
+        stop_status = _publish_parts(run, run.open().records, known_parts, publisher)
     finally:
         report.rows_settled_this_run = publisher.settled_rows
     report.counts.not_sent = (
@@ -287,30 +288,44 @@ def _publish(
         report.status = FileStatus.COMPLETED
 
 
+def _keep_the_earlier_batch_size(run: PublishingRun, known_parts: dict[int, PartRecord]) -> None:
+    """Parts are cut by the batch size: a run resuming a file must cut them as the earlier
+    run did, or rows are skipped or sent twice."""
+    recorded = {record.batch_size for record in known_parts.values() if record.batch_size}
+    if not recorded and len(known_parts) > 1 and 1 in known_parts:
+        recorded = {known_parts[1].rows}  # written before the batch size was recorded
+    if len(recorded) == 1:
+        earlier = recorded.pop()
+        if earlier != run.options.batch_size:
+            run.report.warnings.append(
+                f"continued with the batch size of the earlier run of this file ({earlier}, "
+                f"not {run.options.batch_size}): its parts are cut that way, so no row is "
+                "sent twice or left out"
+            )
+            run.options = replace(run.options, batch_size=earlier)
+
+
 def _publish_parts(
-    source: FileSource,
-    report: FileReport,
+    run: PublishingRun,
     records: Iterator[Any],
-    validator: Validator,
     known_parts: dict[int, PartRecord],
-    parts: dict[int, PartRecord],
     publisher: PartPublisher,
-    checkpoints: CheckpointStore,
-    options: IngestOptions,
-    should_stop: Callable[[], bool],
-    on_progress: Callable[[FileReport], None] | None,
 ) -> FileStatus | None:
     """Every part in order: skip what is settled, send the rest, fold the outcomes into
     the report; the status to stop with, or ``None`` when every part was handled."""
+    report, options = run.report, run.options
     stop_status: FileStatus | None = None
-    for part_number, rows in enumerate(_parts(validator, records, options.batch_size), start=1):
-        record = known_parts.pop(part_number, None) or PartRecord(part_number, rows=len(rows))
-        parts[part_number] = record
-        _settle_interrupted(record, checkpoints, source.file_id)
+    parts = _parts(run.validator(), records, options.batch_size)
+    for part_number, rows in enumerate(parts, start=1):
+        record = known_parts.pop(part_number, None) or PartRecord(
+            part_number, rows=len(rows), batch_size=options.batch_size
+        )
+        run.parts[part_number] = record
+        _settle_interrupted(record, run.checkpoints, run.source.file_id)
         if stop_status is None and not record.complete:
             settled = record.settled_lines()
             pending = [row for row in rows if row.line not in settled]
-            if pending and should_stop():
+            if pending and run.should_stop():
                 stop_status = FileStatus.IN_PROGRESS
                 report.stop_reason = StopReason.TIME
                 report.warnings.append(
@@ -327,8 +342,8 @@ def _publish_parts(
                     )
                     report.file_error = {"reason": str(exc), "hint": exc.hint}
         _fold_part(report, record)
-        if on_progress is not None:
-            on_progress(report)
+        if run.on_progress is not None:
+            run.on_progress(report)
     return stop_status
 
 
@@ -368,20 +383,15 @@ def _fold_part(report: FileReport, record: PartRecord) -> None:
 
 
 def _list_rejected_and_ambiguous(
-    source: FileSource,
-    report: FileReport,
-    parts: dict[int, PartRecord],
-    options: IngestOptions,
-    rejected_sink: IO[bytes] | None,
-    ambiguous_sink: IO[bytes] | None,
+    run: PublishingRun, rejected_sink: IO[bytes] | None, ambiguous_sink: IO[bytes] | None
 ) -> None:
     """One more read of the file, for files with rejected or ambiguous rows only: each such
     row, in line order, into the report's lists and the rejected and ambiguous files. The
     files start with the input's own header (or the documented one), so that a fixed file
     dropped back reads the same; AchieveIt's refusals take their place among the lines."""
-    stream = open_records(source.open(), source.name, options.limits)
-    validator = Validator(source.kind)
-    lists = _RowLists(report, stream, rejected_sink, ambiguous_sink)
+    stream = run.open()
+    validator = run.validator()
+    lists = _RowLists(run.report, stream, rejected_sink, ambiguous_sink)
     valid_rows = 0
     try:
         for result in validator.validate(stream.records):
@@ -391,7 +401,7 @@ def _list_rejected_and_ambiguous(
                 continue
             valid_rows += 1
             # Parts are cut from the valid rows in order, as the publishing pass cut them.
-            record = parts.get((valid_rows - 1) // options.batch_size + 1)
+            record = run.parts.get((valid_rows - 1) // run.options.batch_size + 1)
             if record is None:
                 continue
             message = record.refused.get(result.line)
@@ -399,7 +409,7 @@ def _list_rejected_and_ambiguous(
                 lists.rejected(refused_by_api(result, message))
             elif result.line in record.ambiguous:
                 lists.ambiguous(result, record.ambiguous[result.line])
-    except (InvalidFileError, KindUnknownError):
+    except (InvalidFileError, FileLayoutError):
         pass  # the file fails there, as the first pass said: the rows before it are listed
     finally:
         lists.close()

@@ -86,8 +86,9 @@ class ReadLimits:
 
 
 class LongJsonNumber:
-    """A JSON number too long to be any field's value (a 5,000-digit integer): kept as its
-    text, so that reading it costs nothing and the rejected file can write it back."""
+    """A JSON number too long or too large to be any field's value (a 5,000-digit integer,
+    1e99999999999999999999): kept as its text, so that reading it costs nothing and the
+    rejected file can write it back."""
 
     __slots__ = ("text",)
 
@@ -100,7 +101,12 @@ class LongJsonNumber:
 
 def _json_number(text: str) -> Decimal | LongJsonNumber:
     # Decimal, not float: 0.1 stays 0.1 and 1e-999999 is not silently 0.0.
-    return Decimal(text) if len(text) <= METRIC_MAX_CHARS else LongJsonNumber(text)
+    if len(text) > METRIC_MAX_CHARS:
+        return LongJsonNumber(text)
+    try:
+        return Decimal(text)
+    except ArithmeticError:  # an exponent beyond Decimal's range: kept as text, refused later
+        return LongJsonNumber(text)
 
 
 def _json_integer(text: str) -> int | LongJsonNumber:

@@ -74,16 +74,22 @@ class RejectionGroup:
 
 @dataclass
 class RejectionSummary:
-    """Rejected rows grouped by (field, reason without its specifics), in the order the
+    """Rejected rows grouped by (field, reason and hint without their specifics), in the order the
     reasons first appear; every rejected row counts, however many the report lists."""
 
-    groups: dict[tuple[str, str], RejectionGroup] = field(default_factory=dict)
+    groups: dict[tuple[str, str, str], RejectionGroup] = field(default_factory=dict)
     other_rows: int = 0
 
     def add(self, row: RejectedRow) -> None:
         where = row.record.where
         for problem in row.problems:
-            key = (problem.field, _SPECIFICS.sub("#", problem.reason))
+            # The hint is part of the key: 'Done' and 'Cancelled' are both not statuses,
+            # but each has its own fix.
+            key = (
+                problem.field,
+                _SPECIFICS.sub("#", problem.reason),
+                _SPECIFICS.sub("#", problem.hint),
+            )
             group = self.groups.get(key)
             if group is None:
                 if len(self.groups) >= MAX_GROUPS:

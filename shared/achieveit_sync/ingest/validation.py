@@ -23,8 +23,10 @@ from achieveit_sync.ingest.reading import LongJsonNumber, RawRecord
 from achieveit_sync.key_index import SeenKeys
 from achieveit_sync.spreadsheet import PLAIN_NUMBER, unneutralise
 from achieveit_sync.updates import (
+    METRIC_CSV_COLUMNS,
     METRIC_MAX_CHARS,
     METRIC_RANGE_HINT,
+    PROGRESS_CSV_COLUMNS,
     MetricUpdate,
     ProgressUpdate,
     Status,
@@ -104,9 +106,27 @@ _MAX_NAMED_COLUMNS = 20
 _FAST_METRIC_DIGITS = 15
 
 
-class KindUnknownError(AchieveItSyncError):
-    """The file's kind (progress or metric) cannot be told from its location or columns,
-    or its first line cannot be read as a header or as data (a file-level problem)."""
+class FileLayoutError(AchieveItSyncError):
+    """A file-level problem with the file's shape: its kind (progress or metric) cannot be
+    told from its location or columns, its first line is neither a header nor data, or
+    its header lacks a column every row needs."""
+
+
+EARLIEST_YEAR = 1900
+LATEST_YEAR = 2199
+"""As-of dates outside these years are typing slips (0026, 9999), not plan dates."""
+
+
+@dataclass
+class UsDates:
+    """The slash dates (a/b/yyyy) a pass has seen: whether the file writes them day-first."""
+
+    day_first: int = 0
+    """Dates that can only be day-first (31/10/2026)."""
+    first_day_first: str | None = None
+    """Where the first one is, as evidence: ``line 4: 31/10/2026``."""
+    ambiguous: int = 0
+    """Dates that read either way (05/11/2026)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +171,15 @@ class Validator:
     """``None``: infer from the header or the first JSON object (a status means progress)."""
     kind_reason: str | None = None
     """How the kind was chosen (given by the caller, or said when inferred)."""
+    day_first_evidence: str | None = None
+    """Set (by the caller, from an earlier pass) when the file holds dates that can only be
+    day-first: its dates that read either way are then refused, not read month-first."""
+    dates: UsDates = field(default_factory=UsDates)
+    _kind_inferred_at: int | None = None
+    """The line of the JSON object the kind was inferred from."""
+    _skippable_columns: frozenset[int] = frozenset()
+    """The external ID and informational columns: a row with values only there is an
+    upload-template row left untouched."""
     warnings: list[str] = field(default_factory=list)
     layout: Layout | None = None
     _seen: SeenKeys = field(default_factory=SeenKeys)
@@ -215,6 +244,8 @@ class Validator:
                 as_of_date = from_iso(date_text)
             except ValueError:
                 return None
+            if not EARLIEST_YEAR <= as_of_date.year <= LATEST_YEAR:
+                return None
             metric_text = cells[metric_at].strip() if metric_at >= 0 else ""
             metric_value = None
             if metric_text:
@@ -271,9 +302,12 @@ class Validator:
                     "each update must be an object with externalId, asOfDate and the other "
                     "documented fields"
                 )
+            # A JSON object with a repeated field is shown as nothing: as parsed, it holds
+            # only the last value, which would misquote the file.
+            shown = record.original if record.original is not None else ""
             return RejectedRow(
                 record.line,
-                (FieldProblem("(row)", _preview(record.original), record.problem, hint),),
+                (FieldProblem("(row)", _preview(shown), record.problem, hint),),
                 record,
             )
         cells = record.cells
@@ -328,13 +362,13 @@ class Validator:
             COMMENT: _unneutralised(cell(COMMENT)),
         }
         if (
-            not any(
-                isinstance(value, str) and value.strip()
-                for name, value in values.items()
-                if name != EXTERNAL_ID
-            )
-            and self.layout is not None
+            self.layout is not None
             and self.layout.header is not None
+            and not any(
+                cell.strip()
+                for position, cell in enumerate(cells)
+                if position not in self._skippable_columns
+            )
         ):
             self.untouched_rows += 1
             return None
@@ -361,9 +395,9 @@ class Validator:
             return self._header_layout(cells, folded)
         near_miss = _near_miss_header(cells, folded)
         if near_miss is not None:
-            raise KindUnknownError(near_miss)
+            raise FileLayoutError(near_miss)
         if self.kind is None:
-            raise KindUnknownError(
+            raise FileLayoutError(
                 "the first line is not a header (no 'External ID' column), and without one "
                 "the kind of update cannot be told; add a header row (External ID, Status, "
                 "As Of Date, ...), or say the kind: drop the file under incoming/progress/ or "
@@ -376,9 +410,14 @@ class Validator:
         ignored: list[str] = []
         repeated: list[str] = []
         seen: set[str] = set()
+        skippable: set[int] = set()
         self._unnamed = tuple(i for i, cell in enumerate(cells) if not cell.strip())
-        for cell, name in zip(cells, folded, strict=True):
+        for position, (cell, name) in enumerate(zip(cells, folded, strict=True)):
             canonical = _FIELD_BY_FOLDED_NAME.get(name)
+            if (canonical == EXTERNAL_ID and canonical not in seen) or (
+                name in INFORMATIONAL_COLUMNS
+            ):
+                skippable.add(position)
             if canonical is None or canonical in seen:
                 columns.append(None)
                 if canonical in seen:
@@ -404,6 +443,8 @@ class Validator:
             )
         if ignored:
             self.warnings.append(f"unknown column(s) ignored: {_named(ignored)}")
+        _require_columns(self.kind, seen, self.kind_reason)
+        self._skippable_columns = frozenset(skippable)
         return Layout(columns=tuple(columns), header=tuple(cells))
 
     def _json_values(self, record: RawRecord) -> dict[str, object]:
@@ -434,10 +475,31 @@ class Validator:
             values[canonical] = value
         if self.kind is None:
             self.kind = UpdateKind.PROGRESS if STATUS in values else UpdateKind.METRIC
+            self._kind_inferred_at = record.line
             self.kind_reason = f"the first object (line {record.line}) " + (
                 "has a status" if STATUS in values else "has no status"
             )
+        elif self.kind is UpdateKind.METRIC and _given(values.get(STATUS)):
+            self._status_in_metric_file(record, values)
         return values
+
+    def _status_in_metric_file(self, record: RawRecord, values: dict[str, object]) -> None:
+        """A JSON object with a status in a metric file: an error when the kind was only
+        inferred (the objects disagree on what the file is), a warning when it was given."""
+        if self._kind_inferred_at is not None:
+            values["(row)"] = (
+                f"has a status, but the file's first object (line {self._kind_inferred_at}) "
+                "has none, so the file is read as metric updates",
+                "give every object a status (progress updates) or none (metric updates); "
+                "or say the kind: drop the file under incoming/progress/ (on the command "
+                "line: --kind progress)",
+            )
+        elif "status-ignored" not in self._warned:
+            self._warned.add("status-ignored")
+            self.warnings.append(
+                f"status fields are ignored (first on line {record.line}): this is a metric "
+                "update file"
+            )
 
     # -- the rules ------------------------------------------------------------------------
 
@@ -454,7 +516,10 @@ class Validator:
         metric_value = _metric_value(
             values.get(METRIC_VALUE), problems, required=kind is UpdateKind.METRIC
         )
-        as_of_date = _as_of_date(values.get(AS_OF_DATE), problems)
+        raw_date = values.get(AS_OF_DATE)
+        as_of_date = _as_of_date(raw_date, problems)
+        if type(raw_date) is str and "/" in raw_date:
+            as_of_date = self._slash_date(raw_date.strip(), as_of_date, record.line, problems)
         comment = _comment(values.get(COMMENT), problems)
         if problems or external_id is None or as_of_date is None:
             return RejectedRow(record.line, tuple(problems), record)
@@ -483,8 +548,62 @@ class Validator:
             )
         return ValidRow(record.line, update, record)
 
+    def _slash_date(
+        self, text: str, as_of_date: date | None, line: int, problems: list[FieldProblem]
+    ) -> date | None:
+        """Notes how a slash date reads; refuses one that reads either way in a file whose
+        other dates are day-first (05/11/2026 beside 31/10/2026 is 5 November, not May 11)."""
+        match = _US_DATE.fullmatch(text)
+        if match is None or len(match[3]) != 4:
+            return as_of_date
+        first, second, year = int(match[1]), int(match[2]), int(match[3])
+        dates = self.dates
+        if first > 12 and 1 <= second <= 12:
+            dates.day_first += 1
+            if dates.first_day_first is None:
+                dates.first_day_first = f"line {line}: {text}"
+        elif as_of_date is not None and first != second and first <= 12 and second <= 12:
+            dates.ambiguous += 1
+            if self.day_first_evidence is not None:
+                problems.append(
+                    FieldProblem(
+                        AS_OF_DATE,
+                        text,
+                        "reads either way (month/day or day/month), and this file also "
+                        f"holds day-first dates ({self.day_first_evidence})",
+                        f"write the ISO date: {year}-{first:02d}-{second:02d} if the month "
+                        f"comes first, {year}-{second:02d}-{first:02d} if the day does",
+                    )
+                )
+                return None
+        return as_of_date
+
     def _first_line_of(self, external_id: str, as_of_date: date, line: int) -> int | None:
         return self._seen.first_line(duplicate_key(external_id, as_of_date), line)
+
+
+def _given(value: object) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def _require_columns(kind: UpdateKind | None, named: set[str], kind_reason: str | None) -> None:
+    """A header without a column every row needs would reject every row for one cause."""
+    needed = [AS_OF_DATE]
+    if kind is UpdateKind.PROGRESS:
+        needed.insert(0, STATUS)
+    elif kind is UpdateKind.METRIC:
+        needed.insert(0, METRIC_VALUE)
+    missing = [DISPLAY_NAMES[name] for name in needed if name not in named]
+    if missing:
+        kind_text = "progress" if kind is UpdateKind.PROGRESS else "metric"
+        documented = METRIC_CSV_COLUMNS if kind is UpdateKind.METRIC else PROGRESS_CSV_COLUMNS
+        why = f" ({kind_reason})" if kind_reason else ""
+        raise FileLayoutError(
+            f"the header has no {' or '.join(repr(name) for name in missing)} column, which "
+            f"every {kind_text} update needs{why}; add the column (the documented columns "
+            f"are: {', '.join(documented)}), and "
+            "drop the file again"
+        )
 
 
 def duplicate_key(external_id: str, as_of_date: date) -> int:
@@ -599,7 +718,9 @@ def _metric_value(  # noqa: PLR0911 - one early return per kind of value
             FieldProblem(
                 METRIC_VALUE,
                 _preview(raw),
-                f"is {len(raw.text)} characters long, too long for a metric value",
+                f"is {len(raw.text)} characters long, too long for a metric value"
+                if len(raw.text) > METRIC_MAX_CHARS
+                else "is out of range",
                 METRIC_RANGE_HINT,
             )
         )
@@ -629,7 +750,13 @@ def _metric_value(  # noqa: PLR0911 - one early return per kind of value
         if not PLAIN_NUMBER.fullmatch(text):
             problems.append(FieldProblem(METRIC_VALUE, _preview(text), *_number_problem(text)))
             return None
-        value = Decimal(text)
+        try:
+            value = Decimal(text)
+        except ArithmeticError:  # an exponent beyond what Decimal can hold: 1e99999999999999999999
+            problems.append(
+                FieldProblem(METRIC_VALUE, _preview(text), "is out of range", METRIC_RANGE_HINT)
+            )
+            return None
     elif isinstance(raw, float):  # only NaN and Infinity: finite JSON numbers are Decimals
         value = Decimal(repr(raw)) if math.isfinite(raw) else Decimal("NaN")
     else:
@@ -693,9 +820,12 @@ def _as_of_date(raw: object, problems: list[FieldProblem]) -> date | None:
         # 2026-W48-1, which AchieveIt does not document.)
         if len(text) == 10 and text[4] == "-" and text[7] == "-":
             try:
-                return date.fromisoformat(text)
+                iso_date = date.fromisoformat(text)
             except ValueError:
                 pass
+            else:
+                if EARLIEST_YEAR <= iso_date.year <= LATEST_YEAR:
+                    return iso_date
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         problems.append(
             FieldProblem(
@@ -765,12 +895,18 @@ def _parse_date(text: str) -> date | tuple[str, str]:  # noqa: PLR0911 - one per
 
 def _checked_date(year: int, month: int, day: int) -> date | tuple[str, str]:
     try:
-        return date(year, month, day)
+        checked = date(year, month, day)
     except ValueError:
         return (
             f"is not a real date (month {month}, day {day})",
             "check the date; US dates are month/day/year",
         )
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        return (
+            f"has the year {year:04d}, outside {EARLIEST_YEAR} to {LATEST_YEAR}",
+            "check the year; write the date in full, e.g. 2026-11-30",
+        )
+    return checked
 
 
 def _comment(raw: object, problems: list[FieldProblem]) -> str:

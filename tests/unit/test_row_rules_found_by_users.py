@@ -1,0 +1,220 @@
+"""Row rules that outside users found missing: each test is a file they dropped, and what
+a careful reader of the file would expect to happen to each of its rows."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from achieveit_sync.ingest.pipeline import FileSource, ingest_file
+from achieveit_sync.ingest.reading import open_records
+from achieveit_sync.ingest.report import FileReport, FileStatus
+from achieveit_sync.ingest.summary import RejectionSummary
+from achieveit_sync.ingest.validation import RejectedRow, Validator
+from achieveit_sync.updates import UpdateKind
+
+
+def validated(name: str, text: str, kind: UpdateKind | None = None) -> FileReport:
+    """The verdict the ingest gives ``text`` without a client (every pass, no sending)."""
+    content = text.encode()
+    source = FileSource(
+        name=name,
+        display_name=name,
+        open=lambda: io.BytesIO(content),
+        kind=kind,
+        file_id=name,
+    )
+    return ingest_file(source, client=None)
+
+
+def rejected(report: FileReport) -> dict[int, list[tuple[str, str]]]:
+    """The report's rejections: each line's (field, reason) pairs."""
+    lines: dict[int, list[tuple[str, str]]] = {}
+    for rejection in report.as_dict()["rejections"]:
+        lines.setdefault(rejection["line"], []).append((rejection["field"], rejection["reason"]))
+    return lines
+
+
+# -- dates --------------------------------------------------------------------------------
+
+
+def test_dates_that_read_either_way_are_refused_in_a_day_first_file() -> None:
+    report = validated(
+        "uk.csv",
+        "External ID,Status,As Of Date\n"
+        "A-1,On Track,05/11/2026\n"  # 5 November here, but 11 May read month-first
+        "A-2,On Track,31/10/2026\n"  # can only be day-first
+        "A-3,On Track,11/11/2026\n"  # the same either way: safe
+        "A-4,On Track,2026-11-05\n",
+    )
+
+    assert report.status is FileStatus.VALIDATED
+    assert report.counts.valid == 2  # A-3 and A-4
+    problems = rejected(report)
+    assert sorted(problems) == [2, 3]
+    [(field, reason)] = problems[2]
+    assert field == "asOfDate"
+    assert "reads either way" in reason
+    assert "line 3: 31/10/2026" in reason
+    hint = report.as_dict()["rejections"][0]["hint"]
+    assert "2026-05-11 if the month comes first, 2026-11-05 if the day does" in hint
+
+
+def test_dates_that_read_either_way_are_month_first_in_a_us_file() -> None:
+    report = validated(
+        "us.csv",
+        "External ID,Status,As Of Date\nA-1,On Track,05/11/2026\nA-2,On Track,12/31/2026\n",
+    )
+
+    assert report.counts.valid == 2
+    assert report.counts.rejected == 0
+
+
+@pytest.mark.parametrize("written", ["0026-11-30", "9999-12-31", "11/30/0026", "1899-12-31"])
+def test_a_year_no_plan_has_is_refused_not_sent(written: str) -> None:
+    report = validated("years.csv", f"External ID,Status,As Of Date\nA-1,On Track,{written}\n")
+
+    [(field, reason)] = rejected(report)[2]
+    assert field == "asOfDate"
+    assert "outside 1900 to 2199" in reason
+
+
+# -- numbers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        (
+            "huge.csv",
+            "External ID,Metric Value,As Of Date\nA-1,1E+999999999999999999999999,2026-11-30\n"
+            "A-2,7,2026-11-30\n",
+        ),
+        (
+            "huge.json",
+            '[{"externalId": "A-1", "metricValue": 1E+999999999999999999999999, '
+            '"asOfDate": "2026-11-30"},\n{"externalId": "A-2", "metricValue": 7, '
+            '"asOfDate": "2026-11-30"}]',
+        ),
+    ],
+)
+def test_an_exponent_beyond_any_number_rejects_its_row_not_the_file(name: str, text: str) -> None:
+    report = validated(name, text, UpdateKind.METRIC)
+
+    assert report.status is FileStatus.VALIDATED
+    assert report.counts.valid == 1
+    [[(field, reason)]] = rejected(report).values()
+    assert (field, reason) == ("metricValue", "is out of range")
+
+
+# -- columns and kinds --------------------------------------------------------------------
+
+
+def test_a_header_without_an_as_of_date_column_fails_the_file_once() -> None:
+    report = validated("no-date.csv", "External ID,Status\nA-1,On Track\nA-2,At Risk\n")
+
+    assert report.status is FileStatus.FAILED
+    assert report.file_error is not None
+    assert "no 'As Of Date' column" in report.file_error["reason"]
+    assert report.counts.rejected == 0  # one cause, said once, not once per row
+
+
+def test_a_metric_header_without_a_value_column_fails_the_file() -> None:
+    report = validated(
+        "no-value.csv", "External ID,As Of Date\nA-1,2026-11-30\n", UpdateKind.METRIC
+    )
+
+    assert report.status is FileStatus.FAILED
+    assert report.file_error is not None
+    assert "'Metric Value'" in report.file_error["reason"]
+
+
+def test_a_json_object_with_a_status_in_a_file_read_as_metrics_is_rejected() -> None:
+    report = validated(
+        "mixed.json",
+        '[{"externalId": "A-1", "metricValue": 3, "asOfDate": "2026-11-30"},\n'
+        '{"externalId": "A-2", "status": "Off Track", "metricValue": 4, '
+        '"asOfDate": "2026-11-30"}]',
+    )
+
+    assert report.kind == "metric"
+    assert report.counts.valid == 1
+    [(field, reason)] = rejected(report)[2]
+    assert field == "(row)"
+    assert "first object (line 1) has none" in reason
+
+
+def test_a_status_in_a_file_said_to_be_metrics_is_ignored_with_one_warning() -> None:
+    report = validated(
+        "said.json",
+        '[{"externalId": "A-1", "status": "On Track", "metricValue": 3, '
+        '"asOfDate": "2026-11-30"},\n{"externalId": "A-2", "status": "Off Track", '
+        '"metricValue": 4, "asOfDate": "2026-11-30"}]',
+        UpdateKind.METRIC,
+    )
+
+    assert report.counts.valid == 2
+    assert [w for w in report.warnings if "status fields are ignored" in w] == [
+        "status fields are ignored (first on line 1): this is a metric update file"
+    ]
+
+
+# -- untouched template rows ------------------------------------------------------------
+
+
+def test_a_template_row_with_values_only_in_unknown_columns_is_not_skipped() -> None:
+    """Only a row holding nothing but its ID and name is an untouched template row; a row
+    with values somewhere else was meant to say something, and is rejected so it is seen."""
+    report = validated(
+        "template.csv",
+        "External ID,Status,Metric Value,As Of Date,Comment,Item Name,Owner\n"
+        "A-1,,,,,Grow membership,\n"
+        "A-2,,,,,Retain members,Sam\n",
+    )
+
+    assert report.counts.skipped_untouched == 1
+    assert sorted(rejected(report)) == [3]
+
+
+# -- what the summary keeps apart ---------------------------------------------------------
+
+
+def test_rejections_with_different_fixes_are_grouped_apart() -> None:
+    content = (
+        "External ID,Status,As Of Date\n"
+        "A-1,Cancelled,2026-11-30\nA-2,Done,2026-11-30\nA-3,Done,2026-11-29\n"
+    )
+    validator = Validator(UpdateKind.PROGRESS)
+    summary = RejectionSummary()
+    for result in validator.validate(open_records(io.BytesIO(content.encode()), "s.csv").records):
+        assert isinstance(result, RejectedRow)
+        summary.add(result)
+
+    groups = {(group.hint.split(";")[0], group.rows) for group in summary.ordered()}
+    assert groups == {
+        ("AchieveIt spells it 'Canceled' (one l)", 1),
+        ("did you mean 'Achieved'?", 2),
+    }
+
+
+def test_a_json_object_naming_a_field_twice_is_not_misquoted() -> None:
+    content = b'[{"externalId": "A-1", "externalId": "B-2", "asOfDate": "2026-11-30"}]'
+    [result] = Validator(UpdateKind.METRIC).validate(
+        open_records(io.BytesIO(content), "twice.json").records
+    )
+
+    assert isinstance(result, RejectedRow)
+    [problem] = result.problems
+    assert problem.value == ""  # not the parsed object, which holds only B-2
+    assert "'externalId' more than once" in problem.reason
+
+
+def test_valid_rows_still_go_through_beside_every_new_rule() -> None:
+    report = validated(
+        "mixed.csv",
+        "External ID,Metric Value,As Of Date\nA-1,1e999999999999999999999,2026-11-30\n"
+        "A-2,2.5,0026-11-30\nA-3,2.5,2026-11-30\n",
+        UpdateKind.METRIC,
+    )
+    assert report.counts.valid == 1
+    assert report.counts.rejected == 2
