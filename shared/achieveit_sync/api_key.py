@@ -8,6 +8,7 @@ when the API answers 401, so a rotated key works without a redeploy.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import TYPE_CHECKING, Any, Protocol
@@ -58,6 +59,13 @@ class ApiKey:
     def reveal(self) -> str:
         """The key itself. Only the HTTP boundary calls this."""
         return self._value
+
+    def fingerprint(self) -> str:
+        """Which key this is, without being it: a SHA-256 digest, so that progress recorded
+        for one organisation's key is never taken for another's."""
+        return hashlib.sha256(
+            b"achieveit-sync key fingerprint\n" + self._value.encode()
+        ).hexdigest()[:16]
 
     def scrub(self, text: str) -> str:
         """``text`` with the key blanked wherever it appears: as is, JSON-escaped (``\\/``,
@@ -144,6 +152,7 @@ class SecretsManagerApiKey:
         *,
         max_age_seconds: int = 300,
         secrets_client: SecretsManagerClient | None = None,
+        region: str | None = None,
     ) -> None:
         if not secret_id:
             raise ConfigurationError("the API key secret id is empty")
@@ -153,6 +162,10 @@ class SecretsManagerApiKey:
 
         self._secret_id = secret_id
         self._max_age_seconds = max_age_seconds
+        if secrets_client is None and region is not None:
+            import boto3
+
+            secrets_client = boto3.client("secretsmanager", region_name=region)
         self._provider = SecretsProvider(boto3_client=secrets_client)
         self._last_key: ApiKey | None = None
         self._unusable = False
@@ -228,5 +241,7 @@ def provider_for(settings: ApiKeySettings) -> ApiKeyProvider:
     if settings.key is not None:
         return StaticApiKey(settings.key)
     if settings.secret_id:
-        return SecretsManagerApiKey(settings.secret_id, max_age_seconds=settings.max_age_seconds)
+        return SecretsManagerApiKey(
+            settings.secret_id, max_age_seconds=settings.max_age_seconds, region=settings.region
+        )
     raise ConfigurationError("no API key: neither a key nor a secret is configured")

@@ -16,12 +16,14 @@ do (``ACHIEVEIT_SYNC_DEBUG=1`` shows the trace, for a bug report).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -96,6 +98,12 @@ class _OneLineFormatter(logging.Formatter):
             if getattr(record, name, None) not in (None, "")
         )
         text = f"achieveit-sync: {record.getMessage()}" + (f" ({details})" if details else "")
+        if debug_requested():  # where it came from, for a bug report
+            trace = getattr(record, "traceback", None) or (
+                self.formatException(record.exc_info) if record.exc_info else ""
+            )
+            if trace:
+                return _safe(f"{text}\n{trace}", limit=50_000)
         return _safe(text)
 
 
@@ -177,15 +185,15 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:  # noqa: PLR0911 - 
     )
 
 
-def _safe(text: str) -> str:
+def _safe(text: str, limit: int = 2000) -> str:
     """``text`` without the key from ACHIEVEIT_API_KEY, in any form it could take."""
     from achieveit_sync.api_key import ApiKey
 
     key = api_key_as_set()
     try:
-        return ApiKey(key).scrub(text)[:2000] if key else text[:2000]
+        return ApiKey(key).scrub(text)[:limit] if key else text[:limit]
     except ConfigurationError:  # not a usable key: blank it as written
-        return (text.replace(key, "********") if len(key) >= 8 else text)[:2000]
+        return (text.replace(key, "********") if len(key) >= 8 else text)[:limit]
 
 
 # -- the parser ---------------------------------------------------------------------------
@@ -431,17 +439,12 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
     rejected_out: Path | None = args.rejected_out
     if rejected_out is not None:
         _check_rejected_out(rejected_out, path)
-    stat = path.stat()
-    client = _client_from_env() if send else None
     source = FileSource(
         name=path.name,
         display_name=str(path),
         open=lambda: path.open("rb"),
         kind=UpdateKind(args.kind) if args.kind else None,
         kind_reason=f"--kind {args.kind}" if args.kind else None,
-        # This content, sent to this organisation: what progress on disk belongs to.
-        file_id=f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|"
-        + (client.base_url if client is not None else ""),
     )
     bounds = cli_settings.bounds
     options = IngestOptions(
@@ -450,7 +453,16 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
         max_rows=bounds.max_rows,
         limits=ReadLimits(max_lines=bounds.max_lines, max_bytes=bounds.max_bytes),
     )
-    checkpoints = _checkpoints(args, source.file_id, cli_settings) if client is not None else None
+    client = _client_from_env() if send else None
+    sending: _Sending | None = None
+    if client is not None:
+        try:
+            sending = _Sending.prepare(args, path, client.destination(), cli_settings)
+        except BaseException:
+            client.close()
+            raise
+        # This content, sent to this organisation with this key: what progress belongs to.
+        source = replace(source, file_id=sending.file_id)
     progress = _PublishProgress(sys.stderr) if client is not None else None
     with tempfile.TemporaryFile() as rejected:
         try:
@@ -458,7 +470,7 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
                 source,
                 client=client,
                 rejected_sink=rejected if rejected_out is not None else None,
-                checkpoints=checkpoints,
+                checkpoints=sending.checkpoints if sending is not None else None,
                 options=options,
                 on_progress=progress.update if progress else None,
             )
@@ -467,22 +479,113 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
                 progress.clear()
             if client is not None:
                 client.close()
+        if sending is not None:
+            sending.remember(report)
         if rejected_out is not None and report.counts.rejected:
             rejected.seek(0)
             _write_rejected(rejected, rejected_out)
-    nothing_new = client is not None and report.rows_settled_this_run == 0
-    if nothing_new and report.counts.valid and report.status in _FINISHED:
-        report.warnings.append(
-            "every valid row was answered by an earlier run of this command: nothing was "
-            "sent now (--restart sends the file again)"
-        )
     if args.output_format == "json":
         sys.stdout.write(report.to_json().decode() + "\n")
     else:
-        sys.stdout.write(_text_report(report, rejected_out))
+        settled_earlier = (
+            sending is not None
+            and report.rows_settled_this_run == 0
+            and report.counts.valid > 0
+            and report.status in _FINISHED
+        )
+        sys.stdout.write(_text_report(report, rejected_out, settled_earlier=settled_earlier))
         if getattr(args, "dry_run", False) and report.counts.valid and not report.file_error:
             sys.stdout.write(_dry_run_text(source, options))
     return _exit_code(report)
+
+
+@dataclass
+class _Sending:
+    """What ``publish`` keeps on disk about a file it sends: its progress (to resume), and
+    which content it last published from the path (to ask before sending an edited file)."""
+
+    path: Path
+    destination: str
+    content_sha256: str
+    checkpoints: Any
+    published: Any
+
+    @property
+    def file_id(self) -> str:
+        return f"{self.content_sha256}|{self.destination}"
+
+    @classmethod
+    def prepare(
+        cls, args: argparse.Namespace, path: Path, destination: str, settings: CliSettings
+    ) -> _Sending:
+        from achieveit_sync.ingest.checkpoints import FileCheckpoints, PublishedPaths
+
+        state_dir = _usable_state_dir(args.state_dir or settings.state_dir, args.state_dir)
+        sending = cls(
+            path=path,
+            destination=destination,
+            content_sha256=_content_sha256(path),
+            checkpoints=FileCheckpoints(state_dir / "checkpoints"),
+            published=PublishedPaths(state_dir / "published"),
+        )
+        earlier = sending.published.earlier(path, destination)
+        if args.restart:
+            sending.checkpoints.forget(sending.file_id)
+        elif earlier is not None and earlier.content_sha256 != sending.content_sha256:
+            raise ConfigurationError(
+                f"{path} has changed since {plural(earlier.rows_published, 'row')} of it "
+                f"{'was' if earlier.rows_published == 1 else 'were'} published on "
+                f"{earlier.published_at}: publishing it again sends every valid row again, "
+                "and AchieveIt may record each twice. To send only fixed rows, publish the "
+                "file --rejected-out wrote; to send this whole file again, add --restart"
+            )
+        return sending
+
+    def remember(self, report: FileReport) -> None:
+        """Once anything of this content was settled: this path last published it."""
+        from achieveit_sync.ingest.checkpoints import EarlierPublish
+
+        if report.rows_settled_this_run == 0:
+            return
+        try:
+            self.published.record(
+                self.path,
+                self.destination,
+                EarlierPublish(
+                    content_sha256=self.content_sha256,
+                    published_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                    rows_published=report.counts.published,
+                ),
+            )
+        except OSError as exc:  # the rows were sent; only the guard for next time is lost
+            report.warnings.append(
+                f"could not record that this file was published ({exc.strerror or exc}); "
+                "a changed copy at this path will not be asked about"
+            )
+
+
+def _usable_state_dir(state_dir: Path, given: Path | None) -> Path:
+    """The folder progress is recorded in, created if missing; refused before anything is
+    sent, since a run that cannot record progress cannot resume without sending twice."""
+    named = "--state-dir" if given is not None else "ACHIEVEIT_SYNC_STATE_DIR"
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=state_dir, prefix=".probe-")  # noqa: SIM115
+        probe.close()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{named} {state_dir} cannot hold the record of what was sent "
+            f"({exc.strerror or exc}); give a writable folder"
+        ) from None
+    return state_dir
+
+
+def _content_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _check_input(path: Path) -> None:
@@ -524,15 +627,6 @@ def _write_rejected(rows: IO[bytes], target: Path) -> None:
         ) from None
 
 
-def _checkpoints(args: argparse.Namespace, file_id: str, settings: CliSettings) -> Any:
-    from achieveit_sync.ingest.checkpoints import FileCheckpoints
-
-    store = FileCheckpoints((args.state_dir or settings.state_dir) / "checkpoints")
-    if args.restart:
-        store.forget(file_id)
-    return store
-
-
 def _exit_code(report: FileReport) -> int:
     if report.stop_reason is StopReason.API_REFUSED:
         return EXIT_USAGE  # the key, the service account's access or the base URL
@@ -553,9 +647,17 @@ def _client_from_env() -> Any:
     return AchieveItClient(ClientSettings.from_env(), provider_for(ApiKeySettings.from_env()))
 
 
-def _text_report(report: FileReport, rejected_out: Path | None) -> str:
+def _text_report(
+    report: FileReport, rejected_out: Path | None, *, settled_earlier: bool = False
+) -> str:
     counts = report.counts
-    lines = [f"{report.source['name']}: {report.headline()}"]
+    headline = report.headline()
+    if settled_earlier:
+        headline = (
+            f"nothing sent now: an earlier run of this command sent this file ({headline}); "
+            "--restart sends it again"
+        )
+    lines = [f"{report.source['name']}: {headline}"]
     if report.file_error:
         where = [
             f"line {report.file_error['line']}" if report.file_error.get("line") else "",

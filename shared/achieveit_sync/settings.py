@@ -130,10 +130,16 @@ VARIABLES: tuple[Variable, ...] = (
         f"Powertools (set by the template; the namespace defaults to {DEFAULT_NAMESPACE})",
     ),
     Variable(
+        ("AWS_REGION", "AWS_DEFAULT_REGION"),
+        "CLI",
+        "the region of the secret (its ARN's, when it is an ARN), the buckets and the stack "
+        "(else the profile's)",
+    ),
+    Variable(
         ("ACHIEVEIT_SYNC_STATE_DIR",),
         "CLI",
-        "where `publish` records its progress (`$XDG_STATE_HOME/achieveit-sync`, else "
-        "`~/.local/state/achieveit-sync`)",
+        "where `publish` records its progress and which content it published from each "
+        "path (`$XDG_STATE_HOME/achieveit-sync`, else `~/.local/state/achieveit-sync`)",
     ),
     Variable(
         ("ACHIEVEIT_SYNC_DEBUG",),
@@ -289,6 +295,9 @@ class ApiKeySettings:
     key: ApiKey | None = None
     secret_id: str | None = None
     max_age_seconds: int = 300
+    region: str | None = None
+    """The secret's region: the one its ARN names, else ``AWS_REGION`` (boto3 itself reads
+    only ``AWS_DEFAULT_REGION``), else boto3's own choice (the profile)."""
 
     @classmethod
     def from_env(
@@ -300,17 +309,42 @@ class ApiKeySettings:
         env = environment(environ)
         max_age = whole_number(env, ENV_SECRET_MAX_AGE, 300, minimum=0, unit="seconds")
         if secret_only:
-            return cls(secret_id=required(env, ENV_API_KEY_SECRET), max_age_seconds=max_age)
+            secret_id = required(env, ENV_API_KEY_SECRET)
+            return cls(
+                secret_id=secret_id,
+                max_age_seconds=max_age,
+                region=_secret_region(secret_id) or aws_region(env),
+            )
         key = text(env, ENV_API_KEY)
         if key:
             return cls(key=ApiKey(key), max_age_seconds=max_age)
         secret_id = text(env, ENV_API_KEY_SECRET)
         if secret_id:
-            return cls(secret_id=secret_id, max_age_seconds=max_age)
+            return cls(
+                secret_id=secret_id,
+                max_age_seconds=max_age,
+                region=_secret_region(secret_id) or aws_region(env),
+            )
         raise ConfigurationError(
             f"no API key: set {ENV_API_KEY} to the key, or {ENV_API_KEY_SECRET} to the "
             "Secrets Manager secret that holds it"
         )
+
+
+def aws_region(environ: Mapping[str, str] | None = None) -> str | None:
+    """``AWS_REGION`` (what Lambda, the AWS CLI and the SDKs of other languages read), else
+    ``AWS_DEFAULT_REGION``; ``None`` leaves the choice to boto3 (the profile's region)."""
+    env = environment(environ)
+    return text(env, "AWS_REGION") or text(env, "AWS_DEFAULT_REGION") or None
+
+
+def _secret_region(secret_id: str) -> str | None:
+    """The region an ARN names (``arn:aws:secretsmanager:eu-west-2:...``); a secret's name
+    alone names none."""
+    parts = secret_id.split(":")
+    if len(parts) >= 7 and parts[0] == "arn" and parts[2] == "secretsmanager" and parts[3]:
+        return parts[3]
+    return None
 
 
 @dataclass(frozen=True)

@@ -77,3 +77,31 @@ def test_the_templates_placeholder_is_explained_not_sent(secrets: SecretsManager
 
     with pytest.raises(ConfigurationError, match="put-secret-value --secret-id"):
         SecretsManagerApiKey(SECRET, secrets_client=secrets).current()
+
+
+def test_the_secret_is_read_in_the_region_its_arn_names_or_aws_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """boto3 reads only AWS_DEFAULT_REGION; people (and Lambda) set AWS_REGION, and an ARN
+    names its own region."""
+    import boto3
+    from achieveit_sync.api_key import provider_for
+    from achieveit_sync.settings import ApiKeySettings
+    from moto import mock_aws
+
+    with mock_aws():
+        london = boto3.client("secretsmanager", region_name="eu-west-2")
+        arn = london.create_secret(Name="achieveit/api-key", SecretString=RECOGNISABLE_KEY)["ARN"]
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.delenv("AWS_REGION", raising=False)
+        monkeypatch.delenv("ACHIEVEIT_API_KEY", raising=False)
+
+        monkeypatch.setenv("ACHIEVEIT_API_KEY_SECRET", arn)
+        by_arn = provider_for(ApiKeySettings.from_env()).current()
+
+        monkeypatch.setenv("ACHIEVEIT_API_KEY_SECRET", "achieveit/api-key")
+        monkeypatch.setenv("AWS_REGION", "eu-west-2")
+        by_name = provider_for(ApiKeySettings.from_env()).current()
+
+    assert by_arn.reveal() == RECOGNISABLE_KEY
+    assert by_name.reveal() == RECOGNISABLE_KEY

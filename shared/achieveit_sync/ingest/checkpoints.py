@@ -182,6 +182,59 @@ class FileCheckpoints:
             path.unlink()
 
 
+@dataclass(frozen=True)
+class EarlierPublish:
+    """What the command line last published from one path to one destination."""
+
+    content_sha256: str
+    published_at: str
+    rows_published: int
+
+
+class PublishedPaths:
+    """Which content the command line last published from each path, to each destination
+    (base URL and key). A file edited in place and published again would send its rows a
+    second time, and AchieveIt may record each twice: ``publish`` asks first.
+
+    One small JSON file per (path, destination), named by a digest of both; the key itself
+    is never written (only its fingerprint, inside the digest)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _entry(self, path: Path, destination: str) -> Path:
+        name = f"{path.resolve()}|{destination}".encode("utf-8", "surrogatepass")
+        return self.root / f"{hashlib.sha256(name).hexdigest()[:32]}.json"
+
+    def earlier(self, path: Path, destination: str) -> EarlierPublish | None:
+        try:
+            document = json.loads(self._entry(path, destination).read_text("utf-8"))
+            return EarlierPublish(
+                content_sha256=str(document["contentSha256"]),
+                published_at=str(document["publishedAt"]),
+                rows_published=int(document["rowsPublished"]),
+            )
+        except (OSError, ValueError, KeyError, TypeError):  # none, or unreadable: no guard
+            return None
+
+    def record(self, path: Path, destination: str, earlier: EarlierPublish) -> None:
+        entry = self._entry(path, destination)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        partial = entry.with_suffix(".partial")
+        partial.write_text(
+            json.dumps(
+                {
+                    "path": str(path.resolve()),
+                    "contentSha256": earlier.content_sha256,
+                    "publishedAt": earlier.published_at,
+                    "rowsPublished": earlier.rows_published,
+                }
+            ),
+            "utf-8",
+        )
+        partial.replace(entry)
+
+
 class DynamoDbCheckpoints:
     """Checkpoints in a DynamoDB table: partition key ``file`` (S), sort key ``part`` (N),
     the record as JSON in ``payload``, and ``expiresAt`` for the table's TTL."""

@@ -1,0 +1,67 @@
+"""How the command line shows the package's log records: one line, unless a bug report
+needs the trace (ACHIEVEIT_SYNC_DEBUG), and never the key."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import pytest
+from achieveit_sync.cli import _OneLineFormatter
+
+from tests.conftest import RECOGNISABLE_KEY
+
+
+def _fail() -> None:
+    raise RuntimeError(f"boom near {RECOGNISABLE_KEY}")
+
+
+def _record_of_a_failure() -> logging.LogRecord:
+    try:
+        _fail()
+    except RuntimeError:
+        exc_info = sys.exc_info()
+    return logging.LogRecord(
+        "achieveit_sync.backup.run",
+        logging.ERROR,
+        __file__,
+        1,
+        "plan backup failed unexpectedly",
+        None,
+        exc_info,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _the_key_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACHIEVEIT_API_KEY", RECOGNISABLE_KEY)
+
+
+def test_a_failure_is_one_line_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ACHIEVEIT_SYNC_DEBUG", raising=False)
+
+    text = _OneLineFormatter().format(_record_of_a_failure())
+
+    assert text == "achieveit-sync: plan backup failed unexpectedly"
+
+
+def test_debug_shows_where_a_failure_came_from_without_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACHIEVEIT_SYNC_DEBUG", "1")
+
+    text = _OneLineFormatter().format(_record_of_a_failure())
+
+    assert "Traceback (most recent call last)" in text
+    assert "RuntimeError: boom near" in text
+    assert RECOGNISABLE_KEY not in text
+
+
+def test_debug_shows_a_trace_a_record_carries_as_a_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACHIEVEIT_SYNC_DEBUG", "1")
+    record = logging.LogRecord(
+        "achieveit_sync.ingest.pipeline", logging.ERROR, __file__, 1, "unexpected", None, None
+    )
+    record.traceback = "Traceback (most recent call last):\n  File x\nValueError: y"
+
+    assert _OneLineFormatter().format(record).endswith("ValueError: y")
