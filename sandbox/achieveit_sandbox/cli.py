@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         faults=faults,
     )
     stop = threading.Event()
+    _quiet_client_disconnects()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -133,9 +134,24 @@ def run(args: argparse.Namespace) -> int:
         stop.wait()
     if own_folder is not None:  # a CA of its own making: nothing is left behind
         shutil.rmtree(own_folder, ignore_errors=True)
+    requests, updates = len(server.recorded_requests()), len(server.stored_updates())
     print(
-        f"sandbox stopped after {len(server.recorded_requests())} requests, "
-        f"{len(server.stored_updates())} updates stored",
+        f"sandbox stopped after {requests} request{'' if requests == 1 else 's'}, "
+        f"{updates} update{'' if updates == 1 else 's'} stored",
         file=sys.stderr,
     )
     return 0
+
+
+def _quiet_client_disconnects() -> None:
+    """A client that goes away mid-answer (Ctrl-C on a publish) is normal for a sandbox;
+    aiohttp logs it as an error with a stack trace, which reads like the sandbox broke."""
+    import asyncio
+    import logging
+
+    def keep(record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, ConnectionError | asyncio.CancelledError)
+
+    for name in ("aiohttp.server", "aiohttp.access", "aiohttp.web"):
+        logging.getLogger(name).addFilter(keep)

@@ -39,6 +39,8 @@ EXIT_DATA = 1
 EXIT_USAGE = 2
 EXIT_SERVICE = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+"""128 + the signal's number, as shells report a process a signal stopped."""
 
 _FINISHED = (
     FileStatus.COMPLETED,
@@ -71,17 +73,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _show_warnings_on_stderr()
+    restore_sigterm = _stop_on_sigterm()
     try:
         return command(args)
-    except KeyboardInterrupt:
-        print("\nachieveit-sync: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, _TerminatedError)
+        print(
+            f"\nachieveit-sync: {'terminated' if terminated else 'interrupted'}"
+            + _AFTER_A_STOP.get(args.command, ""),
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except Exception as exc:
         if debug_requested():
             raise
         message, code = describe_failure(exc)
         print(f"achieveit-sync: {message}", file=sys.stderr)
         return code
+    finally:
+        restore_sigterm()
+
+
+_AFTER_A_STOP = {
+    "publish": "; run the same command again to resume: rows AchieveIt answered are not sent "
+    "again, and rows sent without an answer are reported as 'may have been applied'",
+    "export": "; run the same command again: plans already backed up are kept",
+}
+
+
+class _TerminatedError(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``timeout``, ``docker stop``): stops a command as Ctrl-C does,
+    so that what it recorded stays consistent and it says how to resume."""
+
+
+def _stop_on_sigterm() -> Callable[[], None]:
+    """Turn SIGTERM into ``_TerminatedError`` while a command runs; returns the undo."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def terminate(signum: int, frame: object) -> None:
+        raise _TerminatedError
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 _LOG_DETAILS = ("operation", "status", "reason", "attempt", "wait_seconds", "plan", "error")
@@ -250,6 +291,13 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=("json", "csv"),
         default="json",
         help="request body format (default json)",
+    )
+    publish.add_argument(
+        "--ambiguous-out",
+        type=Path,
+        metavar="PATH",
+        help="write the rows that may have been applied (sent, no answer) here, in the file's "
+        "own format: check each in AchieveIt before sending any of them again",
     )
     publish.add_argument(
         "--restart",
@@ -429,30 +477,13 @@ def _run_publish(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace, *, send: bool) -> int:
-    from achieveit_sync.ingest.pipeline import FileSource, IngestOptions, ingest_file
-    from achieveit_sync.ingest.reading import ReadLimits
-    from achieveit_sync.updates import BodyFormat, UpdateKind
+    from achieveit_sync.ingest.pipeline import ingest_file
 
     cli_settings = CliSettings.from_env()
     path: Path = args.file
     _check_input(path)
-    rejected_out: Path | None = args.rejected_out
-    if rejected_out is not None:
-        _check_rejected_out(rejected_out, path)
-    source = FileSource(
-        name=path.name,
-        display_name=str(path),
-        open=lambda: path.open("rb"),
-        kind=UpdateKind(args.kind) if args.kind else None,
-        kind_reason=f"--kind {args.kind}" if args.kind else None,
-    )
-    bounds = cli_settings.bounds
-    options = IngestOptions(
-        batch_size=getattr(args, "batch_size", 500),
-        body_format=BodyFormat(getattr(args, "body_format", "json")),
-        max_rows=bounds.max_rows,
-        limits=ReadLimits(max_lines=bounds.max_lines, max_bytes=bounds.max_bytes),
-    )
+    outputs = _RowFiles.checked(args, path)
+    source, options = _source_and_options(args, path, cli_settings)
     client = _client_from_env() if send else None
     sending: _Sending | None = None
     if client is not None:
@@ -464,12 +495,13 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
         # This content, sent to this organisation with this key: what progress belongs to.
         source = replace(source, file_id=sending.file_id)
     progress = _PublishProgress(sys.stderr) if client is not None else None
-    with tempfile.TemporaryFile() as rejected:
+    with tempfile.TemporaryFile() as rejected, tempfile.TemporaryFile() as ambiguous:
         try:
             report = ingest_file(
                 source,
                 client=client,
-                rejected_sink=rejected if rejected_out is not None else None,
+                rejected_sink=rejected if outputs.rejected is not None else None,
+                ambiguous_sink=ambiguous if outputs.ambiguous is not None else None,
                 checkpoints=sending.checkpoints if sending is not None else None,
                 options=options,
                 on_progress=progress.update if progress else None,
@@ -481,22 +513,74 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
                 client.close()
         if sending is not None:
             sending.remember(report)
-        if rejected_out is not None and report.counts.rejected:
-            rejected.seek(0)
-            _write_rejected(rejected, rejected_out)
+        outputs.write(report, rejected, ambiguous)
     if args.output_format == "json":
         sys.stdout.write(report.to_json().decode() + "\n")
-    else:
-        settled_earlier = (
-            sending is not None
-            and report.rows_settled_this_run == 0
-            and report.counts.valid > 0
-            and report.status in _FINISHED
-        )
-        sys.stdout.write(_text_report(report, rejected_out, settled_earlier=settled_earlier))
-        if getattr(args, "dry_run", False) and report.counts.valid and not report.file_error:
-            sys.stdout.write(_dry_run_text(source, options))
+        return _exit_code(report)
+    settled_earlier = (
+        sending is not None
+        and report.rows_settled_this_run == 0
+        and report.counts.valid > 0
+        and report.status in _FINISHED
+    )
+    sys.stdout.write(
+        _text_report(report, outputs.rejected, outputs.ambiguous, settled_earlier=settled_earlier)
+    )
+    if getattr(args, "dry_run", False) and report.counts.valid and not report.file_error:
+        sys.stdout.write(_dry_run_text(source, options))
     return _exit_code(report)
+
+
+def _source_and_options(
+    args: argparse.Namespace, path: Path, settings: CliSettings
+) -> tuple[Any, Any]:
+    from achieveit_sync.ingest.pipeline import FileSource, IngestOptions
+    from achieveit_sync.ingest.reading import ReadLimits
+    from achieveit_sync.updates import BodyFormat, UpdateKind
+
+    source = FileSource(
+        name=path.name,
+        display_name=str(path),
+        open=lambda: path.open("rb"),
+        kind=UpdateKind(args.kind) if args.kind else None,
+        kind_reason=f"--kind {args.kind}" if args.kind else None,
+    )
+    bounds = settings.bounds
+    options = IngestOptions(
+        batch_size=getattr(args, "batch_size", 500),
+        body_format=BodyFormat(getattr(args, "body_format", "json")),
+        max_rows=bounds.max_rows,
+        limits=ReadLimits(max_lines=bounds.max_lines, max_bytes=bounds.max_bytes),
+    )
+    return source, options
+
+
+@dataclass(frozen=True)
+class _RowFiles:
+    """Where ``--rejected-out`` and ``--ambiguous-out`` write their rows, checked up front."""
+
+    rejected: Path | None
+    ambiguous: Path | None
+
+    @classmethod
+    def checked(cls, args: argparse.Namespace, source: Path) -> _RowFiles:
+        files = cls(args.rejected_out, getattr(args, "ambiguous_out", None))
+        for option, target in (
+            ("--rejected-out", files.rejected),
+            ("--ambiguous-out", files.ambiguous),
+        ):
+            if target is not None:
+                _check_rows_out(option, target, source)
+        return files
+
+    def write(self, report: FileReport, rejected: IO[bytes], ambiguous: IO[bytes]) -> None:
+        for option, rows, spool, target in (
+            ("--rejected-out", report.counts.rejected, rejected, self.rejected),
+            ("--ambiguous-out", report.counts.ambiguous, ambiguous, self.ambiguous),
+        ):
+            if target is not None and rows:
+                spool.seek(0)
+                _write_rows(option, spool, target)
 
 
 @dataclass
@@ -597,19 +681,19 @@ def _check_input(path: Path) -> None:
         raise ConfigurationError(f"{path} is not a regular file (a device or a pipe?)")
 
 
-def _check_rejected_out(target: Path, source: Path) -> None:
+def _check_rows_out(option: str, target: Path, source: Path) -> None:
     if target.is_dir():
-        raise ConfigurationError(f"--rejected-out {target} is a folder; give a file name")
+        raise ConfigurationError(f"{option} {target} is a folder; give a file name")
     if target.exists() and target.resolve() == source.resolve():
         raise ConfigurationError(
-            f"--rejected-out {target} is the input file itself: writing it would destroy the "
+            f"{option} {target} is the input file itself: writing it would destroy the "
             "input; give another name"
         )
     if not target.parent.is_dir():
-        raise ConfigurationError(f"--rejected-out {target}: the folder {target.parent} is missing")
+        raise ConfigurationError(f"{option} {target}: the folder {target.parent} is missing")
 
 
-def _write_rejected(rows: IO[bytes], target: Path) -> None:
+def _write_rows(option: str, rows: IO[bytes], target: Path) -> None:
     """Into ``target`` whole or not at all: a regular file is written beside it and renamed;
     a device or pipe (``/dev/stdout``) is written to directly."""
     try:
@@ -622,8 +706,8 @@ def _write_rejected(rows: IO[bytes], target: Path) -> None:
         Path(out.name).replace(target)
     except OSError as exc:
         raise ConfigurationError(
-            f"--rejected-out {target}: the rejected rows could not be written "
-            f"({exc.strerror or exc}); nothing else was affected"
+            f"{option} {target}: the rows could not be written ({exc.strerror or exc}); "
+            "nothing else was affected"
         ) from None
 
 
@@ -647,8 +731,41 @@ def _client_from_env() -> Any:
     return AchieveItClient(ClientSettings.from_env(), provider_for(ApiKeySettings.from_env()))
 
 
+def _ambiguous_lines(report: FileReport, ambiguous_out: Path | None) -> list[str]:
+    """Rows sent without an answer, one line per request: each may have been applied."""
+    if not report.counts.ambiguous:
+        return []
+    by_request: dict[str, list[dict[str, Any]]] = {}
+    for row in report.ambiguous_rows:
+        by_request.setdefault(row["request"], []).append(row)
+    lines = [
+        f"  {plural(report.counts.ambiguous, 'row')} may have been applied (sent, but no "
+        "answer came): check each in AchieveIt before sending it again"
+    ]
+    for request, rows in by_request.items():
+        ids = ", ".join(str(row["externalId"]) for row in rows[:3])
+        more = f" and {len(rows) - 3:,} more" if len(rows) > 3 else ""
+        lines.append(
+            f"    {plural(len(rows), 'row')} sent in {request}: line {rows[0]['line']}"
+            + (f" to {rows[-1]['line']}" if len(rows) > 1 else "")
+            + f" ({ids}{more})"
+        )
+    listed = len(report.ambiguous_rows)
+    if report.counts.ambiguous > listed:
+        lines.append(f"    ... {report.counts.ambiguous - listed:,} more rows not listed here")
+    if ambiguous_out is not None:
+        lines.append(f"  those rows are written to {ambiguous_out}")
+    elif report.counts.ambiguous > listed or len(by_request) > 1:
+        lines.append("  (--ambiguous-out PATH writes every one of them)")
+    return lines
+
+
 def _text_report(
-    report: FileReport, rejected_out: Path | None, *, settled_earlier: bool = False
+    report: FileReport,
+    rejected_out: Path | None,
+    ambiguous_out: Path | None = None,
+    *,
+    settled_earlier: bool = False,
 ) -> str:
     counts = report.counts
     headline = report.headline()
@@ -695,13 +812,7 @@ def _text_report(
         lines.append(read)
     lines.extend(f"  {line}" for line in report.summary_lines()[1:])
     lines.extend(f"  warning: {warning}" for warning in report.warnings)
-    for row in report.ambiguous_rows:
-        lines.append(
-            f"  may have been applied (no answer; check it in AchieveIt): line {row['line']} "
-            f"({row['externalId']}), sent in {row['request']}"
-        )
-    if counts.ambiguous > len(report.ambiguous_rows):
-        lines.append(f"  ... {counts.ambiguous - len(report.ambiguous_rows):,} more of those")
+    lines.extend(_ambiguous_lines(report, ambiguous_out))
     if rejected_out is not None and counts.rejected:
         lines.append(
             f"  rejected rows written to {rejected_out}: fix them there, then run this "

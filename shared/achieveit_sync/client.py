@@ -730,7 +730,14 @@ def build_ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if ca_bundle:
-        context.load_verify_locations(cafile=ca_bundle)
+        try:
+            context.load_verify_locations(cafile=ca_bundle)
+        except (ssl.SSLError, OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+            raise ConfigurationError(
+                f"ACHIEVEIT_CA_BUNDLE: '{ca_bundle}' holds no certificate that can be loaded "
+                f"({reason}); give the CA certificate as PEM text (-----BEGIN CERTIFICATE-----)"
+            ) from None
     return context
 
 

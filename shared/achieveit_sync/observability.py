@@ -25,14 +25,16 @@ Handle = Callable[[Mapping[str, Any], Any, "Metrics"], Mapping[str, Any]]
 
 
 def lambda_entry_point(
-    service: str, build: Callable[[], Handle]
+    default_service: str, build: Callable[[], Handle]
 ) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """The handler Lambda calls: logging, tracing if switched on, then the function's own
-    collaborators (``build``, once), all wrapped in Powertools' decorators."""
+    collaborators (``build``, once), all wrapped in Powertools' decorators. The service is
+    ``POWERTOOLS_SERVICE_NAME`` when set (by the template), else ``default_service``."""
     from aws_lambda_powertools import Logger, Metrics
     from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
     settings = ObservabilitySettings.from_env()
+    service = settings.service_name or default_service
     logger = Logger(service=service)
     copy_config_to_registered_loggers(source_logger=logger, include={PACKAGE_LOGGER})
     if settings.tracing:

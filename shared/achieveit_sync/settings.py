@@ -462,6 +462,9 @@ class ObservabilitySettings:
 
     metrics_namespace: str = DEFAULT_NAMESPACE
     tracing: bool = False
+    service_name: str | None = None
+    """The metrics' ``service`` dimension and the logs' ``service`` key; the template makes
+    it stack-specific (``STACK-NAME-ingest``) so that two stacks' alarms never mix."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ObservabilitySettings:
@@ -469,6 +472,7 @@ class ObservabilitySettings:
         return cls(
             metrics_namespace=text(env, "POWERTOOLS_METRICS_NAMESPACE", DEFAULT_NAMESPACE),
             tracing=flag(env, "ACHIEVEIT_TRACING"),
+            service_name=text(env, "POWERTOOLS_SERVICE_NAME") or None,
         )
 
 

@@ -242,7 +242,9 @@ def run(args: argparse.Namespace, *, out: IO[str] = sys.stdout) -> int:
     import boto3
     from botocore.config import Config
 
-    session = boto3.session.Session(region_name=args.region)
+    from achieveit_sync.settings import aws_region
+
+    session = boto3.session.Session(region_name=args.region or aws_region())
     resources = _resources_from(args, session)
     # One attempt, and long enough for a whole backup: a retried invoke would back up again.
     invoke_config = Config(read_timeout=910, connect_timeout=10, retries={"max_attempts": 1})

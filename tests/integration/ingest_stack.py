@@ -205,12 +205,14 @@ class IngestStack:
         body = self.s3.get_object(Bucket=BUCKET, Key=f"reports/{key}.json")["Body"].read()
         return json.loads(body)  # type: ignore[no-any-return]
 
+    def raw(self, key: str) -> bytes:
+        """An object's bytes (gzip-compressed outputs, under a ``.gz`` key, decompressed)."""
+        body: bytes = self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        return gzip.decompress(body) if key.endswith(".gz") else body
+
     def text(self, key: str) -> str:
-        """An object's text (gzip-compressed outputs, under a ``.gz`` key, decompressed)."""
-        body = self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-        if key.endswith(".gz"):
-            body = gzip.decompress(body)
-        return str(body.decode("utf-8"))
+        """An object's text, as UTF-8."""
+        return self.raw(key).decode("utf-8")
 
     def keys(self, prefix: str = "") -> list[str]:
         listing = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)

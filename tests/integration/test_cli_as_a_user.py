@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,12 @@ def test_version_and_help_say_what_each_command_does_with_an_example_and_exit_co
         (["validate", "{good}", "--rejected-out", "{good}"], {}, 2, "the input file itself"),
         (["validate", "{good}", "--rejected-out", "{tmp}"], {}, 2, "is a folder"),
         (["publish", "{good}", "--batch-size", "0"], {}, 2, "must be at least 1"),
+        (
+            ["publish", "{good}"],
+            {"ACHIEVEIT_API_KEY": "k" * 20, "ACHIEVEIT_CA_BUNDLE": "{good}"},
+            2,
+            "holds no certificate that can be loaded",
+        ),
     ],
 )
 def test_every_error_is_one_line_with_its_exit_code(
@@ -99,7 +106,7 @@ def test_every_error_is_one_line_with_its_exit_code(
     good = tmp_path / "good.csv"
     good.write_text("External ID,Status,As Of Date\nPX-1.3,On Track,2026-11-01\n")
     argv = [a.format(tmp=tmp_path, good=good) for a in args]
-    result = run(*argv, env=env)
+    result = run(*argv, env={name: v.format(tmp=tmp_path, good=good) for name, v in env.items()})
 
     no_trace(result)
     assert result.returncode == code, result.stdout + result.stderr
@@ -333,3 +340,69 @@ def test_the_sandbox_lists_its_plans_without_starting() -> None:
     assert result.returncode == 0
     assert "PX-2027\t" in result.stdout
     assert "BIG\tGenerated plan BIG\t1,500 items" in result.stdout
+
+
+# -- stopping and resuming -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("signal_number", "code", "said"),
+    [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")],
+)
+def test_a_publish_stopped_mid_request_says_how_to_resume_and_resumes(
+    sandbox: SandboxServer, tmp_path: Path, signal_number: int, code: int, said: str
+) -> None:
+    import time
+
+    from achieveit_sandbox.faults import Fault, FaultPlan
+
+    rows = ["PX-1.1", "PX-1.2", "PX-1.3"]
+    path = tmp_path / "kpis.csv"
+    path.write_text(
+        "External ID,Status,Metric Value,As Of Date\n"
+        + "".join(f"{external_id},On Track,1,2026-11-01\n" for external_id in rows)
+    )
+    env = {**os.environ, **sandbox_env(sandbox), "ACHIEVEIT_SYNC_STATE_DIR": str(tmp_path / "s")}
+    env.pop("ACHIEVEIT_SYNC_DEBUG", None)
+    # The second request is processed, then its answer is held back: the command is
+    # stopped while it waits, as a person pressing Ctrl-C (or a scheduler's SIGTERM) would.
+    sandbox.set_faults(FaultPlan(on_requests={2: Fault.SLOW}, slow_seconds=10))
+    command = [CLI, "publish", "--batch-size", "1", str(path)]
+    running = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(sandbox.recorded_requests()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting for the request to arrive, not measuring time
+        running.send_signal(signal_number)
+        out, err = running.communicate(timeout=60)
+    finally:
+        running.kill()
+
+    assert running.returncode == code, err
+    assert f"achieveit-sync: {said}; run the same command again to resume" in err
+    assert "Traceback" not in err + out
+
+    sandbox.set_faults(FaultPlan())
+    check_these = tmp_path / "check-these.csv"
+    again = subprocess.run(
+        [*command, "--ambiguous-out", str(check_these)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert again.returncode == 1, again.stdout + again.stderr  # one row may have been applied
+    assert "1 row may have been applied" in again.stdout
+    assert (
+        "1 row sent in kpis.csv.part-0002.json (interrupted: no answer was recorded): "
+        "line 3 (PX-1.2)" in again.stdout
+    )
+    stored = [update.external_id for update in sandbox.stored_updates()]
+    assert stored == rows  # each once: the held-back row was not sent again
+    listed = check_these.read_text().splitlines()
+    assert listed[0] == "External ID,Status,Metric Value,As Of Date,Error"
+    assert [line.split(",")[0] for line in listed[1:]] == ["PX-1.2"]

@@ -119,3 +119,32 @@ def test_a_rejected_file_dropped_back_unfixed_keeps_one_error_column(
     assert twice.splitlines()[0] == once.splitlines()[0] == "External ID,Status,As Of Date,Error"
     assert len(twice.splitlines()) == len(once.splitlines())
     assert stack.report("incoming/progress/again-2.csv")["warnings"] == []
+
+
+@pytest.mark.parametrize(
+    ("encoding", "mark"),
+    [("utf-8-sig", b"\xef\xbb\xbf"), ("utf-16", b"\xff\xfe")],
+    ids=["excel-utf8", "excel-unicode-text"],
+)
+def test_a_rejected_csv_keeps_the_encoding_excel_saved_it_in(
+    sandbox: SandboxServer, encoding: str, mark: bytes
+) -> None:
+    """Excel opens a UTF-8 file without a byte-order mark as Windows-1252: 'Café' would come
+    back as 'CafÃ©', and a fixed file saved from that would send the wrong comment."""
+    stack = IngestStack(sandbox)
+    text = "External ID,Status,As Of Date,Comment\nPX-1.3,Sideways,2026-11-01,Café crème\n"
+    stack.drop("incoming/progress/excel.csv", text.encode(encoding))
+    stack.deliver()
+
+    rejected = stack.raw("rejected/incoming/progress/excel.csv")
+
+    assert rejected.startswith(mark)
+    assert "Café crème" in rejected.decode(encoding)
+
+    stack.drop(
+        "incoming/progress/excel-fixed.csv", fixed(rejected.decode(encoding)).encode(encoding)
+    )
+    stack.deliver()
+    report = stack.report("incoming/progress/excel-fixed.csv")
+    assert report["counts"]["published"] == 1
+    assert sandbox.stored_updates()[-1].comment == "Café crème"

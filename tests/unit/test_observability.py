@@ -48,3 +48,34 @@ def test_the_xray_sdk_is_loaded_only_when_tracing_is_switched_on(
     )
 
     assert result.stdout.split() == [xray_loaded]
+
+
+def test_the_template_s_service_name_names_the_metrics_and_the_logs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two stacks in one account must not share metric dimensions, or dev trips prod's
+    alarms: the service comes from POWERTOOLS_SERVICE_NAME, which the template sets."""
+    import json
+
+    from achieveit_sync.observability import lambda_entry_point
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "dev-stack-ingest")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "AchieveItSync")
+
+    def handle(event: object, context: object, metrics: object) -> dict[str, str]:
+        metrics.add_metric("FilesHandled", MetricUnit.Count, 1)  # type: ignore[attr-defined]
+        return {}
+
+    class Context:
+        function_name = "fn"
+        memory_limit_in_mb = 512
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fn"
+        aws_request_id = "r-1"
+
+    lambda_entry_point("achieveit-sync-ingest", lambda: handle)({}, Context())
+
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    emf = [d for d in documents if "_aws" in d and "FilesHandled" in d]
+    assert emf
+    assert emf[0]["service"] == "dev-stack-ingest"

@@ -133,6 +133,8 @@ class FileOutputs:
     def _write_lists(self, report: FileReport) -> None:
         """The rejected and ambiguous rows, next to the file (gzip if the source was)."""
         content_type = _CONTENT_TYPES[FileFormat(report.file_format or "csv")]
+        if report.file_format == FileFormat.CSV and (report.encoding or "").startswith("UTF-16"):
+            content_type = "text/csv; charset=utf-16"  # written as it came (with its mark)
         for name, prefix, rows, spool in (
             ("rejected", REJECTED_PREFIX, report.counts.rejected, self.rejected),
             ("ambiguous", AMBIGUOUS_PREFIX, report.counts.ambiguous, self.ambiguous),

@@ -427,7 +427,7 @@ class _RowLists:
     ) -> None:
         self._report = report
         self._writers = {
-            name: RejectedRowsWriter(sink, stream.file_format, stream.dialect)
+            name: RejectedRowsWriter(sink, stream.file_format, stream.dialect, stream.encoding)
             for name, sink in (("rejected", rejected_sink), ("ambiguous", ambiguous_sink))
             if sink is not None
         }

@@ -127,7 +127,12 @@ class PartPublisher:
         except ConfigurationError as exc:
             # No usable API key: raised before the request was written, so nothing left.
             self._clear_in_flight(record)
-            raise StopPublishingError(str(exc), retry_later=False) from exc
+            raise StopPublishingError(
+                str(exc),
+                retry_later=False,
+                hint="fix the setting or secret named above, then handle the file again: "
+                "rows already settled are not sent again",
+            ) from exc
         except AmbiguousDeliveryError as exc:
             # Recorded before the checkpoint clears "in flight": a crash in between must
             # leave these rows ambiguous, never unsettled (which would re-send them).

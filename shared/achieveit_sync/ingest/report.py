@@ -10,6 +10,7 @@ and drop again. Both neutralise spreadsheet formulas (a cell starting with ``=``
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -321,6 +322,14 @@ def _json_default(value: object) -> object:
     return str(value)
 
 
+_CSV_ENCODINGS = {
+    "UTF-8 with BOM": (codecs.BOM_UTF8, "utf-8"),
+    "UTF-16 LE with BOM": (codecs.BOM_UTF16_LE, "utf-16-le"),
+    "UTF-16 BE with BOM": (codecs.BOM_UTF16_BE, "utf-16-be"),
+}
+"""How a rejected CSV is written, by the input's encoding as the reader names it."""
+
+
 class RejectedRowsWriter:
     """Writes rejected rows in the input's format (CSV, JSON array, JSON Lines) plus an error
     column, into ``sink`` (a binary file), one row at a time.
@@ -331,12 +340,25 @@ class RejectedRowsWriter:
     by the new one."""
 
     def __init__(
-        self, sink: IO[bytes], file_format: FileFormat, dialect: CsvDialect | None = None
+        self,
+        sink: IO[bytes],
+        file_format: FileFormat,
+        dialect: CsvDialect | None = None,
+        encoding: str = "UTF-8",
     ) -> None:
         self._sink = sink
         self._format = file_format
         self._dialect = dialect or CsvDialect(",")
-        self._text = io.TextIOWrapper(sink, encoding="utf-8", newline="", write_through=True)
+        # A CSV keeps its input's encoding and byte-order mark: Excel reads a UTF-8 file
+        # without one as Windows-1252, and a UTF-16 file came from Excel's "Unicode text".
+        # JSON is always UTF-8 without a mark, as RFC 8259 asks.
+        bom, codec = (
+            _CSV_ENCODINGS.get(encoding, (b"", "utf-8"))
+            if file_format is FileFormat.CSV
+            else (b"", "utf-8")
+        )
+        sink.write(bom)
+        self._text = io.TextIOWrapper(sink, encoding=codec, newline="", write_through=True)
         self._csv = csv.writer(self._text, delimiter=self._dialect.delimiter, lineterminator="\r\n")
         self._layout: Layout | None = None
         self._width = 0
