@@ -82,7 +82,8 @@ def test_an_excel_csv_is_published_reported_and_archived(
     assert "unknown external ID 'PX-9.9'" in reasons[(6, "(row)")]
     assert all(r["statusCode"] in (202, 400) for r in report["requests"])
     rejected = stack.text("rejected/incoming/progress/kpis-2026-11.csv").splitlines()
-    assert rejected[0] == "External ID,Status,Metric Value,As Of Date,Comment,Error"
+    # With Excel's byte-order mark, as it came: Excel needs it to read the file as UTF-8.
+    assert rejected[0] == "\ufeffExternal ID,Status,Metric Value,As Of Date,Comment,Error"
     assert [line.split(",")[0] for line in rejected[1:]] == ["PX-2.3", "PX-9.9"]
     assert stack.keys("incoming/") == []
     assert [k.split("/", 2)[2] for k in stack.keys("archive/")] == [key]
