@@ -18,8 +18,6 @@ from achieveit_sync.errors import ConfigurationError
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-    from achieveit_sync.settings import ApiKeySettings
-
 REDACTED = "********"
 _SHORTEST_SCRUBBED = 8
 PLACEHOLDER = "REPLACE_WITH_YOUR_ACHIEVEIT_API_KEY"
@@ -236,7 +234,21 @@ def _key_from_secret_text(text: str, secret_id: str) -> str:
     return key
 
 
-def provider_for(settings: ApiKeySettings) -> ApiKeyProvider:
+class KeySource(Protocol):
+    """Where a key comes from (``settings.ApiKeySettings`` is one): this module sits below
+    the settings, so it names only the fields it reads."""
+
+    @property
+    def key(self) -> ApiKey | None: ...
+    @property
+    def secret_id(self) -> str | None: ...
+    @property
+    def max_age_seconds(self) -> int: ...
+    @property
+    def region(self) -> str | None: ...
+
+
+def provider_for(settings: KeySource) -> ApiKeyProvider:
     """The key given directly, or read from the Secrets Manager secret the settings name."""
     if settings.key is not None:
         return StaticApiKey(settings.key)

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -37,7 +37,12 @@ from achieveit_sync.errors import AchieveItSyncError
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from achieveit_sync.ingest.reading import ByteSource
+
+class ByteSource(Protocol):
+    """Anything with ``read(size)`` returning bytes: an open file, an S3 object stream."""
+
+    def read(self, size: int = -1, /) -> bytes | None: ...
+
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from achieveit_sync.client import AchieveItClient
 from achieveit_sync.ingest.checkpoints import CheckpointStore, InMemoryCheckpoints, PartRecord
 from achieveit_sync.ingest.publishing import PartPublisher, StopPublishingError
 from achieveit_sync.ingest.reading import (
-    ByteSource,
     InvalidFileError,
     ReadLimits,
     RecordStream,
@@ -48,6 +47,9 @@ from achieveit_sync.ingest.validation import (
     ValidRow,
 )
 from achieveit_sync.updates import BodyFormat, UpdateKind, encode_updates
+
+if TYPE_CHECKING:
+    from achieveit_sync.storage import ByteSource
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,149 @@
+"""CSV records: the separator (Excel's ``sep=`` line, or sniffed among comma, semicolon and
+tab), strict quoting, and rows that cannot be parsed kept as they were."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+
+from achieveit_sync.ingest.byte_streams import SNIFF_BYTES, DecodingGuard
+from achieveit_sync.ingest.records import (
+    CsvDialect,
+    InvalidFileError,
+    RawRecord,
+    RecordStream,
+    too_many_lines,
+)
+
+_DELIMITERS = (",", ";", "\t")
+
+
+def csv_dialect(text_head: str) -> CsvDialect:
+    """The delimiter: Excel's ``sep=X`` first line, else whichever of comma, semicolon and tab
+    splits the first line into the most cells (comma on a tie). Bounded to those three, so a
+    comment full of colons can never be taken for the delimiter."""
+    first_line = text_head.splitlines()[0] if text_head.strip() else ""
+    if first_line.lower().startswith("sep=") and len(first_line.rstrip("\r\n")) == 5:
+        delimiter = first_line[4]
+        if delimiter in _DELIMITERS:
+            return CsvDialect(delimiter, sep_line=True)
+    try:
+        sniffed = csv.Sniffer().sniff(text_head[:SNIFF_BYTES], delimiters="".join(_DELIMITERS))
+        candidates = [sniffed.delimiter, *_DELIMITERS]
+    except csv.Error:
+        candidates = list(_DELIMITERS)
+
+    def cells(delimiter: str) -> int:
+        return len(next(csv.reader([first_line], delimiter=delimiter), []))
+
+    best = max(_DELIMITERS, key=lambda d: (cells(d), d == candidates[0], d == ","))
+    return CsvDialect(best if cells(best) > 1 else ",")
+
+
+def csv_records(text: DecodingGuard, stream: RecordStream, max_lines: int) -> Iterator[RawRecord]:
+    dialect = stream.dialect or CsvDialect(",")
+    tap = _LineTap(text.wrapper)
+    # strict: a stray quotation mark is an error for its row, and a quotation mark never
+    # closed is an error for the file, instead of rows silently merged into one cell.
+    reader = csv.reader(tap, delimiter=dialect.delimiter, strict=True)
+    new_record = tuple.__new__  # a RawRecord without NamedTuple's Python-level __new__
+    skipped = 0  # physical lines read before the reader's first (Excel's sep= line)
+    if dialect.sep_line:
+        next(tap, None)
+        skipped = 1
+    previous_line = skipped
+    while True:
+        tap.taken.clear()
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            start_line, previous_line = previous_line + 1, reader.line_num + skipped
+            if previous_line > max_lines:
+                raise too_many_lines(max_lines) from None
+            yield _unparsable_row(exc, start_line, previous_line, tap, dialect)
+            continue
+        except UnicodeDecodeError as exc:
+            raise text.decoding_error(exc) from None
+        start_line = previous_line + 1
+        previous_line = reader.line_num + skipped
+        if previous_line > max_lines:
+            raise too_many_lines(max_lines)
+        if not any(cells) or not "".join(cells).strip():
+            stream.blank_lines += 1
+            continue
+        if previous_line > start_line:  # a quoted cell held line breaks: is it rows?
+            swallowed = _swallowed_rows(cells, dialect.delimiter)
+            if swallowed:
+                yield RawRecord(line=start_line, cells=cells, problem=swallowed)
+                continue
+        yield new_record(RawRecord, (start_line, cells, None, None, None, None))
+
+
+class _LineTap:
+    """The physical lines ``csv.reader`` took for the record being read: the text of a row
+    it cannot parse goes into the rejected file as it was."""
+
+    __slots__ = ("_lines", "taken")
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = iter(lines)
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _LineTap:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.taken.append(line)
+        return line
+
+
+def _unparsable_row(
+    exc: csv.Error, start_line: int, end_line: int, tap: _LineTap, dialect: CsvDialect
+) -> RawRecord:
+    raw = "".join(tap.taken)
+    if "end of data" in str(exc):
+        raise InvalidFileError(
+            f"a quotation mark opened on line {start_line} is never closed",
+            "close the quoted cell, or remove the stray quotation mark; the rows after it "
+            "would otherwise be read as part of that cell",
+            line=start_line,
+        ) from None
+    if "field limit" in str(exc):
+        raise InvalidFileError(
+            f"the CSV cannot be parsed: {exc}",
+            "check for a quotation mark that is opened but never closed",
+            line=start_line,
+        ) from None
+    # The row as a lenient reader sees it, so that the rejected file still shows it.
+    try:
+        cells = next(csv.reader([raw], delimiter=dialect.delimiter), [])
+    except csv.Error:
+        cells = []
+    where = f"line {start_line}" + (f" to {end_line}" if end_line > start_line else "")
+    return RawRecord(
+        line=start_line,
+        cells=cells or [raw.rstrip("\r\n")],
+        problem=f"a quotation mark in the middle of a cell ({where}); a cell that holds "
+        "quotation marks must be quoted as a whole, with each inner one doubled "
+        '(e.g. """Q3"" final")',
+    )
+
+
+def _swallowed_rows(cells: list[str], delimiter: str) -> str | None:
+    """Why a record spanning several lines looks like rows swallowed by an unclosed quote
+    (a line inside one of its cells splits into as many cells as the record has), or None
+    for an honest multi-line cell such as a long comment."""
+    for cell in cells:
+        if "\n" not in cell and "\r" not in cell:
+            continue
+        for inner in cell.splitlines()[1:]:
+            if len(next(csv.reader([inner], delimiter=delimiter), [])) >= len(cells):
+                return (
+                    "a quoted cell runs over several lines that look like rows of their own: "
+                    "a quotation mark seems never closed, so the rows after it were read as "
+                    "part of this one"
+                )
+    return None
