@@ -139,11 +139,16 @@ class SmokeTest:
             )
         self._say("    report:")
         self._say("\n".join("    " + line for line in json.dumps(report, indent=2).splitlines()))
-        status = str(report.get("status"))
-        if not status.startswith("completed"):
-            reason = (report.get("fileError") or {}).get("reason") or report.get("stopReason")
-            raise SmokeStepError(f"the sample file's report says {status}: {reason}")
-        self._say(f"    ok: {status}")
+        from achieveit_sync.ingest.report import StoredReport
+
+        try:
+            stored = StoredReport.from_dict(report)
+        except ValueError as exc:
+            raise SmokeStepError(f"the sample file's report cannot be read: {exc}") from None
+        if not stored.finished:
+            reason = stored.file_error or stored.stop_reason
+            raise SmokeStepError(f"the sample file's report says {stored.status}: {reason}")
+        self._say(f"    ok: {stored.status}")
         return report
 
     def backup(self, plan_id: str) -> dict[str, Any]:

@@ -10,9 +10,11 @@ from decimal import Decimal
 
 import pytest
 from achieveit_sync.ingest.reading import FileFormat, open_records
-from achieveit_sync.ingest.report import FileStatus, RejectedRowsWriter, neutralise
+from achieveit_sync.ingest.report import FileStatus
 from achieveit_sync.ingest.routing import kind_for_key
+from achieveit_sync.ingest.row_files import RowsFileWriter
 from achieveit_sync.ingest.validation import RejectedRow, SeenKeys, Validator, ValidRow
+from achieveit_sync.spreadsheet import neutralise
 from achieveit_sync.updates import MetricUpdate, ProgressUpdate, Status, UpdateKind
 
 ROWS = [
@@ -264,7 +266,7 @@ def test_the_rejected_file_keeps_the_input_format_and_adds_an_error_column() -> 
     content = b"External ID,Status,As Of Date\nA,On Track,2026-11-01\n=HYPERLINK(1),Bad,x\n"
     _, validator, results = validate("a.csv", content)
     sink = io.BytesIO()
-    writer = RejectedRowsWriter(sink, FileFormat.CSV)
+    writer = RowsFileWriter(sink, FileFormat.CSV)
     writer.set_layout(validator.layout)
 
     for result in results:
@@ -282,7 +284,7 @@ def test_the_rejected_json_file_is_a_valid_array_with_an_error_field() -> None:
     content = b'[{"externalId": "A", "status": "Nope", "asOfDate": "2026-11-01"}, 7]'
     _, _, results = validate("a.json", content)
     sink = io.BytesIO()
-    writer = RejectedRowsWriter(sink, FileFormat.JSON)
+    writer = RowsFileWriter(sink, FileFormat.JSON)
     for result in results:
         assert isinstance(result, RejectedRow)
         writer.write(result, result.summary)
@@ -351,3 +353,38 @@ def test_digits_of_other_scripts_are_rejected_not_misread(text: str) -> None:
 
     assert isinstance(result, RejectedRow)
     assert {p.field for p in result.problems} == {"metricValue", "asOfDate"}
+
+
+def test_a_report_reads_back_as_it_was_written() -> None:
+    from achieveit_sync.ingest.report import REPORT_VERSION, FileReport, StoredReport
+
+    report = FileReport(source={"name": "kpis.csv", "key": "incoming/progress/kpis.csv"})
+    report.status = FileStatus.COMPLETED_WITH_REJECTIONS
+    report.counts.published, report.counts.rejected = 7, 2
+    report.timings["finishedAt"] = "2026-11-28T10:00:00Z"
+
+    stored = StoredReport.from_dict(json.loads(report.to_json()))
+
+    assert stored.version == REPORT_VERSION
+    assert stored.source == "incoming/progress/kpis.csv"
+    assert stored.status is FileStatus.COMPLETED_WITH_REJECTIONS
+    assert (stored.counts.published, stored.counts.rejected) == (7, 2)
+    assert stored.finished_at == "2026-11-28T10:00:00Z"
+    assert stored.finished
+
+
+@pytest.mark.parametrize(
+    ("document", "says"),
+    [
+        ([], "not a JSON object"),
+        ({"status": "completed", "counts": {}, "reportVersion": 99}, "newer than this tool"),
+        ({"status": "exploded", "counts": {}}, "no known status"),
+        ({"status": "completed", "counts": {"published": -1}}, "not a whole number"),
+        ({"status": "completed"}, "no counts"),
+    ],
+)
+def test_a_document_that_is_not_a_readable_report_is_named_so(document: object, says: str) -> None:
+    from achieveit_sync.ingest.report import StoredReport
+
+    with pytest.raises(ValueError, match=says):
+        StoredReport.from_dict(document)

@@ -34,10 +34,10 @@ from achieveit_sync.ingest.reading import (
 from achieveit_sync.ingest.report import (
     FileReport,
     FileStatus,
-    RejectedRowsWriter,
     RequestRecord,
     StopReason,
 )
+from achieveit_sync.ingest.row_files import RowsFileWriter
 from achieveit_sync.ingest.validation import (
     FieldProblem,
     FileLayoutError,
@@ -429,7 +429,7 @@ class _RowLists:
     ) -> None:
         self._report = report
         self._writers = {
-            name: RejectedRowsWriter(sink, stream.file_format, stream.dialect, stream.encoding)
+            name: RowsFileWriter(sink, stream.file_format, stream.dialect, stream.encoding)
             for name, sink in (("rejected", rejected_sink), ("ambiguous", ambiguous_sink))
             if sink is not None
         }

@@ -10,23 +10,19 @@ and drop again. Both neutralise spreadsheet formulas (a cell starting with ``=``
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
 import json
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import IO, Any
+from typing import Any
 
-from achieveit_sync.ingest.reading import CsvDialect, FileFormat, LongJsonNumber
+from achieveit_sync.ingest.reading import LongJsonNumber
 from achieveit_sync.ingest.summary import MAX_GROUPS, RejectionSummary, plural
 from achieveit_sync.ingest.validation import (
-    DISPLAY_NAMES,
     FieldProblem,
-    Layout,
     RejectedRow,
     ValidRow,
 )
@@ -34,10 +30,11 @@ from achieveit_sync.spreadsheet import neutralise
 
 __all__ = ["neutralise"]  # re-exported for modules that still import it from here
 
+REPORT_VERSION = 1
+"""Written as ``reportVersion``: a reader meeting a newer one says so instead of guessing."""
 MAX_REPORTED_REJECTIONS = 1000
 MAX_REPORTED_AMBIGUOUS_ROWS = 1000
 MAX_REPORTED_BODY_CHARS = 2000
-ERROR_COLUMN = "Error"
 
 
 class StopReason(StrEnum):
@@ -113,6 +110,15 @@ class Counts:
     """Upload-template rows with nothing filled in (not data rows)."""
     ambiguous: int = 0
     not_sent: int = 0
+
+    @classmethod
+    def from_dict(cls, document: Mapping[str, Any]) -> Counts:
+        """The counts of a stored report (``ValueError`` when one is not a whole number)."""
+        values = {name: document.get(key, 0) for name, key in _COUNT_KEYS.items()}
+        for key, value in values.items():
+            if type(value) is not int or value < 0:
+                raise ValueError(f"the count {_COUNT_KEYS[key]} is not a whole number: {value!r}")
+        return cls(**values)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -255,6 +261,7 @@ class FileReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "reportVersion": REPORT_VERSION,
             "summary": self.summary(),
             "source": self.source,
             "status": self.status.value,
@@ -282,6 +289,86 @@ class FileReport:
 
     def to_json(self) -> bytes:
         return json_text(self.as_dict(), indent=2).encode("utf-8")
+
+
+_COUNT_KEYS = {
+    "rows_read": "rowsRead",
+    "valid": "valid",
+    "published": "published",
+    "rejected": "rejected",
+    "rejected_by_validation": "rejectedByValidation",
+    "rejected_by_api": "rejectedByApi",
+    "skipped_blank": "skippedBlank",
+    "skipped_untouched": "skippedUntouched",
+    "ambiguous": "ambiguous",
+    "not_sent": "notSent",
+}
+
+
+@dataclass(frozen=True)
+class StoredReport:
+    """A report as read back from ``reports/`` (``status``, ``smoke``): what people look
+    at, typed, from the document ``FileReport.as_dict`` writes."""
+
+    version: int
+    source: str
+    status: FileStatus
+    counts: Counts
+    headline: str
+    finished_at: str | None
+    file_error: str | None
+    stop_reason: str | None
+
+    @classmethod
+    def from_dict(cls, document: object) -> StoredReport:
+        """``ValueError`` for anything that is not a report this version can read."""
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")  # noqa: TRY004 - one error for any unreadable report
+        version = document.get("reportVersion", 1)  # reports before the field were version 1
+        if type(version) is not int or version > REPORT_VERSION:
+            raise ValueError(
+                f"report version {version!r} is newer than this tool reads ({REPORT_VERSION}): "
+                "upgrade achieveit-sync"
+            )
+        try:
+            status = FileStatus(document["status"])
+        except (KeyError, ValueError):
+            raise ValueError(f"no known status: {document.get('status')!r}") from None
+        counts = document.get("counts")
+        if not isinstance(counts, dict):
+            raise ValueError("no counts")  # noqa: TRY004 - one error for any unreadable report
+        source = document.get("source") or {}
+        summary = document.get("summary") or {}
+        timings = document.get("timings") or {}
+        file_error = document.get("fileError") or {}
+        return cls(
+            version=version,
+            source=str(source.get("key") or source.get("name") or "")
+            if isinstance(source, dict)
+            else "",
+            status=status,
+            counts=Counts.from_dict(counts),
+            headline=str(summary.get("headline", "")) if isinstance(summary, dict) else "",
+            finished_at=_text_or_none(timings.get("finishedAt"))
+            if isinstance(timings, dict)
+            else None,
+            file_error=_text_or_none(file_error.get("reason"))
+            if isinstance(file_error, dict)
+            else None,
+            stop_reason=_text_or_none(document.get("stopReason")),
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (
+            FileStatus.COMPLETED,
+            FileStatus.COMPLETED_WITH_REJECTIONS,
+            FileStatus.COMPLETED_WITH_AMBIGUITY,
+        )
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _problem_dict(problem: FieldProblem) -> dict[str, str]:
@@ -320,109 +407,3 @@ def _json_default(value: object) -> object:
     if isinstance(value, LongJsonNumber):
         return _NUMBER_MARK + value.text
     return str(value)
-
-
-_CSV_ENCODINGS = {
-    "UTF-8 with BOM": (codecs.BOM_UTF8, "utf-8"),
-    "UTF-16 LE with BOM": (codecs.BOM_UTF16_LE, "utf-16-le"),
-    "UTF-16 BE with BOM": (codecs.BOM_UTF16_BE, "utf-16-be"),
-}
-"""How a rejected CSV is written, by the input's encoding as the reader names it."""
-
-
-class RejectedRowsWriter:
-    """Writes rejected rows in the input's format (CSV, JSON array, JSON Lines) plus an error
-    column, into ``sink`` (a binary file), one row at a time.
-
-    The output reads back as its input did: the input's header (or the documented one),
-    each row padded or trimmed of empty cells to that header so that the error lands in
-    the ``Error`` column, and any ``Error`` column of a file that was dropped back replaced
-    by the new one."""
-
-    def __init__(
-        self,
-        sink: IO[bytes],
-        file_format: FileFormat,
-        dialect: CsvDialect | None = None,
-        encoding: str = "UTF-8",
-    ) -> None:
-        self._sink = sink
-        self._format = file_format
-        self._dialect = dialect or CsvDialect(",")
-        # A CSV keeps its input's encoding and byte-order mark: Excel reads a UTF-8 file
-        # without one as Windows-1252, and a UTF-16 file came from Excel's "Unicode text".
-        # JSON is always UTF-8 without a mark, as RFC 8259 asks.
-        bom, codec = (
-            _CSV_ENCODINGS.get(encoding, (b"", "utf-8"))
-            if file_format is FileFormat.CSV
-            else (b"", "utf-8")
-        )
-        sink.write(bom)
-        self._text = io.TextIOWrapper(sink, encoding=codec, newline="", write_through=True)
-        self._csv = csv.writer(self._text, delimiter=self._dialect.delimiter, lineterminator="\r\n")
-        self._layout: Layout | None = None
-        self._width = 0
-        self._kept: list[int] = []
-        """Positions of the input's columns that are written (all but an old Error)."""
-        self.rows = 0
-        if file_format is FileFormat.JSON:
-            self._text.write("[\n")
-
-    def set_layout(self, layout: Layout | None) -> None:
-        self._layout = layout
-
-    def write(self, row: RejectedRow | ValidRow, error: str) -> None:
-        record = row.record
-        if self._format is FileFormat.CSV:
-            if self.rows == 0:
-                if self._dialect.sep_line:  # Excel reads the separator from it, and so do we
-                    self._text.write(f"sep={self._dialect.delimiter}\r\n")
-                header = self._header()
-                self._width = len(header)
-                self._kept = [i for i, name in enumerate(header) if not _is_error_column(name)]
-                self._csv.writerow([neutralise(header[i]) for i in self._kept] + [ERROR_COLUMN])
-            cells = self._aligned(record.cells or [])
-            self._csv.writerow([neutralise(c) for c in cells] + [neutralise(error)])
-        else:
-            document = _json_document(record.fields, record.original, error)
-            text = json_text(document)
-            if self._format is FileFormat.JSON:
-                text = ("  " if self.rows == 0 else ",\n  ") + text
-            else:
-                text += "\n"
-            self._text.write(text)
-        self.rows += 1
-
-    def close(self) -> None:
-        if self._format is FileFormat.JSON:
-            self._text.write("\n]\n")
-        self._text.flush()
-        self._text.detach()
-
-    def _aligned(self, cells: list[str]) -> list[str]:
-        row = cells[: self._width] + [""] * (self._width - len(cells))
-        kept = [row[i] for i in self._kept]
-        extra = cells[self._width :]
-        if any(cell.strip() for cell in extra):
-            kept += extra  # the row's own problem ("N values"): keep what it holds
-        return kept
-
-    def _header(self) -> list[str]:
-        layout = self._layout
-        if layout is not None and layout.header is not None:
-            return list(layout.header)
-        # No header in the input: write the documented names, so the fixed file can be
-        # dropped again as it is (the Error column is ignored on the way in).
-        columns = layout.columns if layout is not None else ()
-        return [DISPLAY_NAMES.get(c or "", "") for c in columns]
-
-
-def _json_document(fields: dict[str, object] | None, original: object, error: str) -> object:
-    if fields is not None:
-        kept = {name: value for name, value in fields.items() if not _is_error_column(name)}
-        return {**kept, "error": neutralise(error)}
-    return {"value": original, "error": neutralise(error)}
-
-
-def _is_error_column(name: str) -> bool:
-    return "".join(name.split()).casefold().lstrip("\ufeff") == "error"
