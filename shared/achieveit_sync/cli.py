@@ -128,7 +128,7 @@ def _stop_on_sigterm() -> Callable[[], None]:
 _LOG_DETAILS = ("operation", "status", "reason", "attempt", "wait_seconds", "plan", "error")
 
 
-class _OneLineFormatter(logging.Formatter):
+class OneLineFormatter(logging.Formatter):
     """``achieveit-sync: AchieveIt request failed; retrying (reason: HTTP 503; attempt 1;
     wait_seconds: 0.4)``: the package's log records, with the details people need."""
 
@@ -162,7 +162,7 @@ def _show_warnings_on_stderr() -> None:
     package = logging.getLogger("achieveit_sync")
     if not any(isinstance(handler, _StderrHandler) for handler in package.handlers):
         handler = _StderrHandler(logging.WARNING)
-        handler.setFormatter(_OneLineFormatter())
+        handler.setFormatter(OneLineFormatter())
         package.addHandler(handler)
 
 
