@@ -536,3 +536,175 @@ def test_the_built_layer_matches_the_functions_architecture(template: dict[str, 
         assert header[:4] == b"\x7fELF", extension
         machine = int.from_bytes(header[18:20], "little")
         assert machine == ELF_MACHINE_AARCH64, f"{extension} is not an arm64 module"
+
+
+# ---------------------------------------------------------------------------------------
+# Parameters AWS would refuse only half-way through a deploy (when it creates the resource
+# that uses them) are refused by CloudFormation before anything is created (review A1, B4).
+
+
+def pattern_of(template: dict[str, Any], parameter: str) -> str:
+    return str(template["Parameters"][parameter]["AllowedPattern"])
+
+
+def test_an_existing_secret_must_be_named_by_its_complete_arn(template: dict[str, Any]) -> None:
+    """IAM compares a Resource with the secret's full ARN, which ends in "-" and six random
+    characters: a grant on a partial ARN matches nothing, and every run would fail with
+    AccessDenied."""
+    pattern = pattern_of(template, "ExistingApiKeySecretArn")
+    for complete in (
+        "",
+        SECRET,
+        "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:team/achieveit-a1B2c3",
+    ):
+        assert re.fullmatch(pattern, complete), complete
+    for partial in (
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:achieveit",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:team/achieveit-key",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:achieveit-AbCdE",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:achieveit-AbCdEf*",
+        "achieveit-AbCdEf",
+    ):
+        assert not re.fullmatch(pattern, partial), partial
+
+
+def test_the_time_zone_is_an_iana_name(template: dict[str, Any]) -> None:
+    """EventBridge Scheduler takes an IANA zone of at most 50 characters and checks it only
+    when it creates the schedule."""
+    import zoneinfo
+
+    parameter = template["Parameters"]["BackupTimeZone"]
+    assert parameter["MaxLength"] == 50
+    zones = zoneinfo.available_timezones()
+    assert {"UTC", "America/Chicago", "America/Argentina/Buenos_Aires", "Etc/GMT+5"} <= zones
+    for zone in sorted(zones):
+        assert re.fullmatch(parameter["AllowedPattern"], zone), zone
+        assert len(zone) <= parameter["MaxLength"], zone
+    assert re.fullmatch(parameter["AllowedPattern"], parameter["Default"])
+    for mistake in (
+        "",
+        "America Chicago",
+        "America/Chicago ",
+        "+05:00",
+        "UTC+05:00",
+        "/America/Chicago",
+        "America//Chicago",
+        "America/",
+    ):
+        assert not re.fullmatch(parameter["AllowedPattern"], mistake), mistake
+
+
+def test_the_schedule_is_an_at_rate_or_cron_expression(template: dict[str, Any]) -> None:
+    """Scheduler: at(yyyy-mm-ddThh:mm:ss), rate(value unit) with a positive whole value and
+    minute(s), hour(s) or day(s), cron(...) with six fields; at most 256 characters."""
+    parameter = template["Parameters"]["BackupScheduleExpression"]
+    assert parameter["MaxLength"] == 256
+    pattern = parameter["AllowedPattern"]
+    for valid in (
+        parameter["Default"],
+        "cron(30 4 * * ? *)",
+        "cron(0 5 ? * MON-FRI *)",
+        "cron(0/30 1,13 1-7 * ? 2027)",
+        "rate(1 day)",
+        "rate(12 hours)",
+        "rate(90 minutes)",
+        "at(2030-01-31T04:30:00)",
+    ):
+        assert re.fullmatch(pattern, valid), valid
+    for invalid in (
+        "",
+        "30 4 * * ? *",
+        "cron(30 4 * * ?)",
+        "cron(30 4 * * ? * *)",
+        "cron(30  4 * * ? *)",
+        "cron(30 4 * * ? *) ",
+        "rate(0 days)",
+        "rate(1 week)",
+        "rate(1.5 hours)",
+        "at(2030-01-31 04:30:00)",
+        "at(2030-01-31T04:30)",
+    ):
+        assert not re.fullmatch(pattern, invalid), invalid
+
+
+def test_object_lock_days_is_a_whole_number_of_days(template: dict[str, Any]) -> None:
+    """DefaultRetention Days is an integer: 1.5 or 1e3 would pass a Number parameter and fail
+    the bucket's creation. 0 (no Object Lock) to 3653, written as UseObjectLock compares."""
+    parameter = template["Parameters"]["BackupObjectLockDays"]
+    assert parameter["Type"] == "String"
+    assert parameter["Default"] == "0"
+    assert template["Conditions"]["UseObjectLock"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "BackupObjectLockDays"}, "0"]}]
+    }
+    pattern = parameter["AllowedPattern"]
+    for days in range(5000):
+        assert bool(re.fullmatch(pattern, str(days))) == (days <= 3653), days
+    for invalid in ("", "-1", "1.5", "1e3", "007", "00", " 30", "30 ", "3654", "100000"):
+        assert not re.fullmatch(pattern, invalid), invalid
+
+
+LAMBDA_ENVIRONMENT_LIMIT = 4 * 1024
+LONGEST_STACK_NAME = "s" * 128  # CloudFormation's longest stack name
+UNBOUNDED = "u" * 10_000
+
+
+def longest_parameters(template: dict[str, Any]) -> dict[str, str]:
+    """Each parameter at its longest: the longest allowed value, MaxValue, or MaxLength
+    characters; one with no bound is 10,000 characters long, which no environment can hold
+    (so a parameter that reaches an environment must be bounded)."""
+    values = {}
+    for name, spec in template["Parameters"].items():
+        if "AllowedValues" in spec:
+            values[name] = max((str(v) for v in spec["AllowedValues"]), key=len)
+        elif spec["Type"] == "Number":
+            values[name] = str(spec["MaxValue"])
+        elif "MaxLength" in spec:
+            values[name] = "x" * spec["MaxLength"]
+        else:
+            values[name] = UNBOUNDED
+    return values
+
+
+def worst_case_environments(
+    template: dict[str, Any], existing_secret: bool
+) -> dict[str, dict[str, str]]:
+    from achieveit_sandbox.cloudformation import Resolver
+
+    parameters = longest_parameters(template)
+    arn_prefix = "arn:aws-us-gov:{}:us-gov-west-1:123456789012:"
+    if existing_secret:
+        assert len(parameters["ExistingApiKeySecretArn"]) == 600
+    else:
+        parameters["ExistingApiKeySecretArn"] = ""
+    resolver = Resolver(template, parameters, region="us-gov-west-1", stack_name=LONGEST_STACK_NAME)
+    assert resolver.condition("CreateApiKeySecret") != existing_secret
+    # Each resource at the longest name AWS gives it (or that CloudFormation generates).
+    resolver.physical.update(
+        {
+            "ApiKeySecret": arn_prefix.format("secretsmanager") + "secret:" + "n" * 512 + "-AbCdEf",
+            "BackupBucket": "b" * 63,
+            "IngestQueue": "https://sqs.us-gov-west-1.amazonaws.com/123456789012/" + "q" * 80,
+            "IdempotencyTable": "t" * 255,
+            "CheckpointTable": "t" * 255,
+            "NotificationTopic": arn_prefix.format("sns") + "n" * 256,
+        }
+    )
+    return {
+        function: resolver.function_environment(function)
+        for function in resources_of(template, "AWS::Serverless::Function")
+    }
+
+
+@pytest.mark.parametrize("existing_secret", [False, True])
+def test_every_environment_fits_lambdas_4_kb_at_its_longest(
+    template: dict[str, Any], existing_secret: bool
+) -> None:
+    """Lambda refuses a function whose environment variables pass 4 KB in all (names and
+    values), when it creates or updates the function: mid-deploy. PlanIds (PLAN_IDS) is
+    the one a user can grow; its MaxLength, with every other value at its longest, fits."""
+    assert template["Parameters"]["PlanIds"]["MaxLength"] >= 2000  # about 80 plan IDs
+    environments = worst_case_environments(template, existing_secret)
+    assert environments["ExportFunction"]["PLAN_IDS"] == "x" * 2500
+    for function, environment in environments.items():
+        size = len(json.dumps(environment).encode())
+        assert size <= LAMBDA_ENVIRONMENT_LIMIT, f"{function}: {size} bytes"
