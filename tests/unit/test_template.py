@@ -708,3 +708,116 @@ def test_every_environment_fits_lambdas_4_kb_at_its_longest(
     for function, environment in environments.items():
         size = len(json.dumps(environment).encode())
         assert size <= LAMBDA_ENVIRONMENT_LIMIT, f"{function}: {size} bytes"
+
+
+# ---------------------------------------------------------------------------------------
+# Two stacks in one account (dev beside prod, or one stack name in two regions) must not
+# share a name AWS keeps unique (review A2), and what must outlive the stack does (B5, C5,
+# D1).
+
+# The property naming each kind of resource; absent, CloudFormation generates a unique name,
+# except where noted.
+NAME_PROPERTIES = {
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::SNS::Topic": "TopicName",
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::SecretsManager::Secret": "Name",
+    "AWS::Scheduler::ScheduleGroup": "Name",
+    "AWS::Serverless::LayerVersion": "LayerName",
+    "AWS::Serverless::Function": "FunctionName",
+    "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::CloudWatch::Dashboard": "DashboardName",
+}
+# SAM names a layer after its logical id when LayerName is absent.
+NAMED_AFTER_THE_LOGICAL_ID = {"AWS::Serverless::LayerVersion"}
+# Names unique across regions: a stack of the same name in another region must differ too.
+GLOBAL_NAMES = {"AWS::S3::Bucket", "AWS::CloudWatch::Dashboard"}
+
+
+def physical_names(
+    template: dict[str, Any], stack_name: str, region: str, stack_uuid: str
+) -> dict[str, str]:
+    from achieveit_sandbox.cloudformation import Resolver
+
+    class StackResolver(Resolver):
+        @property
+        def stack_id(self) -> str:
+            return (
+                f"arn:aws:cloudformation:{self.region}:{self.account}:stack/"
+                f"{self.stack_name}/{stack_uuid}"
+            )
+
+    resolver = StackResolver(template, region=region, stack_name=stack_name)
+    names = {}
+    for logical_id, resource in template["Resources"].items():
+        kind = resource["Type"]
+        if kind not in NAME_PROPERTIES:
+            continue
+        name = resource.get("Properties", {}).get(NAME_PROPERTIES[kind])
+        if name is not None:
+            names[logical_id] = str(resolver.resolve(name))
+        elif kind in NAMED_AFTER_THE_LOGICAL_ID:
+            names[logical_id] = logical_id
+    return names
+
+
+def test_two_stacks_in_one_account_share_no_name(template: dict[str, Any]) -> None:
+    prod = physical_names(
+        template, "achieveit-sync", "us-east-1", "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+    )
+    dev = physical_names(
+        template, "achieveit-sync-dev", "us-east-1", "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+    )
+    elsewhere = physical_names(
+        template, "achieveit-sync", "eu-west-1", "1234abcd-12ab-34cd-56ef-1234567890ab"
+    )
+    assert {"ApiKeySecret", "AchieveItSyncLayer", "Dashboard", "DropBucket"} <= set(prod)
+    for logical_id, name in prod.items():
+        assert name != dev[logical_id], f"{logical_id} is {name} in both stacks"
+        if template["Resources"][logical_id]["Type"] in GLOBAL_NAMES:
+            assert name != elsewhere[logical_id], f"{logical_id} is {name} in both regions"
+
+
+def test_the_secrets_name_comes_from_the_stacks(template: dict[str, Any]) -> None:
+    """Empty ApiKeySecretName derives STACK-NAME/api-key: for the stack name the README uses
+    that is the former default, so that stack keeps its secret; a name given is used."""
+    from achieveit_sandbox.cloudformation import Resolver
+
+    parameter = template["Parameters"]["ApiKeySecretName"]
+    assert parameter["Default"] == ""
+    assert re.fullmatch(parameter["AllowedPattern"], "")
+    name = template["Resources"]["ApiKeySecret"]["Properties"]["Name"]
+    assert Resolver(template, stack_name="achieveit-sync").resolve(name) == (
+        "achieveit-sync/api-key"
+    )
+    given = Resolver(template, {"ApiKeySecretName": "team/achieveit"}, stack_name="x")
+    assert given.resolve(name) == "team/achieveit"
+
+
+def test_the_layer_name_fits_at_the_longest_stack_name(template: dict[str, Any]) -> None:
+    """Lambda layer names: at most 140 characters of [a-zA-Z0-9-_]."""
+    from achieveit_sandbox.cloudformation import Resolver
+
+    layer = template["Resources"]["AchieveItSyncLayer"]["Properties"]["LayerName"]
+    name = Resolver(template, stack_name="S-" * 64).resolve(layer)
+    assert re.fullmatch(r"[a-zA-Z0-9_-]{1,140}", name), name
+
+
+RETAINED = {"ApiKeySecret", "BackupBucket", "DropBucket", "AccessLogsBucket"}
+
+
+def test_the_key_and_the_data_outlive_the_stack(template: dict[str, Any]) -> None:
+    """DeletionPolicy (stack or resource deleted) and UpdateReplacePolicy (an update replaces
+    the resource, e.g. renames the secret) both default to Delete. The key and the buckets
+    are retained by both; nothing else is (the template says why, as does the README)."""
+    for logical_id, resource in template["Resources"].items():
+        policies = {resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy")}
+        if logical_id in RETAINED:
+            assert policies == {"Retain"}, logical_id
+        else:
+            assert policies == {None}, logical_id
+    readme = (TEMPLATE.parent / "README.md").read_text()
+    assert "`DeletionPolicy: Retain`" in readme
+    assert "`UpdateReplacePolicy: Retain`" in readme
