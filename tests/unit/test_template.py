@@ -821,3 +821,71 @@ def test_the_key_and_the_data_outlive_the_stack(template: dict[str, Any]) -> Non
     readme = (TEMPLATE.parent / "README.md").read_text()
     assert "`DeletionPolicy: Retain`" in readme
     assert "`UpdateReplacePolicy: Retain`" in readme
+
+
+# ---------------------------------------------------------------------------------------
+# Every stack publishes to one namespace (AchieveItSync); the "service" dimension, each
+# function's POWERTOOLS_SERVICE_NAME, is the stack's own, and its alarms and dashboard watch
+# that one (review B1).
+
+
+def resolved_dashboard(template: dict[str, Any], resolver: Any) -> dict[str, Any]:
+    for alarm in resources_of(template, "AWS::CloudWatch::Alarm"):
+        resolver.attributes[(alarm, "Arn")] = f"arn:aws:cloudwatch:us-east-1:1:alarm:{alarm}"
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+    return dict(json.loads(resolver.resolve(body)))
+
+
+def dashboard_metrics(dashboard: dict[str, Any]) -> list[list[Any]]:
+    """Each metric of the dashboard's metric widgets, with its "." shorthands (same as the
+    row above) filled in."""
+    metrics = []
+    for widget in dashboard["widgets"]:
+        previous: list[Any] = []
+        for row in widget["properties"].get("metrics", []):
+            fields = [f for f in row if not isinstance(f, dict)]
+            full = [previous[i] if f == "." else f for i, f in enumerate(fields)]
+            metrics.append(full)
+            previous = full
+    return metrics
+
+
+def environment_of(template: dict[str, Any], function: str) -> dict[str, Any]:
+    return dict(template["Resources"][function]["Properties"]["Environment"]["Variables"])
+
+
+def test_each_stack_alarms_on_and_shows_its_own_metrics(template: dict[str, Any]) -> None:
+    from achieveit_sandbox.cloudformation import Resolver
+
+    services_by_stack = []
+    for stack_name in ("achieveit-sync", "achieveit-sync-dev"):
+        resolver = Resolver(template, stack_name=stack_name)
+        services = {
+            function: resolver.resolve(
+                environment_of(template, function)["POWERTOOLS_SERVICE_NAME"]
+            )
+            for function in ("IngestFunction", "ExportFunction")
+        }
+        assert len(set(services.values())) == 2
+        services_by_stack.append(set(services.values()))
+        namespace = template["Globals"]["Function"]["Environment"]["Variables"][
+            "POWERTOOLS_METRICS_NAMESPACE"
+        ]
+        # Every alarm on this code's metrics names one function's service.
+        custom = {
+            name: alarm["Properties"]
+            for name, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items()
+            if alarm["Properties"]["Namespace"] == namespace
+        }
+        assert {"RejectedRowsAlarm", "BackupMissingAlarm"} <= set(custom)
+        for name, properties in custom.items():
+            [dimension] = properties["Dimensions"]
+            assert dimension["Name"] == "service", name
+            assert resolver.resolve(dimension["Value"]) in services.values(), name
+        # ... as does every metric of the dashboard.
+        metrics = dashboard_metrics(resolved_dashboard(template, resolver))
+        assert metrics
+        for metric in metrics:
+            assert metric[0] == namespace, metric
+            assert metric[2:] in (["service", s] for s in services.values()), metric
+    assert not services_by_stack[0] & services_by_stack[1]
