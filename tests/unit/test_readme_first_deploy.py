@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shlex
 from pathlib import Path
 
 from achieveit_sandbox.cloudformation import load_template
+from achieveit_sync.backup.lambda_adapter import plans_for_event
 from achieveit_sync.smoke import add_arguments
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,3 +47,24 @@ def test_every_parameter_is_in_the_parameters_table() -> None:
     template = load_template(ROOT / "template.yaml")
     for name in template["Parameters"]:
         assert f"| `{name}` |" in README, name
+
+
+def test_setting_plans_says_to_back_up_at_once() -> None:
+    """BackupMissingAlarm treats missing data as breaching, on purpose, and exists as soon as
+    PlanIds is set: it fires before the first nightly run unless a backup is made at once.
+    The plans step says so, and how (review B3)."""
+    template = load_template(ROOT / "template.yaml")
+    alarm = template["Resources"]["BackupMissingAlarm"]
+    assert alarm["Condition"] == "HasScheduledPlans"
+    assert alarm["Properties"]["TreatMissingData"] == "breaching"
+    step = FIRST_DEPLOY[FIRST_DEPLOY.index("3. **The plans.**") : FIRST_DEPLOY.index("4. **")]
+    assert "`BackupMissingAlarm`" in step
+    assert "smoke test (step 5)" in step
+    assert "5. **The smoke test.**" in FIRST_DEPLOY
+    [command] = re.findall(r"aws lambda invoke .*?/dev/null", step.replace("\\\n", " "), re.S)
+    words = shlex.split(command)
+    assert words[words.index("--function-name") + 1] == "<ExportFunctionName>"
+    assert "ExportFunctionName" in template["Outputs"]
+    assert words[words.index("--invocation-type") + 1] == "Event"
+    payload = json.loads(words[words.index("--payload") + 1])
+    assert plans_for_event(payload, ("P-1", "P-2")) == ["P-1", "P-2"]  # the PlanIds plans

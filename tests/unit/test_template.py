@@ -889,3 +889,30 @@ def test_each_stack_alarms_on_and_shows_its_own_metrics(template: dict[str, Any]
             assert metric[0] == namespace, metric
             assert metric[2:] in (["service", s] for s in services.values()), metric
     assert not services_by_stack[0] & services_by_stack[1]
+
+
+def test_the_default_backup_time_exists_every_day(template: dict[str, Any]) -> None:
+    """EventBridge Scheduler skips a cron time that does not exist (the hour clocks spring
+    forward) and runs a repeated one once. The default time of day must exist every day in
+    every American and European zone (02:30 did not, in 106 of them); otherwise one night a
+    year has no backup and BackupMissingAlarm fires (review B2)."""
+    import zoneinfo
+    from datetime import UTC, date, datetime, timedelta
+
+    default = template["Parameters"]["BackupScheduleExpression"]["Default"]
+    match = re.fullmatch(r"cron\((\d+) (\d+) .*\)", default)
+    assert match, default
+    minute, hour = match.groups()
+    zones = sorted(
+        z for z in zoneinfo.available_timezones() if z.startswith(("America/", "Europe/"))
+    )
+    assert "America/Chicago" in zones
+    assert "Europe/London" in zones
+    for zone in zones:
+        tz = zoneinfo.ZoneInfo(zone)
+        day = date(2026, 1, 1)
+        while day.year < 2031:
+            local = datetime(day.year, day.month, day.day, int(hour), int(minute), tzinfo=tz)
+            round_trip = local.astimezone(UTC).astimezone(tz)
+            assert round_trip.replace(tzinfo=None) == local.replace(tzinfo=None), (zone, day)
+            day += timedelta(days=1)
