@@ -183,9 +183,13 @@ def test_every_alarm_notifies_the_alarm_topic(template: dict[str, Any]) -> None:
         "NotificationsFailedAlarm",
         "BackupMissingAlarm",
         "ExportFailedRunsAlarm",
+        "IngestQueueAgeAlarm",
+        "ExportDestinationFailuresAlarm",
     } <= set(alarms)
     for name, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        # ... when it fires and when it clears, every one alike (review D7).
+        assert alarm["Properties"]["OKActions"] == [{"Ref": "AlarmTopic"}], name
 
 
 def test_the_backup_alarm_covers_26_hours(template: dict[str, Any]) -> None:
@@ -916,3 +920,69 @@ def test_the_default_backup_time_exists_every_day(template: dict[str, Any]) -> N
             round_trip = local.astimezone(UTC).astimezone(tz)
             assert round_trip.replace(tzinfo=None) == local.replace(tzinfo=None), (zone, day)
             day += timedelta(days=1)
+
+
+# ---------------------------------------------------------------------------------------
+# Failures no other alarm sees (review B7), and a dashboard that shows every alarm (D5).
+
+
+def test_a_message_nothing_receives_alarms_before_it_expires(template: dict[str, Any]) -> None:
+    """Only receives count towards maxReceiveCount: a message the function never receives
+    (mapping disabled, throttled, no permission to poll) never reaches the dead-letter queue
+    and is deleted at the end of the queue's retention. Its age alarms once it is older than
+    every try could take, and well before it expires."""
+    queue = template["Resources"]["IngestQueue"]["Properties"]
+    [alarm] = [
+        a["Properties"]
+        for a in resources_of(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "ApproximateAgeOfOldestMessage"
+    ]
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["IngestQueue", "QueueName"]}}
+    ]
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    every_try = queue["RedrivePolicy"]["maxReceiveCount"] * queue["VisibilityTimeout"]
+    assert alarm["Threshold"] >= every_try
+    assert alarm["Threshold"] + alarm["Period"] * alarm["EvaluationPeriods"] <= (
+        queue["MessageRetentionPeriod"] / 2
+    )
+
+
+def test_a_failed_run_that_cannot_be_recorded_alarms(template: dict[str, Any]) -> None:
+    """Lambda counts DestinationDeliveryFailures when it cannot send a failed asynchronous
+    run to the on-failure destination: that run is then in no queue to alarm on."""
+    [alarm] = [
+        a["Properties"]
+        for a in resources_of(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "DestinationDeliveryFailures"
+    ]
+    assert alarm["Namespace"] == "AWS/Lambda"
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "ExportFunction"}}]
+    assert (
+        "DestinationConfig"
+        in (template["Resources"]["ExportFunction"]["Properties"]["EventInvokeConfig"])
+    )
+    assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 0)
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+@pytest.mark.parametrize("plan_ids", ["", "P-1,P-2"])
+def test_the_dashboard_shows_every_alarm_the_stack_has(
+    template: dict[str, Any], plan_ids: str
+) -> None:
+    from achieveit_sandbox.cloudformation import Resolver
+
+    resolver = Resolver(template, {"PlanIds": plan_ids})
+    dashboard = resolved_dashboard(template, resolver)
+    [widget] = [w for w in dashboard["widgets"] if w["type"] == "alarm"]
+    existing = {
+        name
+        for name, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items()
+        if "Condition" not in alarm or resolver.condition(alarm["Condition"])
+    }
+    assert ("BackupMissingAlarm" in existing) == bool(plan_ids)
+    shown = widget["properties"]["alarms"]
+    assert len(shown) == len(set(shown)) <= 100  # the alarm widget's limit
+    assert {arn.rsplit(":", 1)[-1] for arn in shown} == existing
