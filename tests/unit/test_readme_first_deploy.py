@@ -68,3 +68,19 @@ def test_setting_plans_says_to_back_up_at_once() -> None:
     assert words[words.index("--invocation-type") + 1] == "Event"
     payload = json.loads(words[words.index("--payload") + 1])
     assert plans_for_event(payload, ("P-1", "P-2")) == ["P-1", "P-2"]  # the PlanIds plans
+
+
+def test_the_smoke_permissions_include_listing_both_buckets() -> None:
+    """S3 answers a GET of a key not written yet with 404 only to a caller that may
+    s3:ListBucket, else 403: the smoke command polls for a report and a latest.json that do
+    not exist yet, in the drop and the backups buckets (review B8)."""
+    step = FIRST_DEPLOY[FIRST_DEPLOY.index("5. **The smoke test.**") : FIRST_DEPLOY.index("6. **")]
+    needs = " ".join(step[step.index("It needs") :].split())
+    for permission in (
+        "`cloudformation:DescribeStacks`",
+        "`s3:PutObject`",
+        "`s3:GetObject`",
+        "`s3:ListBucket` on the drop and backups buckets",
+        "`lambda:InvokeFunction`",
+    ):
+        assert permission in needs, permission
