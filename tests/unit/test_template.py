@@ -459,8 +459,9 @@ SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:achieveit-AbCdEf"
 
 def test_kms_decrypt_is_granted_for_the_named_key_alone(template: dict[str, Any]) -> None:
     """Reading a secret encrypted with a customer-managed KMS key also needs kms:Decrypt on
-    that key. Granted only when ExistingApiKeySecretKmsKeyArn is set, on that key alone, and
-    only through Secrets Manager in this region (kms:ViaService)."""
+    that key. Granted only when ExistingApiKeySecretKmsKeyArn is set, on that key alone, only
+    through Secrets Manager in this region (kms:ViaService), and only for the secret named
+    (Secrets Manager passes the secret's ARN as the SecretARN encryption context)."""
     parameter = template["Parameters"]["ExistingApiKeySecretKmsKeyArn"]
     assert parameter["Default"] == ""
     assert re.fullmatch(parameter["AllowedPattern"], KMS_KEY)
@@ -487,7 +488,9 @@ def test_kms_decrypt_is_granted_for_the_named_key_alone(template: dict[str, Any]
         assert granted["Resource"] == {"Ref": "ExistingApiKeySecretKmsKeyArn"}
         assert granted["Condition"] == {
             "StringEquals": {
-                "kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}
+                "kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"},
+                # ... and for this secret alone (review C3).
+                "kms:EncryptionContext:SecretARN": {"Ref": "ExistingApiKeySecretArn"},
             }
         }
     # A key makes sense only for a secret you bring.
@@ -986,3 +989,75 @@ def test_the_dashboard_shows_every_alarm_the_stack_has(
     shown = widget["properties"]["alarms"]
     assert len(shown) == len(set(shown)) <= 100  # the alarm widget's limit
     assert {arn.rsplit(":", 1)[-1] for arn in shown} == existing
+
+
+# ---------------------------------------------------------------------------------------
+# Grants and policies narrowed to what each needs (review C1, C3), and each function's
+# permissions explained in the README (C2).
+
+
+def test_only_this_stacks_buckets_may_deliver_access_logs(template: dict[str, Any]) -> None:
+    """S3 server access logging: the log bucket's policy lets logging.s3.amazonaws.com write,
+    limited to the source buckets (aws:SourceArn) of this account (aws:SourceAccount)."""
+    logging_buckets = [
+        {"Fn::GetAtt": [name, "Arn"]}
+        for name, bucket in resources_of(template, "AWS::S3::Bucket").items()
+        if bucket["Properties"].get("LoggingConfiguration", {}).get("DestinationBucketName")
+        == {"Ref": "AccessLogsBucket"}
+    ]
+    assert len(logging_buckets) == 2
+    policy = template["Resources"]["AccessLogsBucketPolicy"]["Properties"]["PolicyDocument"]
+    [delivery] = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert delivery["Condition"] == {
+        "ArnLike": {"aws:SourceArn": logging_buckets},
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+    }
+
+
+def test_query_is_granted_on_the_checkpoint_table_only(template: dict[str, Any]) -> None:
+    [query] = statements_granting(template, "IngestFunctionRole", "dynamodb:Query")
+    assert query["Resource"] == {"Fn::GetAtt": ["CheckpointTable", "Arn"]}
+    for statement in allow_statements_of(template, "IngestFunctionRole"):
+        if statement["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}:
+            assert "dynamodb:Query" not in as_list(statement["Action"])
+
+
+def test_the_tables_encryption_is_described_as_it_is(template: dict[str, Any]) -> None:
+    """SSEEnabled true is SSE-KMS with the AWS managed key (aws/dynamodb); an AWS owned key
+    is what false or nothing gives (review C6)."""
+    for name, table in resources_of(template, "AWS::DynamoDB::Table").items():
+        assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}, name
+        [skip] = [s for s in table["Metadata"]["checkov"]["skip"] if s["id"] == "CKV_AWS_119"]
+        assert "AWS managed KMS key" in skip["comment"], name
+        assert "owned" not in skip["comment"], name
+    assert TEMPLATE.read_text().count("AWS managed KMS key (alias/aws/dynamodb)") == 2
+
+
+def permissions_section() -> str:
+    readme = (TEMPLATE.parent / "README.md").read_text()
+    section = readme[readme.index("### Permissions, and why") : readme.index("## Dropping files")]
+    return " ".join(section.split())
+
+
+def test_every_granted_action_is_explained_in_the_readme(template: dict[str, Any]) -> None:
+    """README, "Permissions, and why": every action a role of the stack grants is named
+    there (as `service:Action`, or as `Action` beside one of its service named in full)."""
+    section = permissions_section()
+    for role in resources_of(template, "AWS::IAM::Role"):
+        for statement in allow_statements_of(template, role):
+            for action in as_list(statement["Action"]):
+                name = action.split(":", 1)[1]
+                explained = f"`{action}`" in section or f"`{name}`" in section
+                assert explained, f"{role}: {action} is not explained"
+
+
+def test_permanent_deletes_of_dropped_versions_say_why(template: dict[str, Any]) -> None:
+    """The ingest function deletes the processed version itself (s3:DeleteObjectVersion), not
+    just adds a delete marker: a late redelivery of its notification then finds the version
+    gone and is skipped, instead of publishing the rows again (review C2)."""
+    [grant] = statements_granting(template, "IngestFunctionRole", "s3:DeleteObjectVersion")
+    assert grant["Resource"] == {"Fn::Sub": "${DropBucket.Arn}/incoming/*"}
+    section = permissions_section()
+    sentence = section[section.index("`DeleteObjectVersion`") :].split(". ")[0:3]
+    assert "redelivery" in " ".join(sentence)
