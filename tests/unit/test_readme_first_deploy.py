@@ -84,3 +84,18 @@ def test_the_smoke_permissions_include_listing_both_buckets() -> None:
         "`lambda:InvokeFunction`",
     ):
         assert permission in needs, permission
+
+
+def test_the_upgrade_notes_cover_what_an_update_replaces() -> None:
+    """Two changes replace a resource on a stack deployed before them: the secret's derived
+    name (review A2; the old secret is retained) and the ingest queue's name (C4; its
+    messages go with it). The checklist says what to do about each."""
+    template = load_template(ROOT / "template.yaml")
+    resources = template["Resources"]
+    assert resources["ApiKeySecret"]["UpdateReplacePolicy"] == "Retain"
+    assert "QueueName" in resources["IngestQueue"]["Properties"]
+    notes = " ".join(FIRST_DEPLOY.split())
+    assert "`ApiKeySecretName=achieveit-sync/api-key`" in notes
+    assert "`UpdateReplacePolicy: Retain`" in notes
+    assert "replaces the ingest queue" in notes
+    assert "ApproximateNumberOfMessagesNotVisible" in notes

@@ -1061,3 +1061,96 @@ def test_permanent_deletes_of_dropped_versions_say_why(template: dict[str, Any])
     section = permissions_section()
     sentence = section[section.index("`DeleteObjectVersion`") :].split(". ")[0:3]
     assert "redelivery" in " ".join(sentence)
+
+
+# ---------------------------------------------------------------------------------------
+# Queues and topics: TLS only, the ingest dead-letter queue for the ingest queue alone, and
+# the alarm topic open to this account's alarms (review C4).
+
+
+def resource_policy_statements(
+    template: dict[str, Any], policy_type: str, target_key: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(target logical id, statement) for every statement of every policy of that type."""
+    for policy in resources_of(template, policy_type).values():
+        properties = policy["Properties"]
+        for target in properties[target_key]:
+            for statement in properties["PolicyDocument"]["Statement"]:
+                yield target["Ref"], statement
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "policy_type", "target_key", "actions"),
+    [
+        ("AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "Queues", {"sqs:*"}),
+        ("AWS::SNS::Topic", "AWS::SNS::TopicPolicy", "Topics", {"sns:Publish", "sns:*"}),
+    ],
+)
+def test_every_queue_and_topic_refuses_requests_without_tls(
+    template: dict[str, Any],
+    resource_type: str,
+    policy_type: str,
+    target_key: str,
+    actions: set[str],
+) -> None:
+    denied = set()
+    for target, statement in resource_policy_statements(template, policy_type, target_key):
+        if (
+            statement["Effect"] == "Deny"
+            and statement["Principal"] == "*"
+            and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            and set(as_list(statement["Action"])) & actions
+        ):
+            resources = as_list(statement["Resource"])
+            arn = (
+                {"Fn::GetAtt": [target, "Arn"]}
+                if resource_type == "AWS::SQS::Queue"
+                else {"Ref": target}
+            )
+            assert arn in resources, (target, resources)
+            denied.add(target)
+    assert denied == set(resources_of(template, resource_type))
+
+
+def test_the_ingest_dead_letter_queue_takes_the_ingest_queues_failures_alone(
+    template: dict[str, Any],
+) -> None:
+    """RedriveAllowPolicy byQueue names the one source queue, by the ARN it will have (the
+    dead-letter queue is created first, so not by GetAtt)."""
+    from achieveit_sandbox.cloudformation import Resolver
+
+    resources = template["Resources"]
+    allow = resources["IngestDeadLetterQueue"]["Properties"]["RedriveAllowPolicy"]
+    assert allow["redrivePermission"] == "byQueue"
+    [source] = allow["sourceQueueArns"]
+    resolver = Resolver(template, region="eu-west-1", stack_name="x")
+    queue_name = resolver.resolve(resources["IngestQueue"]["Properties"]["QueueName"])
+    assert len(queue_name) <= 80
+    assert resolver.resolve(source) == f"arn:aws:sqs:eu-west-1:123456789012:{queue_name}"
+    assert resources["IngestQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]
+    }
+    assert "IngestQueue" not in json.dumps(resources["IngestDeadLetterQueue"])  # no cycle
+
+
+THIS_ACCOUNTS_ALARMS = "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"
+
+
+def test_cloudwatch_may_publish_alarms_of_this_account_only(template: dict[str, Any]) -> None:
+    """A topic policy replaces the default one, which let this account's alarms publish:
+    CloudWatch (cloudwatch.amazonaws.com) is granted sns:Publish for this account's alarms
+    in this region, nothing else, and no other service or account is."""
+    allows = [
+        (target, s)
+        for target, s in resource_policy_statements(template, "AWS::SNS::TopicPolicy", "Topics")
+        if s["Effect"] == "Allow"
+    ]
+    [(target, allow)] = allows
+    assert target == "AlarmTopic"
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == {"Ref": "AlarmTopic"}
+    assert allow["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {"aws:SourceArn": {"Fn::Sub": THIS_ACCOUNTS_ALARMS}},
+    }
