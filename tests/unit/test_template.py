@@ -233,6 +233,10 @@ def test_outputs_give_what_a_user_needs_next(template: dict[str, Any]) -> None:
         "IngestDeadLetterQueueUrl",
         "DashboardUrl",
     } <= set(template["Outputs"])
+    # The runbook's redrive (start-message-move-task --source-arn) takes the ARN (review D2).
+    assert template["Outputs"]["IngestDeadLetterQueueArn"]["Value"] == {
+        "Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -1154,3 +1158,42 @@ def test_cloudwatch_may_publish_alarms_of_this_account_only(template: dict[str, 
         "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
         "ArnLike": {"aws:SourceArn": {"Fn::Sub": THIS_ACCOUNTS_ALARMS}},
     }
+
+
+def test_expired_delete_markers_leave_the_drop_bucket(template: dict[str, Any]) -> None:
+    """In a versioned bucket a delete marker whose versions have all expired stays unless a
+    rule expires it; ExpiredObjectDeleteMarker cannot share a rule with ExpirationInDays
+    (review D3)."""
+    rules = template["Resources"]["DropBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    [rule] = [r for r in rules if "NoncurrentVersionExpiration" in r]
+    assert rule["ExpiredObjectDeleteMarker"] is True
+    assert "ExpirationInDays" not in rule
+    assert "ExpirationDate" not in rule
+
+
+def test_sam_sync_watch_never_targets_the_default_stack() -> None:
+    """`sam sync --watch` redeploys on every save without a change set. samconfig.toml turns
+    it on only in the dev configuration environment, whose stack is not the one default and
+    prod deploy; each environment has what sam deploy needs (environments do not inherit
+    from default) (review D4)."""
+    import tomllib
+
+    config = tomllib.loads((TEMPLATE.parent / "samconfig.toml").read_text())
+    environments = {name: env for name, env in config.items() if isinstance(env, dict)}
+    assert {"default", "dev", "prod"} <= set(environments)
+
+    def parameters(environment: str, command: str) -> dict[str, Any]:
+        return dict(environments[environment].get(command, {}).get("parameters", {}))
+
+    def stack(environment: str) -> str:
+        return str(parameters(environment, "global")["stack_name"])
+
+    assert stack("dev") != stack("prod")
+    assert stack("prod") == stack("default") == "achieveit-sync"  # the README's stack
+    watching = {name for name in environments if parameters(name, "sync").get("watch")}
+    assert watching == {"dev"}
+    for name in environments:
+        deploy = parameters(name, "deploy")
+        assert "CAPABILITY_IAM" in deploy["capabilities"].split(), name
+        assert deploy["confirm_changeset"] is True, name
+        assert deploy["region"], name
