@@ -716,11 +716,10 @@ def _exit_code(report: FileReport) -> int:
         return EXIT_USAGE  # the key, the service account's access or the base URL
     if report.stop_reason in (StopReason.API_UNAVAILABLE, StopReason.ERROR):
         return EXIT_SERVICE
-    if report.status in (FileStatus.COMPLETED,) or (
+    clean = report.status is FileStatus.COMPLETED or (
         report.status is FileStatus.VALIDATED and not report.counts.rejected
-    ):
-        return EXIT_OK
-    return EXIT_DATA
+    )
+    return EXIT_OK if clean and not report.ignored else EXIT_DATA
 
 
 def _client_from_env() -> Any:
@@ -768,7 +767,7 @@ def _text_report(
     settled_earlier: bool = False,
 ) -> str:
     counts = report.counts
-    headline = report.headline()
+    headline = report.full_headline()
     if settled_earlier:
         headline = (
             f"nothing sent now: an earlier run of this command sent this file ({headline}); "
