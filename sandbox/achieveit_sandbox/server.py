@@ -4,86 +4,33 @@ Run it in-process (``SandboxServer(...).start()``, as the pytest fixture does) o
 shell (``achieveit-sync sandbox``). It serves HTTPS only, TLS 1.2 at least, with a
 certificate from a throw-away trustme CA written where the caller asks.
 
-The API's rules, and the documented choices where AchieveIt's behaviour is unknown, live in
-``rules``; this module starts and stops the server, records requests and injects faults.
+This module starts and stops the server and wires it together; each job lives in its own:
+
+* ``rules``: the API's rules, and the documented choices where AchieveIt's behaviour is
+  unknown (see its docstring);
+* ``recording``: the outermost middleware, which numbers and records every API request;
+* ``faults``: the middleware inside it, which answers the requests a ``FaultPlan`` picks
+  badly.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
-import struct
 import threading
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import trustme
 from aiohttp import web
 
-from achieveit_sandbox.faults import Fault, FaultPlan
+from achieveit_sandbox.faults import FaultInjection, FaultPlan
 from achieveit_sandbox.model import Organisation, StoredUpdate, User
+from achieveit_sandbox.recording import REQUEST_NUMBER, RecordedRequest, RequestRecorder
 from achieveit_sandbox.rules import Answer, ApiFailureError, ApiRules, SandboxBehaviour
 from achieveit_sandbox.submissions import METRIC, PROGRESS
-
-_REQUEST_NUMBER = web.RequestKey("sandbox_request_number", int)
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One API request as the sandbox saw it. Never holds the key."""
-
-    number: int
-    method: str
-    path: str
-    query: dict[str, str]
-    authorization_scheme: str | None
-    """The first word of the Authorization header (``API-KEY`` when well-formed)."""
-    user_id: str | None
-    content_type: str | None
-    body_bytes: int
-    peer_port: int
-    received_at: float
-    """``time.monotonic()`` when the request arrived (comparable within one process)."""
-    fault: str | None
-    status: int | None = None
-    """``None`` while in progress, or when the connection was reset instead of answered."""
-    finished_at: float | None = None
-    """``None`` while the request is still in progress."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "authorizationScheme": self.authorization_scheme,
-            "userId": self.user_id,
-            "contentType": self.content_type,
-            "bodyBytes": self.body_bytes,
-            "peerPort": self.peer_port,
-            "receivedAt": self.received_at,
-            "finishedAt": self.finished_at,
-            "fault": self.fault,
-            "status": self.status,
-        }
-
-
-@dataclass
-class _State:
-    faults: FaultPlan
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    requests: list[RecordedRequest] = field(default_factory=list)
-    request_counter: int = 0
-    in_flight: int = 0
-    max_in_flight: int = 0
 
 
 class SandboxServer:
@@ -109,7 +56,12 @@ class SandboxServer:
         self._requested_port = port
         self._tls_versions = tls_versions
         self._rules = ApiRules(organisation, behaviour)
-        self._state = _State(faults or FaultPlan())
+        self._recorder = RequestRecorder(user_id_for=self._rules.user_id_for)
+        self._faults = FaultInjection(
+            faults or FaultPlan(),
+            self._recorder,
+            latency_seconds=lambda: self._rules.behaviour.latency_seconds,
+        )
         self._ca = trustme.CA(organization_name="achieveit-sync sandbox")
         self.ca_file = ca_file
         self._thread: threading.Thread | None = None
@@ -178,17 +130,14 @@ class SandboxServer:
 
     def recorded_requests(self) -> list[RecordedRequest]:
         """Every API request seen, in arrival order (inspection calls excluded)."""
-        with self._state.lock:
-            return list(self._state.requests)
+        return self._recorder.recorded_requests()
 
     @property
     def max_concurrent_requests(self) -> int:
-        with self._state.lock:
-            return self._state.max_in_flight
+        return self._recorder.max_concurrent_requests
 
     def set_faults(self, faults: FaultPlan) -> None:
-        with self._state.lock:
-            self._state.faults = faults
+        self._faults.set_plan(faults)
 
     def set_behaviour(self, **changes: Any) -> None:
         self._rules.set_behaviour(**changes)
@@ -236,7 +185,11 @@ class SandboxServer:
         return context
 
     def _build_app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._api_middleware])
+        # Recording outermost, so that a faulted request is still recorded with its fault.
+        app = web.Application(
+            client_max_size=64 * 1024 * 1024,
+            middlewares=[self._recorder.middleware, self._faults.middleware],
+        )
         app.router.add_get("/exports/plans/{plan_id}", self._export)
         app.router.add_get("/plans/{plan_id}/items", self._export)  # the older docs' path
         app.router.add_post("/api/progressupdates/{name}", self._progress_updates)
@@ -246,71 +199,6 @@ class SandboxServer:
         app.router.add_get("/_sandbox/stats", self._inspect_stats)
         app.router.add_put("/_sandbox/faults", self._replace_faults)
         return app
-
-    @web.middleware
-    async def _api_middleware(
-        self,
-        request: web.Request,
-        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-    ) -> web.StreamResponse:
-        if request.path.startswith("/_sandbox/"):
-            return await handler(request)
-        state = self._state
-        authorization = request.headers.get("Authorization")
-        user_id = self._rules.user_id_for(authorization)
-        behaviour = self._rules.behaviour
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        with state.lock:
-            state.request_counter += 1
-            number = state.request_counter
-            fault = state.faults.choose(number, request.path)
-            retry_after = state.faults.retry_after
-            slow_seconds = state.faults.slow_seconds
-            state.in_flight += 1
-            state.max_in_flight = max(state.max_in_flight, state.in_flight)
-            record = RecordedRequest(
-                number=number,
-                method=request.method,
-                path=request.path,
-                query=dict(request.query),
-                authorization_scheme=authorization.split(" ", 1)[0] if authorization else None,
-                user_id=user_id,
-                content_type=request.headers.get("Content-Type"),
-                body_bytes=request.content_length or 0,
-                peer_port=int(peer[1]) if peer else 0,
-                received_at=time.monotonic(),
-                fault=fault.value if fault else None,
-            )
-            position = len(state.requests)
-            state.requests.append(record)
-        request[_REQUEST_NUMBER] = number
-        status: int | None = None
-        response: web.StreamResponse
-        try:
-            if behaviour.latency_seconds:
-                await asyncio.sleep(behaviour.latency_seconds)
-            if fault is Fault.RESET_BEFORE:
-                _reset_connection(request)
-                return web.Response(status=500)  # never reaches the client
-            if fault in (Fault.THROTTLE, Fault.SERVER_ERROR, Fault.BAD_GATEWAY, Fault.UNAVAILABLE):
-                response = _fault_response(fault, retry_after)
-            else:
-                response = await handler(request)
-            if fault is Fault.SLOW:
-                await asyncio.sleep(slow_seconds)
-            if fault is Fault.ECHO_KEY:
-                response = _echo_key_response(response.status, authorization or "")
-            if fault is Fault.RESET_AFTER:
-                _reset_connection(request)
-                return web.Response(status=500)  # never reaches the client
-            status = response.status
-            return response
-        finally:
-            with state.lock:
-                state.in_flight -= 1
-                state.requests[position] = replace(
-                    record, status=status, finished_at=time.monotonic()
-                )
 
     # -- the API's routes: HTTP in, the rules' answer out --------------------------------
 
@@ -341,7 +229,7 @@ class SandboxServer:
                 submitter,
                 body,
                 request.headers.get("Content-Type", ""),
-                request[_REQUEST_NUMBER],
+                request[REQUEST_NUMBER],
             )
         except ApiFailureError as failure:
             return _failure_response(failure)
@@ -356,12 +244,11 @@ class SandboxServer:
         return web.json_response([r.as_dict() for r in self.recorded_requests()])
 
     async def _inspect_stats(self, request: web.Request) -> web.Response:
-        with self._state.lock:
-            stats = {
-                "requests": len(self._state.requests),
-                "updatesStored": len(self._rules.stored_updates()),
-                "maxConcurrentRequests": self._state.max_in_flight,
-            }
+        stats = {
+            "requests": len(self.recorded_requests()),
+            "updatesStored": len(self.stored_updates()),
+            "maxConcurrentRequests": self.max_concurrent_requests,
+        }
         return web.json_response(stats)
 
     async def _replace_faults(self, request: web.Request) -> web.Response:
@@ -383,46 +270,3 @@ def _answer_response(answer: Answer) -> web.Response:
 
 def _failure_response(failure: ApiFailureError) -> web.Response:
     return web.json_response({"message": failure.message}, status=failure.status)
-
-
-def _fault_response(fault: Fault, retry_after: str) -> web.Response:
-    if fault is Fault.THROTTLE:
-        return web.json_response(
-            {"message": "Too many requests"},
-            status=429,
-            headers={"Retry-After": _retry_after_value(retry_after)},
-        )
-    return web.json_response({"message": "Injected server error"}, status=int(fault.value))
-
-
-def _echo_key_response(status: int, authorization: str) -> web.Response:
-    key = authorization.split(" ", 1)[-1]
-    escaped = "".join(f"\\u{ord(ch):04X}" if ch.isalnum() else ch for ch in key)
-    body = (
-        '{"message": "rejected key '
-        + key
-        + '", "escaped": "'
-        + escaped.replace("/", "\\/")
-        + '", "query": "key='
-        + quote(key, safe="")
-        + '"}'
-    )
-    return web.Response(status=status, text=body, content_type="application/json")
-
-
-def _retry_after_value(setting: str) -> str:
-    if setting.startswith("http-date:"):
-        seconds = float(setting.split(":", 1)[1])
-        return format_datetime(datetime.now(UTC) + timedelta(seconds=seconds), usegmt=True)
-    return setting
-
-
-def _reset_connection(request: web.Request) -> None:
-    """Drop the connection with a TCP reset, without sending any answer."""
-    transport = request.transport
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()

@@ -1,19 +1,23 @@
 """The sandbox reads submissions and answers requests by the documented rules (it plays the
 server in every test, so its strictness is what keeps the client honest). The rules are
-called directly here, without HTTP.
+called directly here, without HTTP; the recording and fault middlewares on mocked requests.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 from typing import Any
 
 import pytest
-from achieveit_sandbox.faults import Fault, FaultPlan
+from achieveit_sandbox.faults import Fault, FaultInjection, FaultPlan
 from achieveit_sandbox.model import Item, Organisation, Plan, Role, User
+from achieveit_sandbox.recording import RecordedRequest, RequestRecorder
 from achieveit_sandbox.rules import Answer, ApiFailureError, ApiRules, SandboxBehaviour
 from achieveit_sandbox.seed import generate_plan, load_example_organisation
 from achieveit_sandbox.submissions import METRIC, PROGRESS, SubmissionError, parse_submission
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
 
 def parse(body: str, kind: str = PROGRESS, content_type: str = "", name: str = "x"):
@@ -409,3 +413,51 @@ def test_the_request_log_learns_whose_key_without_judging_it() -> None:
     assert rules.user_id_for(VIEWER) == "u-viewer"
     assert rules.user_id_for("API-KEY nobody") is None
     assert rules.user_id_for("viewer-key") is None
+
+
+# -- recording and fault injection, on mocked requests -------------------------------------
+
+
+def serve(plan: FaultPlan, *requests: web.Request) -> tuple[list[RecordedRequest], list[int]]:
+    """Pass requests through the two middlewares, recording outermost, as the server does."""
+    recorder = RequestRecorder(ApiRules(small_organisation()).user_id_for)
+    faults = FaultInjection(plan, recorder, latency_seconds=lambda: 0.0)
+
+    async def api(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"ok": True})
+
+    async def inner(request: web.Request) -> web.StreamResponse:
+        return await faults.middleware(request, api)
+
+    async def run() -> list[int]:
+        return [(await recorder.middleware(r, inner)).status for r in requests]
+
+    statuses = asyncio.run(run())
+    return recorder.recorded_requests(), statuses
+
+
+def get(path: str = "/exports/plans/P") -> web.Request:
+    return make_mocked_request("GET", path, headers={"Authorization": EDITOR})
+
+
+def test_a_faulted_request_is_recorded_with_its_fault_and_status() -> None:
+    plan = FaultPlan(on_requests={2: Fault.THROTTLE}, retry_after="7")
+
+    recorded, statuses = serve(plan, get(), get(), get("/_sandbox/requests"))
+
+    assert statuses == [200, 429, 200]
+    assert [(r.number, r.fault, r.status, r.user_id) for r in recorded] == [
+        (1, None, 200, "u-editor"),
+        (2, "429", 429, "u-editor"),
+    ]
+    assert all(r.finished_at is not None for r in recorded)
+
+
+def test_a_reset_connection_is_recorded_with_its_fault_and_no_status() -> None:
+    request = get()
+
+    recorded, _ = serve(FaultPlan(on_requests={1: Fault.RESET_AFTER}), request)
+
+    assert request.transport is not None
+    request.transport.abort.assert_called_once()  # type: ignore[attr-defined]
+    assert (recorded[0].fault, recorded[0].status) == ("reset-after", None)
