@@ -10,7 +10,8 @@ This module starts and stops the server and wires it together; each job lives in
   unknown (see its docstring);
 * ``recording``: the outermost middleware, which numbers and records every API request;
 * ``faults``: the middleware inside it, which answers the requests a ``FaultPlan`` picks
-  badly.
+  badly;
+* ``inspection``: the ``/_sandbox/*`` routes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import trustme
 from aiohttp import web
 
 from achieveit_sandbox.faults import FaultInjection, FaultPlan
+from achieveit_sandbox.inspection import add_inspection_routes
 from achieveit_sandbox.model import Organisation, StoredUpdate, User
 from achieveit_sandbox.recording import REQUEST_NUMBER, RecordedRequest, RequestRecorder
 from achieveit_sandbox.rules import Answer, ApiFailureError, ApiRules, SandboxBehaviour
@@ -194,10 +196,7 @@ class SandboxServer:
         app.router.add_get("/plans/{plan_id}/items", self._export)  # the older docs' path
         app.router.add_post("/api/progressupdates/{name}", self._progress_updates)
         app.router.add_post("/api/metricupdates/{name}", self._metric_updates)
-        app.router.add_get("/_sandbox/updates", self._inspect_updates)
-        app.router.add_get("/_sandbox/requests", self._inspect_requests)
-        app.router.add_get("/_sandbox/stats", self._inspect_stats)
-        app.router.add_put("/_sandbox/faults", self._replace_faults)
+        add_inspection_routes(app.router, self)
         return app
 
     # -- the API's routes: HTTP in, the rules' answer out --------------------------------
@@ -234,30 +233,6 @@ class SandboxServer:
         except ApiFailureError as failure:
             return _failure_response(failure)
         return _answer_response(answer)
-
-    # -- inspection endpoints (for the CLI-run sandbox and the demo) ----------------------
-
-    async def _inspect_updates(self, request: web.Request) -> web.Response:
-        return web.json_response([u.as_dict() for u in self.stored_updates()])
-
-    async def _inspect_requests(self, request: web.Request) -> web.Response:
-        return web.json_response([r.as_dict() for r in self.recorded_requests()])
-
-    async def _inspect_stats(self, request: web.Request) -> web.Response:
-        stats = {
-            "requests": len(self.recorded_requests()),
-            "updatesStored": len(self.stored_updates()),
-            "maxConcurrentRequests": self.max_concurrent_requests,
-        }
-        return web.json_response(stats)
-
-    async def _replace_faults(self, request: web.Request) -> web.Response:
-        try:
-            faults = FaultPlan.from_dict(await request.json())
-        except (ValueError, TypeError, KeyError) as exc:
-            return web.json_response({"message": f"bad fault plan: {exc}"}, status=400)
-        self.set_faults(faults)
-        return web.json_response({"ok": True})
 
 
 def _answer_response(answer: Answer) -> web.Response:
