@@ -128,7 +128,7 @@ def _stop_on_sigterm() -> Callable[[], None]:
 _LOG_DETAILS = ("operation", "status", "reason", "attempt", "wait_seconds", "plan", "error")
 
 
-class _OneLineFormatter(logging.Formatter):
+class OneLineFormatter(logging.Formatter):
     """``achieveit-sync: AchieveIt request failed; retrying (reason: HTTP 503; attempt 1;
     wait_seconds: 0.4)``: the package's log records, with the details people need."""
 
@@ -162,7 +162,7 @@ def _show_warnings_on_stderr() -> None:
     package = logging.getLogger("achieveit_sync")
     if not any(isinstance(handler, _StderrHandler) for handler in package.handlers):
         handler = _StderrHandler(logging.WARNING)
-        handler.setFormatter(_OneLineFormatter())
+        handler.setFormatter(OneLineFormatter())
         package.addHandler(handler)
 
 
@@ -716,11 +716,10 @@ def _exit_code(report: FileReport) -> int:
         return EXIT_USAGE  # the key, the service account's access or the base URL
     if report.stop_reason in (StopReason.API_UNAVAILABLE, StopReason.ERROR):
         return EXIT_SERVICE
-    if report.status in (FileStatus.COMPLETED,) or (
+    clean = report.status is FileStatus.COMPLETED or (
         report.status is FileStatus.VALIDATED and not report.counts.rejected
-    ):
-        return EXIT_OK
-    return EXIT_DATA
+    )
+    return EXIT_OK if clean and not report.ignored else EXIT_DATA
 
 
 def _client_from_env() -> Any:
@@ -768,7 +767,7 @@ def _text_report(
     settled_earlier: bool = False,
 ) -> str:
     counts = report.counts
-    headline = report.headline()
+    headline = report.full_headline()
     if settled_earlier:
         headline = (
             f"nothing sent now: an earlier run of this command sent this file ({headline}); "

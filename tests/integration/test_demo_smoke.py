@@ -16,9 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_demo_runs_end_to_end_and_leaves_its_outputs(tmp_path: Path) -> None:
     output = tmp_path / "demo"
 
-    # Exactly the README's command (with the output folder moved out of the checkout).
+    # What `make demo` runs (see the next test), with this interpreter: no install, and the
+    # output folder out of the checkout.
     result = subprocess.run(
-        ["make", "--no-print-directory", "demo", f"OUTPUT={output}"],
+        [sys.executable, "-m", "achieveit_sandbox.demo", "--output", str(output)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -54,6 +55,23 @@ def test_the_demo_runs_end_to_end_and_leaves_its_outputs(tmp_path: Path) -> None
     assert "API-KEY" not in "\n".join(logs) + summary  # the header never reaches a log
     ca_folder = re.search(r"CA: (\S+)/ca\.pem", summary)
     assert ca_folder is None or not Path(ca_folder.group(1)).exists()
+
+
+def test_make_demo_runs_the_demo_module_after_installing() -> None:
+    """The README's `make demo` is the module the test above runs (the recipe, as make would
+    run it; `make -n` prints it without installing anything)."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "demo", "OUTPUT=/tmp/x", "KEEP=1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.endswith("-m achieveit_sandbox.demo --keep --output /tmp/x")
 
 
 def test_a_kept_demo_takes_files_anywhere_in_the_inbox_and_ends_cleanly_on_ctrl_c(

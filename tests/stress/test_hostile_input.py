@@ -63,6 +63,12 @@ def test_random_csv_structures_give_a_verdict_per_row(rows: list[list[str]], hea
 
     results = verdicts(buffer.getvalue().encode(), "f.csv")
 
+    if len(results) == 1 and isinstance(results[0], InvalidFileError | FileLayoutError):
+        return
+    # One verdict per row at most (blank and untouched rows get none), in line order.
+    lines = [result.line for result in results]
+    assert lines == sorted(set(lines))
+    assert len(results) <= len(rows)
     for result in results:
         if isinstance(result, RejectedRow):
             assert all(p.reason and p.hint for p in result.problems)
@@ -80,15 +86,20 @@ json_values = st.recursive(
 def test_random_json_structures_give_a_verdict_or_a_file_error(
     document: object, lines: bool
 ) -> None:
+    elements = document if isinstance(document, list) else [document]
     if lines:
-        content = "\n".join(
-            json.dumps(d) for d in (document if isinstance(document, list) else [document])
-        ).encode()
+        content = "\n".join(json.dumps(d) for d in elements).encode()
         results = verdicts(content, "f.jsonl")
     else:
         results = verdicts(json.dumps(document).encode(), "f.json")
 
-    assert results is not None
+    if len(results) == 1 and isinstance(results[0], InvalidFileError | FileLayoutError):
+        assert results[0].args[0]  # a file error says what is wrong
+        return
+    # Otherwise every element is one verdict: a valid row or a rejection with its reason.
+    assert len(results) == len(elements)
+    for result in results:
+        assert isinstance(result, ValidRow | RejectedRow)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import logging
 import sys
 
 import pytest
-from achieveit_sync.cli import _OneLineFormatter
+from achieveit_sync.cli import OneLineFormatter
 
 from tests.conftest import RECOGNISABLE_KEY
 
@@ -40,7 +40,7 @@ def _the_key_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_failure_is_one_line_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ACHIEVEIT_SYNC_DEBUG", raising=False)
 
-    text = _OneLineFormatter().format(_record_of_a_failure())
+    text = OneLineFormatter().format(_record_of_a_failure())
 
     assert text == "achieveit-sync: plan backup failed unexpectedly"
 
@@ -50,7 +50,7 @@ def test_debug_shows_where_a_failure_came_from_without_the_key(
 ) -> None:
     monkeypatch.setenv("ACHIEVEIT_SYNC_DEBUG", "1")
 
-    text = _OneLineFormatter().format(_record_of_a_failure())
+    text = OneLineFormatter().format(_record_of_a_failure())
 
     assert "Traceback (most recent call last)" in text
     assert "RuntimeError: boom near" in text
@@ -64,4 +64,4 @@ def test_debug_shows_a_trace_a_record_carries_as_a_field(monkeypatch: pytest.Mon
     )
     record.traceback = "Traceback (most recent call last):\n  File x\nValueError: y"
 
-    assert _OneLineFormatter().format(record).endswith("ValueError: y")
+    assert OneLineFormatter().format(record).endswith("ValueError: y")

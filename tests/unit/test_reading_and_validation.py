@@ -98,7 +98,7 @@ def test_a_header_in_any_order_and_spelling_is_understood() -> None:
     assert validator.warnings == []  # "Item Name" is the template's informational column
 
 
-def test_unknown_columns_and_fields_are_warnings_not_errors() -> None:
+def test_unknown_columns_and_fields_do_not_reject_rows_but_are_named_as_ignored() -> None:
     _, csv_validator, csv_results = validate(
         "a.csv", b"External ID,Status,As Of Date,Owner\nPX-1,On Track,2026-11-01,me\n"
     )
@@ -108,8 +108,13 @@ def test_unknown_columns_and_fields_are_warnings_not_errors() -> None:
     )
 
     assert all(isinstance(r, ValidRow) for r in csv_results + json_results)
-    assert csv_validator.warnings == ["unknown column(s) ignored: 'Owner'"]
+    assert csv_validator.warnings == [
+        "unknown column(s) ignored: 'Owner'; rename a column to its documented name to send "
+        "it, or delete it"
+    ]
     assert json_validator.warnings == ["unknown field 'owner' ignored (first seen on line 1)"]
+    assert csv_validator.ignored == ["'Owner'"]
+    assert json_validator.ignored == ["'owner'"]
 
 
 def test_blank_lines_are_skipped_and_counted() -> None:

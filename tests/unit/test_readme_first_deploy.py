@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shlex
 from pathlib import Path
 
 from achieveit_sandbox.cloudformation import load_template
+from achieveit_sync.backup.lambda_adapter import plans_for_event
 from achieveit_sync.smoke import add_arguments
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,3 +47,55 @@ def test_every_parameter_is_in_the_parameters_table() -> None:
     template = load_template(ROOT / "template.yaml")
     for name in template["Parameters"]:
         assert f"| `{name}` |" in README, name
+
+
+def test_setting_plans_says_to_back_up_at_once() -> None:
+    """BackupMissingAlarm treats missing data as breaching, on purpose, and exists as soon as
+    PlanIds is set: it fires before the first nightly run unless a backup is made at once.
+    The plans step says so, and how (review B3)."""
+    template = load_template(ROOT / "template.yaml")
+    alarm = template["Resources"]["BackupMissingAlarm"]
+    assert alarm["Condition"] == "HasScheduledPlans"
+    assert alarm["Properties"]["TreatMissingData"] == "breaching"
+    step = FIRST_DEPLOY[FIRST_DEPLOY.index("3. **The plans.**") : FIRST_DEPLOY.index("4. **")]
+    assert "`BackupMissingAlarm`" in step
+    assert "smoke test (step 5)" in step
+    assert "5. **The smoke test.**" in FIRST_DEPLOY
+    [command] = re.findall(r"aws lambda invoke .*?/dev/null", step.replace("\\\n", " "), re.S)
+    words = shlex.split(command)
+    assert words[words.index("--function-name") + 1] == "<ExportFunctionName>"
+    assert "ExportFunctionName" in template["Outputs"]
+    assert words[words.index("--invocation-type") + 1] == "Event"
+    payload = json.loads(words[words.index("--payload") + 1])
+    assert plans_for_event(payload, ("P-1", "P-2")) == ["P-1", "P-2"]  # the PlanIds plans
+
+
+def test_the_smoke_permissions_include_listing_both_buckets() -> None:
+    """S3 answers a GET of a key not written yet with 404 only to a caller that may
+    s3:ListBucket, else 403: the smoke command polls for a report and a latest.json that do
+    not exist yet, in the drop and the backups buckets (review B8)."""
+    step = FIRST_DEPLOY[FIRST_DEPLOY.index("5. **The smoke test.**") : FIRST_DEPLOY.index("6. **")]
+    needs = " ".join(step[step.index("It needs") :].split())
+    for permission in (
+        "`cloudformation:DescribeStacks`",
+        "`s3:PutObject`",
+        "`s3:GetObject`",
+        "`s3:ListBucket` on the drop and backups buckets",
+        "`lambda:InvokeFunction`",
+    ):
+        assert permission in needs, permission
+
+
+def test_the_upgrade_notes_cover_what_an_update_replaces() -> None:
+    """Two changes replace a resource on a stack deployed before them: the secret's derived
+    name (review A2; the old secret is retained) and the ingest queue's name (C4; its
+    messages go with it). The checklist says what to do about each."""
+    template = load_template(ROOT / "template.yaml")
+    resources = template["Resources"]
+    assert resources["ApiKeySecret"]["UpdateReplacePolicy"] == "Retain"
+    assert "QueueName" in resources["IngestQueue"]["Properties"]
+    notes = " ".join(FIRST_DEPLOY.split())
+    assert "`ApiKeySecretName=achieveit-sync/api-key`" in notes
+    assert "`UpdateReplacePolicy: Retain`" in notes
+    assert "replaces the ingest queue" in notes
+    assert "ApproximateNumberOfMessagesNotVisible" in notes

@@ -218,3 +218,82 @@ def test_valid_rows_still_go_through_beside_every_new_rule() -> None:
     )
     assert report.counts.valid == 1
     assert report.counts.rejected == 2
+
+
+# -- European numbers ---------------------------------------------------------------------
+
+
+def test_a_dot_between_thousands_in_a_semicolon_file_is_refused_not_read_as_a_decimal() -> None:
+    """European Excel writes 1.200 for twelve hundred: read as 1.2, a value 1,000 times too
+    small would reach AchieveIt without a word."""
+    report = validated(
+        "european.csv",
+        "External ID;Status;Metric Value;As Of Date\n"
+        "A-1;On Track;1.200;2026-11-30\n"
+        "A-2;On Track;1,5;2026-11-30\n"
+        "A-3;On Track;1.234.567;2026-11-30\n"
+        "A-4;On Track;0.25;2026-11-30\n"  # one reading only: kept
+        "A-5;On Track;1.5;2026-11-30\n",  # one reading only: kept
+    )
+
+    assert report.counts.valid == 2
+    rejections = {r["line"]: r for r in report.as_dict()["rejections"]}
+    assert sorted(rejections) == [2, 3, 4]
+    assert rejections[2]["reason"].startswith("reads either way (1.2 with a decimal point")
+    assert rejections[2]["hint"] == (
+        "write 1200 if the dot separates thousands, 1.2 if it is a decimal point"
+    )
+    assert rejections[3]["hint"] == "use a decimal point: write 1.5"
+    assert rejections[4]["hint"] == "write 1234567"
+
+
+def test_a_decimal_comma_anywhere_makes_dot_grouped_values_of_the_file_ambiguous() -> None:
+    report = validated(
+        "mixed.csv",
+        "External ID,Status,Metric Value,As Of Date\n"
+        "A-1,On Track,2.500,2026-11-30\n"  # before the evidence: caught by the second look
+        'A-2,On Track,"0,5",2026-11-30\n',
+    )
+
+    reasons = {r["line"]: r["reason"] for r in report.as_dict()["rejections"]}
+    assert "this file writes decimal commas (line 3: 0,5)" in reasons[2]
+    assert report.counts.valid == 0
+
+
+def test_a_dot_grouped_value_in_a_plain_comma_file_is_a_decimal() -> None:
+    report = validated(
+        "us.csv", "External ID,Status,Metric Value,As Of Date\nA-1,On Track,2.500,2026-11-30\n"
+    )
+
+    assert report.counts.valid == 1
+
+
+# -- columns the tool does not know -------------------------------------------------------
+
+
+def test_columns_the_tool_does_not_know_are_a_problem_to_look_at_not_a_clean_run() -> None:
+    """'Actual' and 'Notes' were meant as the value and the comment: dropping them while
+    saying 'completed' would lose the data without a word."""
+    report = validated(
+        "unknown.csv",
+        "External ID,Status,Actual,As Of Date,Notes,Item Name\n"
+        "A-1,On Track,42,2026-11-30,fine,Grow membership\n",
+    )
+
+    assert report.counts.valid == 1
+    assert report.ignored == ["'Actual'", "'Notes'"]  # Item Name is the template's own
+    assert report.has_problems
+    assert report.summary()["headline"].endswith("ignored, not sent: 'Actual', 'Notes'")
+    assert any(
+        "'Actual' (did you mean 'Metric Value'?), 'Notes' (did you mean 'Comment'?)" in warning
+        for warning in report.warnings
+    )
+
+
+def test_a_file_of_documented_columns_only_has_nothing_ignored() -> None:
+    report = validated(
+        "clean.csv", "External ID,Status,As Of Date,Item Name\nA-1,On Track,2026-11-30,x\n"
+    )
+
+    assert report.ignored == []
+    assert not report.has_problems

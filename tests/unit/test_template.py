@@ -183,9 +183,13 @@ def test_every_alarm_notifies_the_alarm_topic(template: dict[str, Any]) -> None:
         "NotificationsFailedAlarm",
         "BackupMissingAlarm",
         "ExportFailedRunsAlarm",
+        "IngestQueueAgeAlarm",
+        "ExportDestinationFailuresAlarm",
     } <= set(alarms)
     for name, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        # ... when it fires and when it clears, every one alike (review D7).
+        assert alarm["Properties"]["OKActions"] == [{"Ref": "AlarmTopic"}], name
 
 
 def test_the_backup_alarm_covers_26_hours(template: dict[str, Any]) -> None:
@@ -229,6 +233,10 @@ def test_outputs_give_what_a_user_needs_next(template: dict[str, Any]) -> None:
         "IngestDeadLetterQueueUrl",
         "DashboardUrl",
     } <= set(template["Outputs"])
+    # The runbook's redrive (start-message-move-task --source-arn) takes the ARN (review D2).
+    assert template["Outputs"]["IngestDeadLetterQueueArn"]["Value"] == {
+        "Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -455,8 +463,9 @@ SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:achieveit-AbCdEf"
 
 def test_kms_decrypt_is_granted_for_the_named_key_alone(template: dict[str, Any]) -> None:
     """Reading a secret encrypted with a customer-managed KMS key also needs kms:Decrypt on
-    that key. Granted only when ExistingApiKeySecretKmsKeyArn is set, on that key alone, and
-    only through Secrets Manager in this region (kms:ViaService)."""
+    that key. Granted only when ExistingApiKeySecretKmsKeyArn is set, on that key alone, only
+    through Secrets Manager in this region (kms:ViaService), and only for the secret named
+    (Secrets Manager passes the secret's ARN as the SecretARN encryption context)."""
     parameter = template["Parameters"]["ExistingApiKeySecretKmsKeyArn"]
     assert parameter["Default"] == ""
     assert re.fullmatch(parameter["AllowedPattern"], KMS_KEY)
@@ -483,7 +492,9 @@ def test_kms_decrypt_is_granted_for_the_named_key_alone(template: dict[str, Any]
         assert granted["Resource"] == {"Ref": "ExistingApiKeySecretKmsKeyArn"}
         assert granted["Condition"] == {
             "StringEquals": {
-                "kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}
+                "kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"},
+                # ... and for this secret alone (review C3).
+                "kms:EncryptionContext:SecretARN": {"Ref": "ExistingApiKeySecretArn"},
             }
         }
     # A key makes sense only for a secret you bring.
@@ -536,3 +547,653 @@ def test_the_built_layer_matches_the_functions_architecture(template: dict[str, 
         assert header[:4] == b"\x7fELF", extension
         machine = int.from_bytes(header[18:20], "little")
         assert machine == ELF_MACHINE_AARCH64, f"{extension} is not an arm64 module"
+
+
+# ---------------------------------------------------------------------------------------
+# Parameters AWS would refuse only half-way through a deploy (when it creates the resource
+# that uses them) are refused by CloudFormation before anything is created (review A1, B4).
+
+
+def pattern_of(template: dict[str, Any], parameter: str) -> str:
+    return str(template["Parameters"][parameter]["AllowedPattern"])
+
+
+def test_an_existing_secret_must_be_named_by_its_complete_arn(template: dict[str, Any]) -> None:
+    """IAM compares a Resource with the secret's full ARN, which ends in "-" and six random
+    characters: a grant on a partial ARN matches nothing, and every run would fail with
+    AccessDenied."""
+    pattern = pattern_of(template, "ExistingApiKeySecretArn")
+    for complete in (
+        "",
+        SECRET,
+        "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:team/achieveit-a1B2c3",
+    ):
+        assert re.fullmatch(pattern, complete), complete
+    for partial in (
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:achieveit",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:team/achieveit-key",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:achieveit-AbCdE",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:achieveit-AbCdEf*",
+        "achieveit-AbCdEf",
+    ):
+        assert not re.fullmatch(pattern, partial), partial
+
+
+def test_the_time_zone_is_an_iana_name(template: dict[str, Any]) -> None:
+    """EventBridge Scheduler takes an IANA zone of at most 50 characters and checks it only
+    when it creates the schedule."""
+    import zoneinfo
+
+    parameter = template["Parameters"]["BackupTimeZone"]
+    assert parameter["MaxLength"] == 50
+    zones = zoneinfo.available_timezones()
+    assert {"UTC", "America/Chicago", "America/Argentina/Buenos_Aires", "Etc/GMT+5"} <= zones
+    for zone in sorted(zones):
+        assert re.fullmatch(parameter["AllowedPattern"], zone), zone
+        assert len(zone) <= parameter["MaxLength"], zone
+    assert re.fullmatch(parameter["AllowedPattern"], parameter["Default"])
+    for mistake in (
+        "",
+        "America Chicago",
+        "America/Chicago ",
+        "+05:00",
+        "UTC+05:00",
+        "/America/Chicago",
+        "America//Chicago",
+        "America/",
+    ):
+        assert not re.fullmatch(parameter["AllowedPattern"], mistake), mistake
+
+
+def test_the_schedule_is_an_at_rate_or_cron_expression(template: dict[str, Any]) -> None:
+    """Scheduler: at(yyyy-mm-ddThh:mm:ss), rate(value unit) with a positive whole value and
+    minute(s), hour(s) or day(s), cron(...) with six fields; at most 256 characters."""
+    parameter = template["Parameters"]["BackupScheduleExpression"]
+    assert parameter["MaxLength"] == 256
+    pattern = parameter["AllowedPattern"]
+    for valid in (
+        parameter["Default"],
+        "cron(30 4 * * ? *)",
+        "cron(0 5 ? * MON-FRI *)",
+        "cron(0/30 1,13 1-7 * ? 2027)",
+        "rate(1 day)",
+        "rate(12 hours)",
+        "rate(90 minutes)",
+        "at(2030-01-31T04:30:00)",
+    ):
+        assert re.fullmatch(pattern, valid), valid
+    for invalid in (
+        "",
+        "30 4 * * ? *",
+        "cron(30 4 * * ?)",
+        "cron(30 4 * * ? * *)",
+        "cron(30  4 * * ? *)",
+        "cron(30 4 * * ? *) ",
+        "rate(0 days)",
+        "rate(1 week)",
+        "rate(1.5 hours)",
+        "at(2030-01-31 04:30:00)",
+        "at(2030-01-31T04:30)",
+    ):
+        assert not re.fullmatch(pattern, invalid), invalid
+
+
+def test_object_lock_days_is_a_whole_number_of_days(template: dict[str, Any]) -> None:
+    """DefaultRetention Days is an integer: 1.5 or 1e3 would pass a Number parameter and fail
+    the bucket's creation. 0 (no Object Lock) to 3653, written as UseObjectLock compares."""
+    parameter = template["Parameters"]["BackupObjectLockDays"]
+    assert parameter["Type"] == "String"
+    assert parameter["Default"] == "0"
+    assert template["Conditions"]["UseObjectLock"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "BackupObjectLockDays"}, "0"]}]
+    }
+    pattern = parameter["AllowedPattern"]
+    for days in range(5000):
+        assert bool(re.fullmatch(pattern, str(days))) == (days <= 3653), days
+    for invalid in ("", "-1", "1.5", "1e3", "007", "00", " 30", "30 ", "3654", "100000"):
+        assert not re.fullmatch(pattern, invalid), invalid
+
+
+LAMBDA_ENVIRONMENT_LIMIT = 4 * 1024
+LONGEST_STACK_NAME = "s" * 128  # CloudFormation's longest stack name
+UNBOUNDED = "u" * 10_000
+
+
+def longest_parameters(template: dict[str, Any]) -> dict[str, str]:
+    """Each parameter at its longest: the longest allowed value, MaxValue, or MaxLength
+    characters; one with no bound is 10,000 characters long, which no environment can hold
+    (so a parameter that reaches an environment must be bounded)."""
+    values = {}
+    for name, spec in template["Parameters"].items():
+        if "AllowedValues" in spec:
+            values[name] = max((str(v) for v in spec["AllowedValues"]), key=len)
+        elif spec["Type"] == "Number":
+            values[name] = str(spec["MaxValue"])
+        elif "MaxLength" in spec:
+            values[name] = "x" * spec["MaxLength"]
+        else:
+            values[name] = UNBOUNDED
+    return values
+
+
+def worst_case_environments(
+    template: dict[str, Any], existing_secret: bool
+) -> dict[str, dict[str, str]]:
+    from achieveit_sandbox.cloudformation import Resolver
+
+    parameters = longest_parameters(template)
+    arn_prefix = "arn:aws-us-gov:{}:us-gov-west-1:123456789012:"
+    if existing_secret:
+        assert len(parameters["ExistingApiKeySecretArn"]) == 600
+    else:
+        parameters["ExistingApiKeySecretArn"] = ""
+    resolver = Resolver(template, parameters, region="us-gov-west-1", stack_name=LONGEST_STACK_NAME)
+    assert resolver.condition("CreateApiKeySecret") != existing_secret
+    # Each resource at the longest name AWS gives it (or that CloudFormation generates).
+    resolver.physical.update(
+        {
+            "ApiKeySecret": arn_prefix.format("secretsmanager") + "secret:" + "n" * 512 + "-AbCdEf",
+            "BackupBucket": "b" * 63,
+            "IngestQueue": "https://sqs.us-gov-west-1.amazonaws.com/123456789012/" + "q" * 80,
+            "IdempotencyTable": "t" * 255,
+            "CheckpointTable": "t" * 255,
+            "NotificationTopic": arn_prefix.format("sns") + "n" * 256,
+        }
+    )
+    return {
+        function: resolver.function_environment(function)
+        for function in resources_of(template, "AWS::Serverless::Function")
+    }
+
+
+@pytest.mark.parametrize("existing_secret", [False, True])
+def test_every_environment_fits_lambdas_4_kb_at_its_longest(
+    template: dict[str, Any], existing_secret: bool
+) -> None:
+    """Lambda refuses a function whose environment variables pass 4 KB in all (names and
+    values), when it creates or updates the function: mid-deploy. PlanIds (PLAN_IDS) is
+    the one a user can grow; its MaxLength, with every other value at its longest, fits."""
+    assert template["Parameters"]["PlanIds"]["MaxLength"] >= 2000  # about 80 plan IDs
+    environments = worst_case_environments(template, existing_secret)
+    assert environments["ExportFunction"]["PLAN_IDS"] == "x" * 2500
+    for function, environment in environments.items():
+        size = len(json.dumps(environment).encode())
+        assert size <= LAMBDA_ENVIRONMENT_LIMIT, f"{function}: {size} bytes"
+
+
+# ---------------------------------------------------------------------------------------
+# Two stacks in one account (dev beside prod, or one stack name in two regions) must not
+# share a name AWS keeps unique (review A2), and what must outlive the stack does (B5, C5,
+# D1).
+
+# The property naming each kind of resource; absent, CloudFormation generates a unique name,
+# except where noted.
+NAME_PROPERTIES = {
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::SNS::Topic": "TopicName",
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::SecretsManager::Secret": "Name",
+    "AWS::Scheduler::ScheduleGroup": "Name",
+    "AWS::Serverless::LayerVersion": "LayerName",
+    "AWS::Serverless::Function": "FunctionName",
+    "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::CloudWatch::Dashboard": "DashboardName",
+}
+# SAM names a layer after its logical id when LayerName is absent.
+NAMED_AFTER_THE_LOGICAL_ID = {"AWS::Serverless::LayerVersion"}
+# Names unique across regions: a stack of the same name in another region must differ too.
+GLOBAL_NAMES = {"AWS::S3::Bucket", "AWS::CloudWatch::Dashboard"}
+
+
+def physical_names(
+    template: dict[str, Any], stack_name: str, region: str, stack_uuid: str
+) -> dict[str, str]:
+    from achieveit_sandbox.cloudformation import Resolver
+
+    class StackResolver(Resolver):
+        @property
+        def stack_id(self) -> str:
+            return (
+                f"arn:aws:cloudformation:{self.region}:{self.account}:stack/"
+                f"{self.stack_name}/{stack_uuid}"
+            )
+
+    resolver = StackResolver(template, region=region, stack_name=stack_name)
+    names = {}
+    for logical_id, resource in template["Resources"].items():
+        kind = resource["Type"]
+        if kind not in NAME_PROPERTIES:
+            continue
+        name = resource.get("Properties", {}).get(NAME_PROPERTIES[kind])
+        if name is not None:
+            names[logical_id] = str(resolver.resolve(name))
+        elif kind in NAMED_AFTER_THE_LOGICAL_ID:
+            names[logical_id] = logical_id
+    return names
+
+
+def test_two_stacks_in_one_account_share_no_name(template: dict[str, Any]) -> None:
+    prod = physical_names(
+        template, "achieveit-sync", "us-east-1", "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
+    )
+    dev = physical_names(
+        template, "achieveit-sync-dev", "us-east-1", "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+    )
+    elsewhere = physical_names(
+        template, "achieveit-sync", "eu-west-1", "1234abcd-12ab-34cd-56ef-1234567890ab"
+    )
+    assert {"ApiKeySecret", "AchieveItSyncLayer", "Dashboard", "DropBucket"} <= set(prod)
+    for logical_id, name in prod.items():
+        assert name != dev[logical_id], f"{logical_id} is {name} in both stacks"
+        if template["Resources"][logical_id]["Type"] in GLOBAL_NAMES:
+            assert name != elsewhere[logical_id], f"{logical_id} is {name} in both regions"
+
+
+def test_the_secrets_name_comes_from_the_stacks(template: dict[str, Any]) -> None:
+    """Empty ApiKeySecretName derives STACK-NAME/api-key: for the stack name the README uses
+    that is the former default, so that stack keeps its secret; a name given is used."""
+    from achieveit_sandbox.cloudformation import Resolver
+
+    parameter = template["Parameters"]["ApiKeySecretName"]
+    assert parameter["Default"] == ""
+    assert re.fullmatch(parameter["AllowedPattern"], "")
+    name = template["Resources"]["ApiKeySecret"]["Properties"]["Name"]
+    assert Resolver(template, stack_name="achieveit-sync").resolve(name) == (
+        "achieveit-sync/api-key"
+    )
+    given = Resolver(template, {"ApiKeySecretName": "team/achieveit"}, stack_name="x")
+    assert given.resolve(name) == "team/achieveit"
+
+
+def test_the_layer_name_fits_at_the_longest_stack_name(template: dict[str, Any]) -> None:
+    """Lambda layer names: at most 140 characters of [a-zA-Z0-9-_]."""
+    from achieveit_sandbox.cloudformation import Resolver
+
+    layer = template["Resources"]["AchieveItSyncLayer"]["Properties"]["LayerName"]
+    name = Resolver(template, stack_name="S-" * 64).resolve(layer)
+    assert re.fullmatch(r"[a-zA-Z0-9_-]{1,140}", name), name
+
+
+RETAINED = {"ApiKeySecret", "BackupBucket", "DropBucket", "AccessLogsBucket"}
+
+
+def test_the_key_and_the_data_outlive_the_stack(template: dict[str, Any]) -> None:
+    """DeletionPolicy (stack or resource deleted) and UpdateReplacePolicy (an update replaces
+    the resource, e.g. renames the secret) both default to Delete. The key and the buckets
+    are retained by both; nothing else is (the template says why, as does the README)."""
+    for logical_id, resource in template["Resources"].items():
+        policies = {resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy")}
+        if logical_id in RETAINED:
+            assert policies == {"Retain"}, logical_id
+        else:
+            assert policies == {None}, logical_id
+    readme = (TEMPLATE.parent / "README.md").read_text()
+    assert "`DeletionPolicy: Retain`" in readme
+    assert "`UpdateReplacePolicy: Retain`" in readme
+
+
+# ---------------------------------------------------------------------------------------
+# Every stack publishes to one namespace (AchieveItSync); the "service" dimension, each
+# function's POWERTOOLS_SERVICE_NAME, is the stack's own, and its alarms and dashboard watch
+# that one (review B1).
+
+
+def resolved_dashboard(template: dict[str, Any], resolver: Any) -> dict[str, Any]:
+    for alarm in resources_of(template, "AWS::CloudWatch::Alarm"):
+        resolver.attributes[(alarm, "Arn")] = f"arn:aws:cloudwatch:us-east-1:1:alarm:{alarm}"
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+    return dict(json.loads(resolver.resolve(body)))
+
+
+def dashboard_metrics(dashboard: dict[str, Any]) -> list[list[Any]]:
+    """Each metric of the dashboard's metric widgets, with its "." shorthands (same as the
+    row above) filled in."""
+    metrics = []
+    for widget in dashboard["widgets"]:
+        previous: list[Any] = []
+        for row in widget["properties"].get("metrics", []):
+            fields = [f for f in row if not isinstance(f, dict)]
+            full = [previous[i] if f == "." else f for i, f in enumerate(fields)]
+            metrics.append(full)
+            previous = full
+    return metrics
+
+
+def environment_of(template: dict[str, Any], function: str) -> dict[str, Any]:
+    return dict(template["Resources"][function]["Properties"]["Environment"]["Variables"])
+
+
+def test_each_stack_alarms_on_and_shows_its_own_metrics(template: dict[str, Any]) -> None:
+    from achieveit_sandbox.cloudformation import Resolver
+
+    services_by_stack = []
+    for stack_name in ("achieveit-sync", "achieveit-sync-dev"):
+        resolver = Resolver(template, stack_name=stack_name)
+        services = {
+            function: resolver.resolve(
+                environment_of(template, function)["POWERTOOLS_SERVICE_NAME"]
+            )
+            for function in ("IngestFunction", "ExportFunction")
+        }
+        assert len(set(services.values())) == 2
+        services_by_stack.append(set(services.values()))
+        namespace = template["Globals"]["Function"]["Environment"]["Variables"][
+            "POWERTOOLS_METRICS_NAMESPACE"
+        ]
+        # Every alarm on this code's metrics names one function's service.
+        custom = {
+            name: alarm["Properties"]
+            for name, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items()
+            if alarm["Properties"]["Namespace"] == namespace
+        }
+        assert {"RejectedRowsAlarm", "BackupMissingAlarm"} <= set(custom)
+        for name, properties in custom.items():
+            [dimension] = properties["Dimensions"]
+            assert dimension["Name"] == "service", name
+            assert resolver.resolve(dimension["Value"]) in services.values(), name
+        # ... as does every metric of the dashboard.
+        metrics = dashboard_metrics(resolved_dashboard(template, resolver))
+        assert metrics
+        for metric in metrics:
+            assert metric[0] == namespace, metric
+            assert metric[2:] in (["service", s] for s in services.values()), metric
+    assert not services_by_stack[0] & services_by_stack[1]
+
+
+def test_the_default_backup_time_exists_every_day(template: dict[str, Any]) -> None:
+    """EventBridge Scheduler skips a cron time that does not exist (the hour clocks spring
+    forward) and runs a repeated one once. The default time of day must exist every day in
+    every American and European zone (02:30 did not, in 106 of them); otherwise one night a
+    year has no backup and BackupMissingAlarm fires (review B2)."""
+    import zoneinfo
+    from datetime import UTC, date, datetime, timedelta
+
+    default = template["Parameters"]["BackupScheduleExpression"]["Default"]
+    match = re.fullmatch(r"cron\((\d+) (\d+) .*\)", default)
+    assert match, default
+    minute, hour = match.groups()
+    zones = sorted(
+        z for z in zoneinfo.available_timezones() if z.startswith(("America/", "Europe/"))
+    )
+    assert "America/Chicago" in zones
+    assert "Europe/London" in zones
+    for zone in zones:
+        tz = zoneinfo.ZoneInfo(zone)
+        day = date(2026, 1, 1)
+        while day.year < 2031:
+            local = datetime(day.year, day.month, day.day, int(hour), int(minute), tzinfo=tz)
+            round_trip = local.astimezone(UTC).astimezone(tz)
+            assert round_trip.replace(tzinfo=None) == local.replace(tzinfo=None), (zone, day)
+            day += timedelta(days=1)
+
+
+# ---------------------------------------------------------------------------------------
+# Failures no other alarm sees (review B7), and a dashboard that shows every alarm (D5).
+
+
+def test_a_message_nothing_receives_alarms_before_it_expires(template: dict[str, Any]) -> None:
+    """Only receives count towards maxReceiveCount: a message the function never receives
+    (mapping disabled, throttled, no permission to poll) never reaches the dead-letter queue
+    and is deleted at the end of the queue's retention. Its age alarms once it is older than
+    every try could take, and well before it expires."""
+    queue = template["Resources"]["IngestQueue"]["Properties"]
+    [alarm] = [
+        a["Properties"]
+        for a in resources_of(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "ApproximateAgeOfOldestMessage"
+    ]
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["IngestQueue", "QueueName"]}}
+    ]
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    every_try = queue["RedrivePolicy"]["maxReceiveCount"] * queue["VisibilityTimeout"]
+    assert alarm["Threshold"] >= every_try
+    assert alarm["Threshold"] + alarm["Period"] * alarm["EvaluationPeriods"] <= (
+        queue["MessageRetentionPeriod"] / 2
+    )
+
+
+def test_a_failed_run_that_cannot_be_recorded_alarms(template: dict[str, Any]) -> None:
+    """Lambda counts DestinationDeliveryFailures when it cannot send a failed asynchronous
+    run to the on-failure destination: that run is then in no queue to alarm on."""
+    [alarm] = [
+        a["Properties"]
+        for a in resources_of(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == "DestinationDeliveryFailures"
+    ]
+    assert alarm["Namespace"] == "AWS/Lambda"
+    assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "ExportFunction"}}]
+    assert (
+        "DestinationConfig"
+        in (template["Resources"]["ExportFunction"]["Properties"]["EventInvokeConfig"])
+    )
+    assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 0)
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+@pytest.mark.parametrize("plan_ids", ["", "P-1,P-2"])
+def test_the_dashboard_shows_every_alarm_the_stack_has(
+    template: dict[str, Any], plan_ids: str
+) -> None:
+    from achieveit_sandbox.cloudformation import Resolver
+
+    resolver = Resolver(template, {"PlanIds": plan_ids})
+    dashboard = resolved_dashboard(template, resolver)
+    [widget] = [w for w in dashboard["widgets"] if w["type"] == "alarm"]
+    existing = {
+        name
+        for name, alarm in resources_of(template, "AWS::CloudWatch::Alarm").items()
+        if "Condition" not in alarm or resolver.condition(alarm["Condition"])
+    }
+    assert ("BackupMissingAlarm" in existing) == bool(plan_ids)
+    shown = widget["properties"]["alarms"]
+    assert len(shown) == len(set(shown)) <= 100  # the alarm widget's limit
+    assert {arn.rsplit(":", 1)[-1] for arn in shown} == existing
+
+
+# ---------------------------------------------------------------------------------------
+# Grants and policies narrowed to what each needs (review C1, C3), and each function's
+# permissions explained in the README (C2).
+
+
+def test_only_this_stacks_buckets_may_deliver_access_logs(template: dict[str, Any]) -> None:
+    """S3 server access logging: the log bucket's policy lets logging.s3.amazonaws.com write,
+    limited to the source buckets (aws:SourceArn) of this account (aws:SourceAccount)."""
+    logging_buckets = [
+        {"Fn::GetAtt": [name, "Arn"]}
+        for name, bucket in resources_of(template, "AWS::S3::Bucket").items()
+        if bucket["Properties"].get("LoggingConfiguration", {}).get("DestinationBucketName")
+        == {"Ref": "AccessLogsBucket"}
+    ]
+    assert len(logging_buckets) == 2
+    policy = template["Resources"]["AccessLogsBucketPolicy"]["Properties"]["PolicyDocument"]
+    [delivery] = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert delivery["Condition"] == {
+        "ArnLike": {"aws:SourceArn": logging_buckets},
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+    }
+
+
+def test_query_is_granted_on_the_checkpoint_table_only(template: dict[str, Any]) -> None:
+    [query] = statements_granting(template, "IngestFunctionRole", "dynamodb:Query")
+    assert query["Resource"] == {"Fn::GetAtt": ["CheckpointTable", "Arn"]}
+    for statement in allow_statements_of(template, "IngestFunctionRole"):
+        if statement["Resource"] == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}:
+            assert "dynamodb:Query" not in as_list(statement["Action"])
+
+
+def test_the_tables_encryption_is_described_as_it_is(template: dict[str, Any]) -> None:
+    """SSEEnabled true is SSE-KMS with the AWS managed key (aws/dynamodb); an AWS owned key
+    is what false or nothing gives (review C6)."""
+    for name, table in resources_of(template, "AWS::DynamoDB::Table").items():
+        assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}, name
+        [skip] = [s for s in table["Metadata"]["checkov"]["skip"] if s["id"] == "CKV_AWS_119"]
+        assert "AWS managed KMS key" in skip["comment"], name
+        assert "owned" not in skip["comment"], name
+    assert TEMPLATE.read_text().count("AWS managed KMS key (alias/aws/dynamodb)") == 2
+
+
+def permissions_section() -> str:
+    readme = (TEMPLATE.parent / "README.md").read_text()
+    section = readme[readme.index("### Permissions, and why") : readme.index("## Dropping files")]
+    return " ".join(section.split())
+
+
+def test_every_granted_action_is_explained_in_the_readme(template: dict[str, Any]) -> None:
+    """README, "Permissions, and why": every action a role of the stack grants is named
+    there (as `service:Action`, or as `Action` beside one of its service named in full)."""
+    section = permissions_section()
+    for role in resources_of(template, "AWS::IAM::Role"):
+        for statement in allow_statements_of(template, role):
+            for action in as_list(statement["Action"]):
+                name = action.split(":", 1)[1]
+                explained = f"`{action}`" in section or f"`{name}`" in section
+                assert explained, f"{role}: {action} is not explained"
+
+
+def test_permanent_deletes_of_dropped_versions_say_why(template: dict[str, Any]) -> None:
+    """The ingest function deletes the processed version itself (s3:DeleteObjectVersion), not
+    just adds a delete marker: a late redelivery of its notification then finds the version
+    gone and is skipped, instead of publishing the rows again (review C2)."""
+    [grant] = statements_granting(template, "IngestFunctionRole", "s3:DeleteObjectVersion")
+    assert grant["Resource"] == {"Fn::Sub": "${DropBucket.Arn}/incoming/*"}
+    section = permissions_section()
+    sentence = section[section.index("`DeleteObjectVersion`") :].split(". ")[0:3]
+    assert "redelivery" in " ".join(sentence)
+
+
+# ---------------------------------------------------------------------------------------
+# Queues and topics: TLS only, the ingest dead-letter queue for the ingest queue alone, and
+# the alarm topic open to this account's alarms (review C4).
+
+
+def resource_policy_statements(
+    template: dict[str, Any], policy_type: str, target_key: str
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(target logical id, statement) for every statement of every policy of that type."""
+    for policy in resources_of(template, policy_type).values():
+        properties = policy["Properties"]
+        for target in properties[target_key]:
+            for statement in properties["PolicyDocument"]["Statement"]:
+                yield target["Ref"], statement
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "policy_type", "target_key", "actions"),
+    [
+        ("AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "Queues", {"sqs:*"}),
+        ("AWS::SNS::Topic", "AWS::SNS::TopicPolicy", "Topics", {"sns:Publish", "sns:*"}),
+    ],
+)
+def test_every_queue_and_topic_refuses_requests_without_tls(
+    template: dict[str, Any],
+    resource_type: str,
+    policy_type: str,
+    target_key: str,
+    actions: set[str],
+) -> None:
+    denied = set()
+    for target, statement in resource_policy_statements(template, policy_type, target_key):
+        if (
+            statement["Effect"] == "Deny"
+            and statement["Principal"] == "*"
+            and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            and set(as_list(statement["Action"])) & actions
+        ):
+            resources = as_list(statement["Resource"])
+            arn = (
+                {"Fn::GetAtt": [target, "Arn"]}
+                if resource_type == "AWS::SQS::Queue"
+                else {"Ref": target}
+            )
+            assert arn in resources, (target, resources)
+            denied.add(target)
+    assert denied == set(resources_of(template, resource_type))
+
+
+def test_the_ingest_dead_letter_queue_takes_the_ingest_queues_failures_alone(
+    template: dict[str, Any],
+) -> None:
+    """RedriveAllowPolicy byQueue names the one source queue, by the ARN it will have (the
+    dead-letter queue is created first, so not by GetAtt)."""
+    from achieveit_sandbox.cloudformation import Resolver
+
+    resources = template["Resources"]
+    allow = resources["IngestDeadLetterQueue"]["Properties"]["RedriveAllowPolicy"]
+    assert allow["redrivePermission"] == "byQueue"
+    [source] = allow["sourceQueueArns"]
+    resolver = Resolver(template, region="eu-west-1", stack_name="x")
+    queue_name = resolver.resolve(resources["IngestQueue"]["Properties"]["QueueName"])
+    assert len(queue_name) <= 80
+    assert resolver.resolve(source) == f"arn:aws:sqs:eu-west-1:123456789012:{queue_name}"
+    assert resources["IngestQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]
+    }
+    assert "IngestQueue" not in json.dumps(resources["IngestDeadLetterQueue"])  # no cycle
+
+
+THIS_ACCOUNTS_ALARMS = "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"
+
+
+def test_cloudwatch_may_publish_alarms_of_this_account_only(template: dict[str, Any]) -> None:
+    """A topic policy replaces the default one, which let this account's alarms publish:
+    CloudWatch (cloudwatch.amazonaws.com) is granted sns:Publish for this account's alarms
+    in this region, nothing else, and no other service or account is."""
+    allows = [
+        (target, s)
+        for target, s in resource_policy_statements(template, "AWS::SNS::TopicPolicy", "Topics")
+        if s["Effect"] == "Allow"
+    ]
+    [(target, allow)] = allows
+    assert target == "AlarmTopic"
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert allow["Resource"] == {"Ref": "AlarmTopic"}
+    assert allow["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {"aws:SourceArn": {"Fn::Sub": THIS_ACCOUNTS_ALARMS}},
+    }
+
+
+def test_expired_delete_markers_leave_the_drop_bucket(template: dict[str, Any]) -> None:
+    """In a versioned bucket a delete marker whose versions have all expired stays unless a
+    rule expires it; ExpiredObjectDeleteMarker cannot share a rule with ExpirationInDays
+    (review D3)."""
+    rules = template["Resources"]["DropBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    [rule] = [r for r in rules if "NoncurrentVersionExpiration" in r]
+    assert rule["ExpiredObjectDeleteMarker"] is True
+    assert "ExpirationInDays" not in rule
+    assert "ExpirationDate" not in rule
+
+
+def test_sam_sync_watch_never_targets_the_default_stack() -> None:
+    """`sam sync --watch` redeploys on every save without a change set. samconfig.toml turns
+    it on only in the dev configuration environment, whose stack is not the one default and
+    prod deploy; each environment has what sam deploy needs (environments do not inherit
+    from default) (review D4)."""
+    import tomllib
+
+    config = tomllib.loads((TEMPLATE.parent / "samconfig.toml").read_text())
+    environments = {name: env for name, env in config.items() if isinstance(env, dict)}
+    assert {"default", "dev", "prod"} <= set(environments)
+
+    def parameters(environment: str, command: str) -> dict[str, Any]:
+        return dict(environments[environment].get(command, {}).get("parameters", {}))
+
+    def stack(environment: str) -> str:
+        return str(parameters(environment, "global")["stack_name"])
+
+    assert stack("dev") != stack("prod")
+    assert stack("prod") == stack("default") == "achieveit-sync"  # the README's stack
+    watching = {name for name in environments if parameters(name, "sync").get("watch")}
+    assert watching == {"dev"}
+    for name in environments:
+        deploy = parameters(name, "deploy")
+        assert "CAPABILITY_IAM" in deploy["capabilities"].split(), name
+        assert deploy["confirm_changeset"] is True, name
+        assert deploy["region"], name

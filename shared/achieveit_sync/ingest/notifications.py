@@ -65,6 +65,8 @@ def file_subject(report: FileReport, key: str) -> str:
         said.append(f"{plural(counts.rejected, 'row')} rejected")
     if counts.ambiguous:
         said.append(f"{plural(counts.ambiguous, 'row')} to check (may have been applied)")
+    if report.ignored:
+        said.append("columns ignored")
     return f"AchieveIt ingest: {', '.join(said) or report.status.value} in {name}"
 
 

@@ -159,12 +159,23 @@ class PublishingRun:
     parts: dict[int, PartRecord] = field(default_factory=dict)
     """What is known of each part, for listing rows by fate after publishing."""
 
-    def validator(self) -> Validator:
+    decimal_comma_evidence: str | None = None
+    """Found by the first pass: a decimal comma (``line 4: 0,25``); ``1.200`` is then
+    refused as reading either way rather than read as 1.2."""
+
+    def validator(self, stream: RecordStream) -> Validator:
         """A validator as every pass must use it: the same rules give the same rows."""
+        european = self.decimal_comma_evidence
+        if european is None and stream.dialect is not None and stream.dialect.delimiter == ";":
+            european = (
+                "the file is semicolon-separated, as Excel writes CSV where a comma is the "
+                "decimal separator"
+            )
         return Validator(
             self.source.kind,
             kind_reason=self.source.kind_reason,
             day_first_evidence=self.day_first_evidence,
+            decimal_comma_evidence=european,
         )
 
     def open(self) -> RecordStream:
@@ -176,9 +187,8 @@ def _validate_and_publish(run: PublishingRun) -> None:
     report = run.report
     started = time.monotonic()
     try:
-        _validate_pass(run)
-        if run.report.stop_reason is None and run.day_first_evidence is not None:
-            _validate_pass(run)  # again, now that the file is known to be day-first
+        if _validate_pass(run) and run.report.stop_reason is None:
+            _validate_pass(run)  # again, with what the first pass learnt about its dates or numbers
     except (InvalidFileError, FileLayoutError) as exc:
         _fail_file(report, exc)
         return
@@ -197,7 +207,7 @@ def _validate_and_publish(run: PublishingRun) -> None:
     report.timings["publishSeconds"] = round(time.monotonic() - publishing_started, 3)
 
 
-def _validate_pass(run: PublishingRun) -> None:
+def _validate_pass(run: PublishingRun) -> bool:
     """The first pass: every verdict, counted. (A function of its own so that its
     duplicate index is freed before the second pass.)
 
@@ -211,7 +221,7 @@ def _validate_pass(run: PublishingRun) -> None:
     report.compressed = stream.compressed
     if stream.dialect is not None:
         report.dialect = stream.dialect.described
-    validator = run.validator()
+    validator = run.validator(stream)
     counts = report.counts
     counts.rows_read = counts.valid = 0
     counts.rejected = counts.rejected_by_validation = 0
@@ -222,7 +232,7 @@ def _validate_pass(run: PublishingRun) -> None:
                 raise _too_many_rows(options.max_rows, result.line)
             if run.should_stop():
                 _stop_validating(report, result.line)
-                return
+                return False
         if isinstance(result, ValidRow):
             counts.valid += 1
         else:
@@ -232,12 +242,21 @@ def _validate_pass(run: PublishingRun) -> None:
     counts.skipped_blank = stream.blank_lines
     counts.skipped_untouched = validator.untouched_rows
     report.warnings = list(validator.warnings)
+    report.ignored = list(validator.ignored)
     report.kind = validator.kind.value if validator.kind else report.kind
     report.kind_reason = validator.kind_reason
     if validator.layout is not None and validator.layout.header is not None:
         report.header = list(validator.layout.header)
+    again = False
     if validator.dates.ambiguous and run.day_first_evidence is None:
         run.day_first_evidence = validator.dates.first_day_first
+        again = run.day_first_evidence is not None
+    if validator.first_decimal_comma is not None and validator.decimal_comma_evidence is None:
+        run.decimal_comma_evidence = (
+            f"this file writes decimal commas ({validator.first_decimal_comma})"
+        )
+        again = True
+    return again
 
 
 def _stop_validating(report: FileReport, line: int) -> None:
@@ -271,7 +290,7 @@ def _publish(run: PublishingRun, client: AchieveItClient) -> None:
     )
     # The second pass: the same bytes validate to the same rows, in the same parts.
     try:
-        stop_status = _publish_parts(run, run.open().records, known_parts, publisher)
+        stop_status = _publish_parts(run, run.open(), known_parts, publisher)
     finally:
         report.rows_settled_this_run = publisher.settled_rows
     report.counts.not_sent = (
@@ -309,7 +328,7 @@ def _keep_the_earlier_batch_size(run: PublishingRun, known_parts: dict[int, Part
 
 def _publish_parts(
     run: PublishingRun,
-    records: Iterator[Any],
+    stream: RecordStream,
     known_parts: dict[int, PartRecord],
     publisher: PartPublisher,
 ) -> FileStatus | None:
@@ -317,7 +336,7 @@ def _publish_parts(
     the report; the status to stop with, or ``None`` when every part was handled."""
     report, options = run.report, run.options
     stop_status: FileStatus | None = None
-    parts = _parts(run.validator(), records, options.batch_size)
+    parts = _parts(run.validator(stream), stream.records, options.batch_size)
     for part_number, rows in enumerate(parts, start=1):
         record = known_parts.pop(part_number, None) or PartRecord(
             part_number, rows=len(rows), batch_size=options.batch_size
@@ -392,7 +411,7 @@ def _list_rejected_and_ambiguous(
     files start with the input's own header (or the documented one), so that a fixed file
     dropped back reads the same; AchieveIt's refusals take their place among the lines."""
     stream = run.open()
-    validator = run.validator()
+    validator = run.validator(stream)
     lists = _RowLists(run.report, stream, rejected_sink, ambiguous_sink)
     valid_rows = 0
     try:

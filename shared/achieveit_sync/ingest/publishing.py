@@ -139,17 +139,17 @@ class PartPublisher:
             for row in rows:
                 record.ambiguous[row.line] = request_name
             self.settled_rows += len(rows)
-            self._settle(record, rows, request_name, "ambiguous", exc, started)
+            self._close_request(record, rows, request_name, "ambiguous", exc, started)
         except (BadRequestError, AccessDeniedError) as exc:
             self._refused(record, rows, name, request_name, exc, started)
         except PermanentApiError as exc:
             if exc.status in _SPLITTABLE_STATUSES:
                 self._refused(record, rows, name, request_name, exc, started)
             else:
-                self._unsettled(record, rows, request_name, exc, started)
+                self._left_unsent(record, rows, request_name, exc, started)
                 raise StopPublishingError(str(exc), retry_later=False, hint=_hint_for(exc)) from exc
         except RetryableApiError as exc:
-            self._unsettled(record, rows, request_name, exc, started)
+            self._left_unsent(record, rows, request_name, exc, started)
             raise StopPublishingError(str(exc), retry_later=True) from exc
         else:
             _log_request(
@@ -179,7 +179,7 @@ class PartPublisher:
     ) -> None:
         self._refusals_in_a_row += 1
         if self._refusals_in_a_row > self._refusal_limit:
-            self._unsettled(record, rows, request_name, exc, started)
+            self._left_unsent(record, rows, request_name, exc, started)
             raise StopPublishingError(
                 f"AchieveIt refused {self._refusals_in_a_row} requests in a row "
                 f"(HTTP {exc.status}: {exc.server_message or exc.reason}); stopped instead of "
@@ -190,14 +190,14 @@ class PartPublisher:
         if len(rows) == 1:
             record.refused[rows[0].line] = exc.server_message or exc.reason
             self.settled_rows += 1
-        self._settle(record, rows, request_name, "refused", exc, started)
+        self._close_request(record, rows, request_name, "refused", exc, started)
         if len(rows) == 1:
             return
         middle = len(rows) // 2
         self._send(record, rows[:middle], f"{name}-1")
         self._send(record, rows[middle:], f"{name}-2")
 
-    def _settle(
+    def _close_request(
         self,
         record: PartRecord,
         rows: list[ValidRow],
@@ -206,6 +206,8 @@ class PartPublisher:
         exc: ApiError,
         started: float,
     ) -> None:
+        """The request is over (whatever it did to the rows): log its answer in the part's
+        record and clear "in flight"."""
         _log_request(
             record,
             rows,
@@ -218,7 +220,7 @@ class PartPublisher:
         )
         self._clear_in_flight(record)
 
-    def _unsettled(
+    def _left_unsent(
         self,
         record: PartRecord,
         rows: list[ValidRow],
@@ -227,7 +229,7 @@ class PartPublisher:
         started: float,
     ) -> None:
         # Nothing was applied: the rows stay unsettled and the next run sends them.
-        self._settle(record, rows, request_name, "failed", exc, started)
+        self._close_request(record, rows, request_name, "failed", exc, started)
 
     def _clear_in_flight(self, record: PartRecord) -> None:
         record.in_flight = []

@@ -151,6 +151,8 @@ class FileReport:
     counts: Counts = field(default_factory=Counts)
     file_error: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    """Columns or fields the file holds that were not sent: the file needs a look."""
     requests: list[RequestRecord] = field(default_factory=list)
     rejections: list[dict[str, Any]] = field(default_factory=list)
     ambiguous_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -192,11 +194,16 @@ class FileReport:
 
     @property
     def has_problems(self) -> bool:
-        return self.status in (
-            FileStatus.FAILED,
-            FileStatus.COMPLETED_WITH_REJECTIONS,
-            FileStatus.COMPLETED_WITH_AMBIGUITY,
-        ) or bool(self.counts.rejected)
+        return (
+            self.status
+            in (
+                FileStatus.FAILED,
+                FileStatus.COMPLETED_WITH_REJECTIONS,
+                FileStatus.COMPLETED_WITH_AMBIGUITY,
+            )
+            or bool(self.counts.rejected)
+            or bool(self.ignored)
+        )
 
     def headline(self) -> str:
         """One sentence on what happened to the file, for people."""
@@ -237,17 +244,24 @@ class FileReport:
             return f"{plural(counts.published, 'row')} published, none rejected"
         return ", ".join(p for p in (published, ambiguous, rejected) if p)
 
+    def full_headline(self) -> str:
+        """The headline, and what the file holds that was not sent."""
+        headline = self.headline()
+        if self.ignored and self.status is not FileStatus.FAILED:
+            headline += f"; ignored, not sent: {', '.join(self.ignored)}"
+        return headline
+
     def summary(self) -> dict[str, Any]:
         """What the report JSON opens with, and the SNS message and the CLI say."""
         return {
-            "headline": self.headline(),
+            "headline": self.full_headline(),
             "kind": f"{self.kind} updates ({self.kind_reason})" if self.kind_reason else self.kind,
             **self.rejection_summary.as_dict(),
         }
 
     def summary_lines(self, *, groups: int = MAX_GROUPS) -> list[str]:
         """The summary as text: headline, rejections by reason, hints."""
-        lines = [self.headline()]
+        lines = [self.full_headline()]
         shown = self.rejection_summary.ordered()
         if shown:
             lines.append("Rejected rows, by reason:")
@@ -275,6 +289,7 @@ class FileReport:
             "counts": self.counts.as_dict(),
             "fileError": self.file_error,
             "warnings": self.warnings,
+            "ignored": self.ignored,
             "requests": [r.as_report() for r in self.requests],
             "rejections": self.rejections,
             "rejectionsTruncated": self.counts.rejected > 0

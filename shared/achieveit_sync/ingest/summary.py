@@ -26,6 +26,7 @@ _FORMATTED_NUMBER_REASONS = frozenset(
         "has thousands separators",
         "has spaces as thousands separators",
         "uses a decimal comma",
+        "has dots between thousands",
     }
 )
 _EXCEL_SERIAL_REASON = "looks like an Excel date serial number"
@@ -115,6 +116,7 @@ class RejectionSummary:
                     name
                     for name, test in (
                         ("day-first", group.reason == DAY_FIRST_REASON),
+                        ("decimal-comma", group.reason == "uses a decimal comma"),
                         ("formatted", group.reason in _FORMATTED_NUMBER_REASONS),
                         ("serial", group.reason == _EXCEL_SERIAL_REASON),
                         ("unknown-id", _UNKNOWN_ID in reason),
@@ -132,7 +134,14 @@ class RejectionSummary:
                 "(2026-11-30) or US dates (11/30/2026); in Excel, format the column as "
                 "yyyy-mm-dd before saving"
             )
-        if by_reason.get("formatted", 0) >= 2:
+        if by_reason.get("decimal-comma", 0) >= 2:
+            hints.append(
+                "the Metric Value column uses decimal commas, as Excel writes numbers where a "
+                "comma is the decimal separator: save with a decimal point and no thousands "
+                "separators (Excel: File > Options > Advanced, clear 'Use system separators', "
+                "decimal separator '.', thousands separator empty)"
+            )
+        elif by_reason.get("formatted", 0) >= 2:
             hints.append(
                 "the Metric Value column looks formatted as text (percent or currency signs, "
                 "separators): format it as a plain number before saving (Excel: Format Cells "

@@ -72,6 +72,12 @@ DISPLAY_NAMES = {
 
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?", re.ASCII)
 _DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+", re.ASCII)
+_EUROPEAN_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+", re.ASCII)
+"""1,5 or 1.200,50: a decimal comma, with dots between thousands or none."""
+_DOT_GROUPED = re.compile(r"[+-]?[1-9]\d{0,2}(?:\.\d{3})+", re.ASCII)
+"""1.200 or 12.000.000: in a file with decimal commas, a dot may separate thousands."""
+DECIMAL_COMMA_REASON = "uses a decimal comma"
+_DECIMAL_COMMA_REASONS = frozenset({DECIMAL_COMMA_REASON})
 _SPACED_THOUSANDS = re.compile("[+-]?\\d{1,3}(?:[ \u00a0\u202f]\\d{3})+(?:[.,]\\d+)?", re.ASCII)
 _TYPOGRAPHIC_MINUS = ("\u2212", "\u2013", "\u2012", "\ufe63", "\uff0d")
 _US_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})", re.ASCII)
@@ -175,6 +181,12 @@ class Validator:
     """Set (by the caller, from an earlier pass) when the file holds dates that can only be
     day-first: its dates that read either way are then refused, not read month-first."""
     dates: UsDates = field(default_factory=UsDates)
+    decimal_comma_evidence: str | None = None
+    """Set when the file writes numbers the European way (semicolon-separated, or decimal
+    commas seen by an earlier pass): ``1.200`` is then refused as reading either way (1.2,
+    or 1200 with a dot between thousands), and ``1,5`` is hinted as 1.5."""
+    first_decimal_comma: str | None = None
+    """Where this pass first saw a decimal comma (``line 4: 0,25``), as evidence."""
     _kind_inferred_at: int | None = None
     """The line of the JSON object the kind was inferred from."""
     _skippable_columns: frozenset[int] = frozenset()
@@ -190,6 +202,10 @@ class Validator:
     """Rows of an upload template left as they were: an external ID (and the item's name),
     nothing to update. Skipped, and counted, rather than rejected one by one."""
     _unnamed: tuple[int, ...] = ()
+    ignored: list[str] = field(default_factory=list)
+    """What the file holds that is not sent (unknown, repeated or unnamed columns, fields,
+    statuses in a metric file): said in the report, and a reason to look (exit 1, a
+    notification), since the writer meant it to say something."""
     _warned: set[str] = field(default_factory=set)
     """Header positions without a name: values under them are ignored, never silently."""
 
@@ -219,6 +235,8 @@ class Validator:
         explains any problem."""
         id_at, status_at, metric_at, date_at, comment_at, width = columns
         remember = self._seen.remember
+        european = self.decimal_comma_evidence is not None
+        dot_grouped = _DOT_GROUPED.fullmatch
         control_character = _CONTROL_CHARACTER.search
         status_by_spelling = _STATUS_BY_SPELLING.get
         from_iso = date.fromisoformat
@@ -259,6 +277,7 @@ class Validator:
                     or "E" in metric_text
                     or len(metric_text) - metric_text.count(".") - (metric_text[0] in "+-")
                     > _FAST_METRIC_DIGITS
+                    or (european and dot_grouped(metric_text))
                 ):
                     return None
                 try:
@@ -385,6 +404,7 @@ class Validator:
                 f"column {unnamed[0] + 1} has no name in the header but holds values (first "
                 f"on line {record.line}); they are ignored: name the column, or delete it"
             )
+            self.ignored.append(f"column {unnamed[0] + 1} (no name)")
         return self._validate_values(record, values)
 
     # -- mapping raw records to named values ---------------------------------------------
@@ -436,13 +456,19 @@ class Validator:
             )
         elif self.kind is UpdateKind.METRIC and STATUS in seen:
             self.warnings.append("the Status column is ignored: this is a metric update file")
+            self.ignored.append("Status (a metric update file)")
         if repeated:
             self.warnings.append(
                 f"{_named(repeated)} repeat{'s' if len(repeated) == 1 else ''} a column; "
                 "only the first of each is used"
             )
+            self.ignored.extend(f"'{_preview(name, 40)}' (repeated)" for name in repeated[:5])
         if ignored:
-            self.warnings.append(f"unknown column(s) ignored: {_named(ignored)}")
+            self.warnings.append(
+                f"unknown column(s) ignored: {_named_with_guesses(ignored)}; rename a column "
+                "to its documented name to send it, or delete it"
+            )
+            self.ignored.extend(f"'{_preview(name, 40)}'" for name in ignored[:5])
         _require_columns(self.kind, seen, self.kind_reason)
         self._skippable_columns = frozenset(skippable)
         return Layout(columns=tuple(columns), header=tuple(cells))
@@ -459,8 +485,11 @@ class Validator:
                     and len(self._unknown_json_fields) <= _MAX_NAMED_COLUMNS
                 ):
                     self._unknown_json_fields.add(key)
+                    if len(self.ignored) < _MAX_NAMED_COLUMNS:
+                        self.ignored.append(f"'{_preview(key, 40)}'")
                     self.warnings.append(
-                        f"unknown field {_named([key])} ignored (first seen on line {record.line})"
+                        f"unknown field {_named_with_guesses([key])} ignored (first seen on line "
+                        f"{record.line})"
                         if len(self._unknown_json_fields) <= _MAX_NAMED_COLUMNS
                         else f"more unknown fields ignored (from line {record.line}); only "
                         f"the first {_MAX_NAMED_COLUMNS} are named"
@@ -496,6 +525,7 @@ class Validator:
             )
         elif "status-ignored" not in self._warned:
             self._warned.add("status-ignored")
+            self.ignored.append("status (a metric update file)")
             self.warnings.append(
                 f"status fields are ignored (first on line {record.line}): this is a metric "
                 "update file"
@@ -514,8 +544,18 @@ class Validator:
         external_id = _external_id(values.get(EXTERNAL_ID), problems)
         status = _status(values.get(STATUS), problems) if kind is UpdateKind.PROGRESS else None
         metric_value = _metric_value(
-            values.get(METRIC_VALUE), problems, required=kind is UpdateKind.METRIC
+            values.get(METRIC_VALUE),
+            problems,
+            required=kind is UpdateKind.METRIC,
+            european=self.decimal_comma_evidence,
         )
+        if (
+            self.first_decimal_comma is None
+            and problems
+            and problems[-1].field == METRIC_VALUE
+            and problems[-1].reason in _DECIMAL_COMMA_REASONS
+        ):
+            self.first_decimal_comma = f"line {record.line}: {problems[-1].value}"
         raw_date = values.get(AS_OF_DATE)
         as_of_date = _as_of_date(raw_date, problems)
         if type(raw_date) is str and "/" in raw_date:
@@ -701,10 +741,12 @@ def _status(raw: object, problems: list[FieldProblem]) -> Status | None:
 
 
 def _metric_value(  # noqa: PLR0911 - one early return per kind of value
-    raw: object, problems: list[FieldProblem], *, required: bool
+    raw: object, problems: list[FieldProblem], *, required: bool, european: str | None = None
 ) -> Decimal | None:
     """A number exactly as written (JSON numbers arrive as ``Decimal``), and only one that
-    reaches AchieveIt as the same number: see ``updates.metric_value_problem``."""
+    reaches AchieveIt as the same number: see ``updates.metric_value_problem``. In a file
+    that writes numbers the European way (``european`` says why), a dot between groups of
+    three digits may be a thousands separator: such a value is refused, not guessed."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         if required:
             problems.append(
@@ -748,7 +790,24 @@ def _metric_value(  # noqa: PLR0911 - one early return per kind of value
             )
             return None
         if not PLAIN_NUMBER.fullmatch(text):
-            problems.append(FieldProblem(METRIC_VALUE, _preview(text), *_number_problem(text)))
+            problems.append(
+                FieldProblem(
+                    METRIC_VALUE, _preview(text), *_number_problem(text, european=european)
+                )
+            )
+            return None
+        if european is not None and _DOT_GROUPED.fullmatch(text):
+            grouped = text.replace(".", "")
+            problems.append(
+                FieldProblem(
+                    METRIC_VALUE,
+                    _preview(text),
+                    f"reads either way ({_plain(Decimal(text))} with a decimal point, or "
+                    f"{grouped} with a dot between thousands), and {european}",
+                    f"write {grouped} if the dot separates thousands, {_plain(Decimal(text))} "
+                    "if it is a decimal point",
+                )
+            )
             return None
         try:
             value = Decimal(text)
@@ -773,7 +832,9 @@ def _metric_value(  # noqa: PLR0911 - one early return per kind of value
     return value
 
 
-def _number_problem(text: str) -> tuple[str, str]:  # noqa: PLR0911 - one return per hint
+def _number_problem(  # noqa: PLR0911 - one return per hint
+    text: str, *, european: str | None = None
+) -> tuple[str, str]:
     folded = text.casefold()
     if folded in (
         "nan",
@@ -794,16 +855,31 @@ def _number_problem(text: str) -> tuple[str, str]:  # noqa: PLR0911 - one return
     if text[:1] in "$€£¥" or text[-1:] in "$€£¥":
         bare = text.strip("$€£¥ ")
         return "has a currency sign", f"write the bare number: {bare.replace(',', '')}"
+    if european is not None and _EUROPEAN_NUMBER.fullmatch(text):
+        # 1,200 and 1.200,50 in a file that writes decimal commas: the comma is the point.
+        bare = _plain(Decimal(text.replace(".", "").replace(",", ".")))
+        return DECIMAL_COMMA_REASON, f"use a decimal point: write {bare}"
     if _THOUSANDS.fullmatch(text):
         return "has thousands separators", f"write {text.replace(',', '')}"
+    if _DOT_GROUPED.fullmatch(text):  # 1.234.567: more than one dot, so never a decimal
+        return "has dots between thousands", f"write {text.replace('.', '')}"
+    if _EUROPEAN_NUMBER.fullmatch(text) and "." in text:
+        bare = _plain(Decimal(text.replace(".", "").replace(",", ".")))
+        return DECIMAL_COMMA_REASON, f"use a decimal point and no separators: write {bare}"
     if _SPACED_THOUSANDS.fullmatch(text):
         bare = "".join(text.split()).replace("\u00a0", "").replace("\u202f", "").replace(",", ".")
         return "has spaces as thousands separators", f"write {bare}"
     if text[:1] in _TYPOGRAPHIC_MINUS and PLAIN_NUMBER.fullmatch(text[1:]):
         return "uses a typographic minus sign", f"write -{text[1:]} (with the ASCII hyphen-minus)"
     if _DECIMAL_COMMA.fullmatch(text):
-        return "uses a decimal comma", f"use a decimal point: write {text.replace(',', '.')}"
+        return DECIMAL_COMMA_REASON, f"use a decimal point: write {text.replace(',', '.')}"
     return "is not a number", "write a plain number such as 42, -3.5 or 0.2 (no units)"
+
+
+def _plain(value: Decimal) -> str:
+    """``value`` as a person writes it: no exponent, no trailing zeros (1.200 -> 1.2)."""
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
 
 
 def _percent_example(number: str) -> str:
@@ -959,6 +1035,30 @@ def _unneutralised(cell: str | None) -> str | None:
     if cell is None or cell.lstrip()[:1] != "'":
         return cell
     return unneutralise(cell.strip())
+
+
+_LIKELY_MEANT = {
+    METRIC_VALUE: ("actual", "value", "current", "currentvalue", "result", "kpi", "metric"),
+    COMMENT: ("note", "notes", "comments", "remark", "remarks", "commentary"),
+    AS_OF_DATE: ("date", "asof", "asat", "period", "reportingdate", "updatedate"),
+    EXTERNAL_ID: ("id", "extid", "externalids", "itemid", "key", "externalref"),
+    STATUS: ("state", "rag", "ragstatus", "progress", "health"),
+}
+_MEANT_BY_FOLDED = {
+    folded: name for name, spellings in _LIKELY_MEANT.items() for folded in spellings
+}
+
+
+def _named_with_guesses(names: list[str]) -> str:
+    """Names, each with the documented column it probably means: 'Actual' (did you mean
+    'Metric Value'?)."""
+    shown = []
+    for name in names[:_MAX_NAMED_COLUMNS]:
+        meant = _MEANT_BY_FOLDED.get(_fold(name))
+        guess = f" (did you mean '{DISPLAY_NAMES[meant]}'?)" if meant else ""
+        shown.append(f"'{_preview(name, 40)}'{guess}")
+    more = len(names) - _MAX_NAMED_COLUMNS
+    return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
 
 
 def _named(names: list[str]) -> str:
