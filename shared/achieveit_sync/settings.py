@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,7 +110,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         ("BACKUP_BUCKET", "PLAN_IDS"),
         "export",
-        "set by the template (`PlanIds` parameter, comma-separated)",
+        "set by the template (`PlanIds` parameter, comma-separated); the bucket's name alone "
+        "(an ARN, an `s3://` URL or `bucket/prefix` is refused at start-up)",
     ),
     Variable(("BACKUP_TIME_ZONE",), "export", "IANA time zone recorded in manifests (UTC)"),
     Variable(
@@ -204,6 +206,38 @@ def flag(env: Mapping[str, str], name: str) -> bool:
         "1",
         "yes",
     )
+
+
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
+_RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def bucket_name_problem(value: str) -> str | None:
+    """Why ``value`` is not a general purpose S3 bucket name (S3's naming rules), or None."""
+    if value.lower().startswith(("arn:", "s3:")) or "/" in value:
+        return "give the bucket's name alone, not an ARN, an s3:// URL or a path"
+    if not _BUCKET_NAME.fullmatch(value):
+        return (
+            "a bucket name is 3 to 63 lower-case letters, digits, dots and hyphens, starting "
+            "and ending with a letter or a digit"
+        )
+    if ".." in value or _IP_ADDRESS.fullmatch(value):
+        return "a bucket name has no two dots in a row and is not an IP address"
+    if value.startswith(_RESERVED_BUCKET_PREFIXES) or value.endswith(_RESERVED_BUCKET_SUFFIXES):
+        return "that prefix or suffix is reserved by S3"
+    return None
+
+
+def bucket(env: Mapping[str, str], name: str) -> str:
+    """A required S3 bucket name, checked against S3's naming rules before any request."""
+    value = required(env, name)
+    problem = bucket_name_problem(value)
+    if problem is not None:
+        shown = ascii(value[:80]) + ("..." if len(value) > 80 else "")
+        raise ConfigurationError(f"{name} {shown} is not an S3 bucket name: {problem}")
+    return value
 
 
 def time_zone(env: Mapping[str, str], name: str, default: str) -> str:
@@ -386,10 +420,10 @@ class BackupSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BackupSettings:
         env = environment(environ)
-        bucket = required(env, "BACKUP_BUCKET")
+        backup_bucket = bucket(env, "BACKUP_BUCKET")
         api_key = ApiKeySettings.from_env(env, secret_only=True)
         return cls(
-            bucket=bucket,
+            bucket=backup_bucket,
             plan_ids=tuple(p.strip() for p in text(env, "PLAN_IDS").split(",") if p.strip()),
             api_key_secret=str(api_key.secret_id),
             client=ClientSettings.from_env(env),

@@ -41,13 +41,6 @@ def server(hostile: Any) -> Any:
     return hostile(paged(PLANS))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (misleading): an on-demand event whose 'plans' is null, a number or an "
-    "object, or that misspells the field, is not refused: the function silently backs up the "
-    "nightly PlanIds instead and reports success; the plan the operator asked for is not "
-    "backed up and nothing says so",
-)
 @pytest.mark.parametrize(
     "event",
     [
@@ -154,13 +147,6 @@ def test_bad_settings_are_refused_before_any_request(
     assert keys(s3) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (misleading): a BACKUP_BUCKET that is not a bucket name (an ARN, an "
-    "s3:// URL, 'bucket/prefix') is not refused as configuration: each plan is first "
-    "reported as having an unusable latest.json, then fails with an 'unexpected error' "
-    "after its whole export was downloaded",
-)
 @pytest.mark.parametrize(
     "bucket",
     ["arn:aws:s3:::attack-backups-bucket", "s3://attack-backups-bucket", "attack-backups-bucket/x"],
