@@ -42,6 +42,7 @@ DEFAULT_MAX_ROWS = 1_000_000
 DEFAULT_MAX_LINES = 2_000_000
 DEFAULT_MAX_BYTES = 512 * 1024**2
 DEFAULT_EXPIRATION_DAYS = 400
+DEFAULT_BACKUP_MAX_ITEMS = 1_000_000
 DEFAULT_NAMESPACE = "AchieveItSync"
 
 
@@ -80,7 +81,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         ("ACHIEVEIT_CONNECT_TIMEOUT_SECONDS", "ACHIEVEIT_READ_TIMEOUT_SECONDS"),
         "all",
-        "seconds to connect, and to wait for an answer (5, 60)",
+        "seconds to connect, and to wait for an answer (5, 60); an export page must arrive "
+        "whole within the read timeout",
     ),
     Variable(("ACHIEVEIT_MAX_ATTEMPTS",), "all", "attempts per request, first included (5)"),
     Variable(
@@ -120,6 +122,12 @@ VARIABLES: tuple[Variable, ...] = (
         "the backups' lifecycle expiration, set by the template from `BackupExpirationDays` "
         f"({DEFAULT_EXPIRATION_DAYS}): unchanged data is reused for at most 30 days, or half "
         "of this",
+    ),
+    Variable(
+        ("BACKUP_MAX_ITEMS",),
+        "export, CLI",
+        f"the most items a plan may have ({DEFAULT_BACKUP_MAX_ITEMS:,}): a plan whose "
+        "`totalCount` says more, or that sends more, fails instead of being paged for hours",
     ),
     Variable(
         ("ACHIEVEIT_TRACING",),
@@ -366,6 +374,18 @@ class ReadBounds:
 
 
 @dataclass(frozen=True)
+class ExportLimits:
+    """How large a plan an export reads (``BACKUP_MAX_ITEMS``): the Lambda and the CLI."""
+
+    max_items: int = DEFAULT_BACKUP_MAX_ITEMS
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ExportLimits:
+        env = environment(environ)
+        return cls(max_items=whole_number(env, "BACKUP_MAX_ITEMS", DEFAULT_BACKUP_MAX_ITEMS))
+
+
+@dataclass(frozen=True)
 class IngestSettings:
     """The ingest Lambda's configuration."""
 
@@ -416,6 +436,7 @@ class BackupSettings:
     expiration_days: int = DEFAULT_EXPIRATION_DAYS
     """The bucket's lifecycle expiration (``BackupExpirationDays``): bounds how old data an
     unchanged backup may point at (``run.reuse_window``)."""
+    limits: ExportLimits = field(default_factory=ExportLimits)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BackupSettings:
@@ -432,6 +453,7 @@ class BackupSettings:
             expiration_days=whole_number(
                 env, "BACKUP_EXPIRATION_DAYS", DEFAULT_EXPIRATION_DAYS, unit="days"
             ),
+            limits=ExportLimits.from_env(env),
         )
 
 

@@ -80,12 +80,6 @@ def test_a_symlinked_file_inside_out_is_replaced_not_written_through(
     assert not (out / link).is_symlink()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (misleading): an --out that is a file, or /dev/null, is not a usage error "
-    "(exit 2) but an 'unexpected error' (exit 3, 'AchieveIt or AWS failed') that points to "
-    "'the function's log' and says to 'invoke it again with this plan'",
-)
 @pytest.mark.parametrize("target", ["a-file", "/dev/null"])
 def test_an_out_that_is_not_a_folder_is_a_usage_error(
     env: dict[str, str], tmp_path: Path, target: str

@@ -41,12 +41,6 @@ def stored_items_text(s3: Any) -> str:
     return gzip.decompress(get(s3, latest["files"]["items.json.gz"]["key"])).decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (wrong backup): 1e400 is stored as Infinity and NaN as NaN: items.json.gz "
-    "is no longer JSON (RFC 8259; jq, JavaScript and most restore tools refuse it) and 1e400 "
-    "is not the number the API returned; the backup is still called complete",
-)
 @pytest.mark.parametrize(
     "number", [b"1e400", b"-1e400", b"NaN", b"Infinity"], ids=["1e400", "-1e400", "NaN", "Inf"]
 )
@@ -70,11 +64,6 @@ def test_items_json_is_strict_json_holding_the_numbers_returned(
         assert number.decode().lstrip("-") in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (misleading / plan never backed up): a 5,000-digit number is valid JSON, "
-    "but Python's int limit makes the plan fail every night with 'the answer is not JSON'",
-)
 def test_a_long_integer_is_backed_up_or_named_for_what_it_is(
     hostile: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -90,12 +79,6 @@ def test_a_long_integer_is_backed_up_or_named_for_what_it_is(
     assert digits.decode() in stored_items_text(s3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (wrong backup, silent): a page in Latin-1 without a charset is decoded with "
-    "U+FFFD replacement characters; the altered text is stored as a complete backup with no "
-    "warning",
-)
 def test_bytes_that_are_not_utf8_are_not_silently_replaced(
     hostile: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

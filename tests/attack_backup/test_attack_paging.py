@@ -4,8 +4,8 @@ README ("Backups"): "The number of distinct item ids must equal totalCount; a pl
 changes while it is paged is exported again ... A backup that cannot be proven whole is
 stored with "complete": false ... and latest.json is not moved."
 
-Tests marked ``xfail(strict=True)`` are findings: they assert what the README promises and
-fail today. When a finding is fixed the test passes and strict xfail says so.
+Each finding came as an ``xfail(strict=True)`` test asserting what the README promises; now
+that they are fixed, they are ordinary tests.
 """
 
 from __future__ import annotations
@@ -36,12 +36,6 @@ def statuses(result: Any, error: Any) -> list[tuple[str, str]]:
     return [(o["planId"], o["status"]) for o in outcomes(result, error)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (wrong backup): one item deleted and one added between two pages keeps "
-    "totalCount and the distinct-id count equal, so a backup missing an item that existed "
-    "the whole time is called complete and latest.json moves to it",
-)
 def test_an_item_deleted_and_another_added_while_paged_is_not_called_complete(
     hostile: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -67,11 +61,6 @@ def test_an_item_deleted_and_another_added_while_paged_is_not_called_complete(
     assert "id-A-001501" in stored, (statuses(result, error), "id-A-001501 missing")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (wrong backup): an item without an 'id' counts as a distinct id, so a page "
-    "that repeats an item without its id and drops another passes the completeness proof",
-)
 def test_an_item_without_an_id_cannot_stand_in_for_a_missing_item(
     hostile: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

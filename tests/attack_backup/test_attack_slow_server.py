@@ -31,13 +31,6 @@ def run_in_background(handler: Any, context: Any = None) -> tuple[threading.Thre
     return thread, box
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (availability / plans not independent): the read timeout is per read, not "
-    "per request; a server trickling one byte every 0.3 s (under the 1 s read timeout) holds "
-    "plan A's first page for minutes, so plan B is not backed up; on Lambda the 15-minute "
-    "limit ends the run with no backup and no per-plan result",
-)
 def test_a_trickling_page_does_not_hold_up_the_next_plan(
     hostile: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -65,12 +58,6 @@ def test_a_trickling_page_does_not_hold_up_the_next_plan(
         thread.join(60)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (availability): a server claiming totalCount 1,000,000,000 and answering "
-    "full pages of new ids is paged without a bound (over 400 requests a minute, for about a "
-    "day); the run never reaches plan B",
-)
 def test_a_plan_that_never_ends_does_not_hold_up_the_next_plan(
     hostile: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,7 @@ DISABLED while PlanIds is empty anyway."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,9 @@ NOT_CONFIGURED = (
     "no plans to back up: set the stack's PlanIds parameter (comma-separated plan IDs; it sets "
     'PLAN_IDS and switches the nightly schedule on), or invoke with {"plans": ["PLAN-ID"]}'
 )
+
+TIME_MARGIN_SECONDS = 30.0
+"""Kept of the invocation's time for storing the last plan and returning the result."""
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +116,14 @@ class BackupLambda:
         context: LambdaContext | None = None,
         metrics: Metrics | None = None,
     ) -> dict[str, Any]:
+        deadline = None
+        if context is not None:
+            # Every plan gets a result: the run stops starting work this long before Lambda
+            # would end it, to store the last plan and return.
+            remaining = context.get_remaining_time_in_millis() / 1000
+            deadline = time.monotonic() + remaining - TIME_MARGIN_SECONDS
         try:
-            return self._back_up(event, metrics)
+            return self._back_up(event, metrics, deadline)
         finally:
             stats = self.client.take_stats()
             if metrics is not None:
@@ -121,7 +131,9 @@ class BackupLambda:
 
                 api_metrics(metrics, stats)
 
-    def _back_up(self, event: Mapping[str, Any], metrics: Metrics | None) -> dict[str, Any]:
+    def _back_up(
+        self, event: Mapping[str, Any], metrics: Metrics | None, deadline: float | None
+    ) -> dict[str, Any]:
         try:
             plans = plans_for_event(event, self.settings.plan_ids)
         except InvalidEventError as exc:
@@ -137,6 +149,8 @@ class BackupLambda:
             api_base_url=self.settings.client.base_url,
             time_zone=self.settings.time_zone,
             expiration_days=self.settings.expiration_days,
+            max_items=self.settings.limits.max_items,
+            deadline=deadline,
         )
         if metrics is not None:
             from aws_lambda_powertools.metrics import MetricUnit

@@ -20,15 +20,19 @@ expires it (see ``reuse_window`` and template.yaml, BackupBucket).
 
 Each plan is independent: an invalid plan id, a failed export, an unreadable ``latest.json``
 or any unexpected error is that plan's outcome alone; the run reports every failure at the
-end.
+end. With a deadline (a Lambda's time left), each plan gets a share of the time and every
+plan a result.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,9 +47,17 @@ from achieveit_sync.backup.documents import (
 from achieveit_sync.backup.exporter import DEFAULT_EXPORT_ATTEMPTS, PlanExport, export_plan
 from achieveit_sync.backup.targets import BackupTarget
 from achieveit_sync.client import AchieveItClient
-from achieveit_sync.errors import AchieveItSyncError, ApiError, PaginationError
-from achieveit_sync.plan_ids import InvalidPlanIdError, is_plan_id
-from achieveit_sync.settings import DEFAULT_EXPIRATION_DAYS
+from achieveit_sync.errors import (
+    AchieveItSyncError,
+    ApiError,
+    ConfigurationError,
+    OutOfTimeError,
+    PaginationError,
+    PermanentApiError,
+    PlanTooLargeError,
+)
+from achieveit_sync.plan_ids import InvalidPlanIdError, describe_plan_id, is_plan_id
+from achieveit_sync.settings import DEFAULT_BACKUP_MAX_ITEMS, DEFAULT_EXPIRATION_DAYS
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +89,17 @@ class BackupRunError(AchieveItSyncError):
         )
 
 
+class FailureCause(StrEnum):
+    """Why a plan failed, by who can fix it."""
+
+    USAGE = "usage"
+    """Something the user must fix: the plan id, the key or the plan's access (401, 403,
+    404), a plan larger than ``BACKUP_MAX_ITEMS``, an output folder that cannot be used."""
+    SERVICE = "service"
+    """AchieveIt, AWS or the system failed (an outage, an S3 error, a full disk), or the
+    invocation ran out of time: trying again later may work."""
+
+
 @dataclass
 class PlanOutcome:
     plan_id: str
@@ -86,7 +109,10 @@ class PlanOutcome:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     """What went wrong but was repaired (an unreadable ``latest.json``, previous data missing
-    or damaged): the plan was backed up, from scratch."""
+    or damaged, a template that could not be written): the backup itself is what its status
+    says."""
+    cause: FailureCause | None = None
+    """Why a failed plan failed."""
 
     @property
     def succeeded(self) -> bool:
@@ -99,6 +125,7 @@ class PlanOutcome:
             "items": self.items,
             "manifest": self.manifest,
             "error": self.error,
+            "cause": self.cause.value if self.cause is not None else None,
             "warnings": self.warnings,
         }
 
@@ -118,6 +145,13 @@ class BackupRun:
         }
 
 
+LAMBDA_RETRY_HINT = "the function's log has the details; invoke it again with this plan to retry"
+PLAN_RESERVE_SECONDS = 60.0
+"""What a plan leaves, of the time left, for each plan after it (at most an equal share): a
+slow plan first cannot take the whole invocation."""
+_MIN_SECONDS_TO_TRY = 1.0
+
+
 def back_up_plans(
     plan_ids: Iterable[object],
     *,
@@ -127,33 +161,67 @@ def back_up_plans(
     time_zone: str = "UTC",
     max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
     expiration_days: int = DEFAULT_EXPIRATION_DAYS,
+    max_items: int = DEFAULT_BACKUP_MAX_ITEMS,
+    deadline: float | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_plan: Callable[[PlanOutcome], None] | None = None,
     on_page: Callable[[str, int, int, int | None], None] | None = None,
+    retry_hint: str = LAMBDA_RETRY_HINT,
 ) -> BackupRun:
     """Back up every plan; never stop early. Check ``run.failed`` (or let the caller raise
     ``BackupRunError``) afterwards.
 
     ``plan_ids`` may hold anything an event can: each entry that is not a valid plan id (see
     ``achieveit_sync.plan_ids``) fails alone, with the reason, before it is used anywhere.
+
+    ``deadline`` (``time.monotonic()``): when the whole run must be over (a Lambda's time
+    left, less a margin). Each plan may run until the time left minus what every plan after
+    it keeps (``PLAN_RESERVE_SECONDS`` each, or an equal share when less is left), so every
+    plan gets a result: a plan reached when no time is left fails as "not tried: out of
+    time". ``retry_hint`` ends the message of an unexpected error.
     """
+    requested = list(_requested_plans(plan_ids))
     outcomes = []
-    for requested in _requested_plans(plan_ids):
-        outcome = _back_up_one(
-            requested,
-            client=client,
-            target=target,
-            api_base_url=api_base_url,
-            time_zone=time_zone,
-            max_attempts=max_attempts,
-            expiration_days=expiration_days,
-            clock=clock,
-            on_page=on_page,
-        )
+    for index, plan in enumerate(requested):
+        plan_deadline = _plan_deadline(deadline, len(requested) - index)
+        if plan_deadline is not None and plan_deadline - time.monotonic() < _MIN_SECONDS_TO_TRY:
+            outcome = PlanOutcome(
+                describe_plan_id(plan),
+                PlanStatus.FAILED,
+                error="not tried: out of time (the plans before it used this invocation's "
+                "time); invoke the function again with this plan",
+                cause=FailureCause.SERVICE,
+            )
+            log.error("plan not tried: out of time", extra={"plan": outcome.plan_id})
+        else:
+            outcome = _back_up_one(
+                plan,
+                retry_hint,
+                client=client,
+                target=target,
+                api_base_url=api_base_url,
+                time_zone=time_zone,
+                max_attempts=max_attempts,
+                expiration_days=expiration_days,
+                max_items=max_items,
+                deadline=plan_deadline,
+                clock=clock,
+                on_page=on_page,
+            )
         outcomes.append(outcome)
         if on_plan is not None:
             on_plan(outcome)
     return BackupRun(outcomes)
+
+
+def _plan_deadline(deadline: float | None, plans_left: int) -> float | None:
+    """When the next plan must be done: the run's deadline less what each plan after it
+    keeps."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    reserve = max(0.0, min(PLAN_RESERVE_SECONDS, left / plans_left))
+    return deadline - reserve * (plans_left - 1)
 
 
 def _requested_plans(plan_ids: Iterable[object]) -> Iterator[object]:
@@ -169,30 +237,58 @@ def _requested_plans(plan_ids: Iterable[object]) -> Iterator[object]:
             yield plan_id
 
 
-def _back_up_one(requested: object, **options: Any) -> PlanOutcome:
+def _back_up_one(requested: object, retry_hint: str, **options: Any) -> PlanOutcome:
     """One plan's backup, whatever happens: every failure becomes that plan's outcome."""
     if not is_plan_id(requested):
         refused = InvalidPlanIdError(requested)
         log.error("plan id refused", extra={"plan": refused.plan_id, "error": str(refused)})
-        return PlanOutcome(refused.plan_id, PlanStatus.FAILED, error=str(refused))
+        return PlanOutcome(
+            refused.plan_id, PlanStatus.FAILED, error=str(refused), cause=FailureCause.USAGE
+        )
     assert isinstance(requested, str)  # noqa: S101 - is_plan_id checked it
     plan_id = requested
     try:
         return back_up_plan(plan_id, **options)
-    except (ApiError, PaginationError) as exc:
-        # An expected outcome (403, 404, API down): the message says it all.
+    except (ApiError, PaginationError, OutOfTimeError, ConfigurationError) as exc:
+        # An expected outcome (403, 404, the API down, out of time, an output folder that
+        # cannot be used): the message says it all.
         log.error("plan backup failed", extra={"plan": plan_id, "error": str(exc)})  # noqa: TRY400
-        return PlanOutcome(plan_id, PlanStatus.FAILED, error=str(exc))
+        return PlanOutcome(plan_id, PlanStatus.FAILED, error=str(exc), cause=_cause_of(exc))
+    except OSError as exc:
+        # The local disk (a full disk, a file too large, a folder that cannot be written).
+        log.error("plan backup failed", extra={"plan": plan_id, "error": str(exc)})  # noqa: TRY400
+        where = f" {exc.filename}" if exc.filename else ""
+        return PlanOutcome(
+            plan_id,
+            PlanStatus.FAILED,
+            error=f"could not write{where}: {exc.strerror or exc}; latest.json still names "
+            "the previous backup",
+            cause=_cause_of(exc),
+        )
     except Exception as exc:
-        # Anything else (an S3 error, a full disk, a bug) is still this plan's problem alone:
-        # the other plans go on, and the run fails at the end naming this one.
+        # Anything else (an S3 error, a bug) is still this plan's problem alone: the other
+        # plans go on, and the run fails at the end naming this one.
         log.exception("plan backup failed unexpectedly", extra={"plan": plan_id})
         return PlanOutcome(
             plan_id,
             PlanStatus.FAILED,
-            error=f"unexpected error ({_describe_error(exc)}); the function's log has the "
-            "details; invoke it again with this plan to retry",
+            error=f"unexpected error ({_describe_error(exc)}); {retry_hint}",
+            cause=FailureCause.SERVICE,
         )
+
+
+_USAGE_STATUSES = frozenset({400, 401, 403, 404})
+_USAGE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.ELOOP})
+
+
+def _cause_of(exc: BaseException) -> FailureCause:
+    if isinstance(exc, ConfigurationError | PlanTooLargeError):
+        return FailureCause.USAGE
+    if isinstance(exc, PermanentApiError) and exc.status in _USAGE_STATUSES:
+        return FailureCause.USAGE
+    if isinstance(exc, OSError) and exc.errno in _USAGE_ERRNOS:
+        return FailureCause.USAGE
+    return FailureCause.SERVICE
 
 
 def back_up_plan(
@@ -204,18 +300,28 @@ def back_up_plan(
     time_zone: str = "UTC",
     max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
     expiration_days: int = DEFAULT_EXPIRATION_DAYS,
+    max_items: int = DEFAULT_BACKUP_MAX_ITEMS,
+    deadline: float | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_page: Callable[[str, int, int, int | None], None] | None = None,
 ) -> PlanOutcome:
     """Export one plan and store it; ``on_page(plan_id, pages, items, total)`` follows
-    progress (``total``: the plan's ``totalCount``, when the API gives one)."""
+    progress (``total``: the plan's ``totalCount``, when the API gives one). ``deadline``
+    bounds the export (see ``export_plan``)."""
     started = clock()
 
     def progress(pages: int, items: int, total: int | None) -> None:
         if on_page is not None:
             on_page(plan_id, pages, items, total)
 
-    export = export_plan(client, plan_id, max_attempts=max_attempts, on_page=progress)
+    export = export_plan(
+        client,
+        plan_id,
+        max_attempts=max_attempts,
+        on_page=progress,
+        max_items=max_items,
+        deadline=deadline,
+    )
     try:
         return _store(
             export,
@@ -243,7 +349,7 @@ def _store(
     # Microseconds: an on-demand run and the schedule in the same second must not collide.
     prefix = f"backups/{plan_id}/{started:%Y/%m/%d}/{started:%Y%m%dT%H%M%S.%fZ}/"
     manifest_key = prefix + "manifest.json"
-    warnings: list[str] = []
+    warnings: list[str] = list(export.warnings)
     latest = _read_latest(target, plan_id, warnings)
     reused = _reusable_files(export, latest, target, finished, reuse_limit, warnings)
     if reused is not None and latest is not None:
