@@ -73,13 +73,6 @@ def two_versions(hostile: Any, monkeypatch: pytest.MonkeyPatch) -> TwoVersions:
     return TwoVersions(handler_for(monkeypatch, server.base_url, server.ca_file, "A,B"), s3, plans)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (wrong backup, silent): reuse checks the files latest.json names, not the "
-    "ones its manifest records; a latest.json naming v2's manifest but v1's files makes the "
-    "next run store an 'unchanged' pointer to v1's data (item 1 'On Track' while AchieveIt "
-    "says 'Achieved'), with no warning",
-)
 def test_latest_naming_other_files_than_its_manifest_is_not_trusted(
     two_versions: TwoVersions,
 ) -> None:
@@ -92,12 +85,6 @@ def test_latest_naming_other_files_than_its_manifest_is_not_trusted(
     assert outcome["warnings"], outcome
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (wrong backup, silent): a latest.json pointing at v1's manifest and files "
-    "but carrying the current contentSha256 is believed; v1's data is reused for v2's content "
-    "although v1's own manifest records another contentSha256",
-)
 def test_latest_whose_digest_disagrees_with_its_manifest_is_not_trusted(
     two_versions: TwoVersions,
 ) -> None:
@@ -109,12 +96,6 @@ def test_latest_whose_digest_disagrees_with_its_manifest_is_not_trusted(
     assert t.latest_items()[0]["statusName"] == "Achieved", outcome
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (misleading): the previous backup's manifest deleted (or replaced by "
-    "garbage) goes unnoticed: the new pointer manifest names it in dataFrom and "
-    "previousBackup, and no warning says the previous backup is damaged",
-)
 @pytest.mark.parametrize("damage", ["deleted", "garbage"])
 def test_a_damaged_previous_manifest_is_reported(two_versions: TwoVersions, damage: str) -> None:
     t = two_versions
@@ -136,11 +117,6 @@ def test_a_damaged_previous_manifest_is_reported(two_versions: TwoVersions, dama
     assert all(readable) or outcome["warnings"], (outcome, named)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (misleading): latest.json whose 'manifest' is latest.json itself is taken "
-    "as a pointer; the new manifest's dataFrom names backups/A/latest.json",
-)
 def test_latest_pointing_at_itself_is_not_a_pointer(two_versions: TwoVersions) -> None:
     t = two_versions
     t.put_latest({**t.v2, "manifest": "backups/A/latest.json"})
@@ -152,13 +128,6 @@ def test_latest_pointing_at_itself_is_not_a_pointer(two_versions: TwoVersions) -
     assert outcome["warnings"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (crash / memory unbounded): latest.json is read whole with no size cap: "
-    "120 MB of white space before a valid pointer costs far more than 120 MB (300 MB took "
-    "630 MB, more than the 512 MB function); the function is killed and every plan's run "
-    "with it",
-)
 def test_a_huge_latest_json_is_refused_within_bounded_memory(two_versions: TwoVersions) -> None:
     t = two_versions
     t.put_latest(b" " * (120 * 1024 * 1024) + json.dumps(t.v2).encode())
@@ -238,12 +207,6 @@ def test_a_manifest_copied_from_another_plan_is_not_reused(two_versions: TwoVers
     assert {i["id"] for i in t.latest_items()} == {f"id-A-{n:06d}" for n in range(1, 6)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (wrong backup): two overlapping runs of one plan (the nightly run still "
-    "paging when an operator's on-demand retry finishes) let the older run write latest.json "
-    "last: latest.json moves back to the older backup and its stale data",
-)
 def test_latest_json_never_moves_back_to_an_older_backup(
     hostile: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -295,12 +258,6 @@ def deny_s3_puts(monkeypatch: pytest.MonkeyPatch, refuse: Callable[[str], bool])
     monkeypatch.setattr(Session, "create_client", create_client)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (misleading): when only the template cannot be written, the plan is "
-    "reported 'failed' (an 'unexpected error', retry it) although its backup is complete and "
-    "latest.json already names it",
-)
 def test_a_template_that_cannot_be_written_does_not_fail_a_complete_backup(
     hostile: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -43,11 +43,6 @@ def files_under(root: Path) -> set[Path]:
 # -- export --out ------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (written outside --out): a symlink planted inside --out (backups/PX, or "
-    "backups itself) is followed; the whole backup is written into the folder it points to",
-)
 @pytest.mark.parametrize("link", ["backups/PX", "backups"])
 def test_a_symlink_inside_out_does_not_take_the_backup_elsewhere(
     env: dict[str, str], tmp_path: Path, link: str
@@ -95,12 +90,6 @@ def test_an_out_that_is_not_a_folder_is_a_usage_error(
     assert "function's log" not in result.stdout + result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (misleading): '--out S3://bucket/x', '--out s3:/bucket/x' (a typo) and "
-    "'--out \"\"' (an unset variable) are taken as local folders: the backup lands in ./S3:/, "
-    "./s3:/ or the current folder, exit 0, while the user believes it went to S3",
-)
 @pytest.mark.parametrize("target", ["S3://bucket/x", "s3:/bucket/x", ""])
 def test_an_out_that_looks_like_s3_or_is_empty_is_not_a_local_folder(
     env: dict[str, str], tmp_path: Path, target: str
@@ -141,12 +130,6 @@ def test_a_full_disk_leaves_latest_on_the_previous_backup(
         assert hashlib.sha256(body).hexdigest() == described["sha256"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (cosmetic): a full disk is an 'unexpected error' whose advice is Lambda's "
-    "('the function's log has the details; invoke it again with this plan'), and the "
-    "half-written items.json.gz.partial is left behind in the backup folder",
-)
 def test_a_full_disk_says_so_and_leaves_no_partial_file(
     env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -11,10 +11,16 @@ Layout (relative to the bucket, or to ``--out DIR``)::
 Write order makes a crash harmless: data files, then the manifest, then ``latest.json``, so
 ``latest.json`` never points at a partial backup.
 
+``latest.json`` only moves forward: a run that finds it naming a backup started after its
+own (two runs of a plan overlapped, and the later one finished first) leaves it there.
+
 An unchanged plan (same content digest as the latest backup) gets a manifest pointing at the
-previous data instead of a second copy, but only data that is still there, still matches the
-SHA-256 its manifest records, and is at most ``reuse_window()`` old (30 days, or half the
-bucket's expiration when that is shorter); otherwise the data is stored anew. So the data
+previous data instead of a second copy, but only when the previous backup's manifest (and,
+for an unchanged one, the manifest that stored the data) is there and agrees with
+``latest.json`` on the content digest and the files, and only data that is still there,
+still matches the SHA-256 its manifest records, and is at most ``reuse_window()`` old (30
+days, or half the bucket's expiration when that is shorter); otherwise the data is stored
+anew. So the data
 ``latest.json`` names always has most of its lifetime left before the bucket's lifecycle rule
 expires it (see ``reuse_window`` and template.yaml, BackupBucket).
 
@@ -351,7 +357,8 @@ def _store(
     manifest_key = prefix + "manifest.json"
     warnings: list[str] = list(export.warnings)
     latest = _read_latest(target, plan_id, warnings)
-    reused = _reusable_files(export, latest, target, finished, reuse_limit, warnings)
+    verified = _verified(latest, target, warnings) if latest is not None else None
+    reused = _reusable_files(export, verified, target, finished, reuse_limit, warnings)
     if reused is not None and latest is not None:
         files, data_from = reused, latest.data_from
     else:
@@ -410,13 +417,18 @@ def _store(
         files=files,
         data_from=data_from or manifest_key,
     )
-    target.write_json(latest_key(plan_id), pointer.to_json())
-    if export.template is not None:
-        target.write_file(
-            f"templates/{plan_id}/progress-updates.csv",
-            export.template.body,
-            export.template.content_type,
+    newer = _newer_backup(target, plan_id, manifest_key)
+    if newer is not None:
+        warning = (
+            f"a backup started later ({target.describe(newer)}) finished first; latest.json "
+            "stays on it and this backup, complete, is kept beside it"
         )
+        log.warning("latest.json not moved back", extra={"plan": plan_id, "problem": warning})
+        warnings.append(warning)
+    else:
+        target.write_json(latest_key(plan_id), pointer.to_json())
+        if export.template is not None:
+            _write_template(export, target, warnings)
     log.info(
         "plan backed up",
         extra={
@@ -458,6 +470,80 @@ def _read_latest(target: BackupTarget, plan_id: str, warnings: list[str]) -> Lat
     )
     warnings.append(warning)
     return None
+
+
+def _verified(
+    latest: LatestPointer, target: BackupTarget, warnings: list[str]
+) -> LatestPointer | None:
+    """``latest`` if the manifests it names are there and agree with it (content digest,
+    files); else ``None``, with a warning: its data is then not reused."""
+    for key in dict.fromkeys((latest.manifest, latest.data_from)):
+        where = target.describe(key)
+        problem: str | None
+        try:
+            document = target.read_json(key)
+        except Exception as exc:  # noqa: BLE001 - whatever broke it, its data is not reused
+            problem = f"could not be read ({_describe_error(exc)})"
+        else:
+            problem = _disagreement(document, key, latest)
+        if problem is None:
+            continue
+        warning = (
+            f"the previous backup's manifest {where} {problem}; none of its data is reused "
+            "(this backup stores the plan in full)"
+        )
+        log.error("previous backup damaged", extra={"plan": latest.plan_id, "problem": warning})
+        warnings.append(warning)
+        return None
+    return latest
+
+
+def _disagreement(  # noqa: PLR0911 - one return per disagreement
+    document: object, key: str, latest: LatestPointer
+) -> str | None:
+    """How the manifest at ``key`` disagrees with ``latest``, or ``None``."""
+    if document is None:
+        return "is missing"
+    try:
+        manifest = BackupManifest.from_json(document)
+    except DocumentError as exc:
+        return f"is not a backup manifest ({exc})"
+    if (manifest.manifest_key, manifest.plan_id) != (key, latest.plan_id):
+        return "is not this backup's manifest (its manifestKey or planId differs)"
+    if not manifest.complete:
+        return "records an incomplete backup"
+    if manifest.content_sha256 != latest.content_sha256:
+        return "records another content digest than latest.json"
+    if manifest.files != latest.files:
+        return "records other files than latest.json names"
+    return None
+
+
+def _newer_backup(target: BackupTarget, plan_id: str, manifest_key: str) -> str | None:
+    """The manifest ``latest.json`` names now, if it is of a backup started after the one at
+    ``manifest_key`` (keys sort by start time)."""
+    try:
+        current = LatestPointer.from_json(target.read_json(latest_key(plan_id)), plan_id)
+    except Exception:  # noqa: BLE001 - none, or unusable (reported already): replaced
+        return None
+    return current.manifest if current.manifest > manifest_key else None
+
+
+def _write_template(export: PlanExport, target: BackupTarget, warnings: list[str]) -> None:
+    """The upload template; a failure to write it is a warning: the backup is complete."""
+    assert export.template is not None  # noqa: S101 - the caller checked
+    key = f"templates/{export.plan_id}/progress-updates.csv"
+    try:
+        target.write_file(key, export.template.body, export.template.content_type)
+    except Exception as exc:  # noqa: BLE001 - the backup is stored; only the template is not
+        warning = (
+            f"the progress-update template {target.describe(key)} could not be written "
+            f"({_describe_error(exc)}); the backup is complete, but the template is the "
+            "previous one (check that the role may write templates/, then back the plan up "
+            "again)"
+        )
+        log.warning("template not written", extra={"plan": export.plan_id, "problem": warning})
+        warnings.append(warning)
 
 
 def _reusable_files(
