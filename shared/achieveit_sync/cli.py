@@ -131,11 +131,13 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:  # noqa: PLR0911 - 
         ConnectTimeoutError as AwsConnectTimeoutError,
     )
 
-    from achieveit_sync.backup.diff import BackupNotFoundError
+    from achieveit_sync.backup.diff import BackupNotFoundError, DamagedBackupError
     from achieveit_sync.plan_ids import InvalidPlanIdError
 
     if isinstance(exc, ConfigurationError | InvalidPlanIdError | BackupNotFoundError):
-        return str(exc), EXIT_USAGE
+        return _printable(str(exc)), EXIT_USAGE
+    if isinstance(exc, DamagedBackupError):
+        return _printable(str(exc)), EXIT_DATA
     if isinstance(exc, NoCredentialsError | PartialCredentialsError | ProfileNotFound):
         return (
             f"no usable AWS credentials ({exc}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
@@ -803,6 +805,13 @@ def _table(rows: Sequence[tuple[str, ...]]) -> str:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         lines.append("  " + "  ".join(cells).rstrip() + "\n")
     return "".join(lines)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control and format characters escaped (``\\x1b``, ``\\u202e``)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 # -- development and deployment helpers --------------------------------------------------------
