@@ -799,6 +799,9 @@ def _table_of_plans(plans: list[Any]) -> str:
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:
+    # Cells come from key names and documents anyone with write access can set: control
+    # characters (terminal escapes) are shown escaped, never sent to the terminal.
+    rows = [tuple(_printable(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for row in rows:

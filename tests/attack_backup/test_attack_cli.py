@@ -277,11 +277,6 @@ def test_diff_of_a_fifo_or_dev_null_does_not_hang(
 # -- status ------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (misleading): status of a folder that does not exist, or of a file, says "
-    "'Backups: none yet' and exits 0; a typo in the path looks like a healthy empty bucket",
-)
 @pytest.mark.parametrize("what", ["missing", "file"])
 def test_status_of_a_path_that_is_no_folder_is_a_usage_error(tmp_path: Path, what: str) -> None:
     path = tmp_path / "nothing"
@@ -294,11 +289,6 @@ def test_status_of_a_path_that_is_no_folder_is_a_usage_error(tmp_path: Path, wha
     assert result.returncode == 2, result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (misleading): status believes latest.json: with the manifest and both data "
-    "files deleted it still shows the plan's last complete backup, its items and exit 0",
-)
 def test_status_notices_that_latest_names_missing_data(env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert cli("export", "PX", "--out", str(out), env=env).returncode == 0
@@ -313,11 +303,6 @@ def test_status_notices_that_latest_names_missing_data(env: dict[str, str], tmp_
     assert result.returncode == 1, result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (one plan hides all): a latest.json nested 100,000 deep makes status an "
-    "'unexpected error' (exit 3) with no table at all, instead of that plan's 'unreadable'",
-)
 def test_status_of_one_damaged_latest_still_shows_the_other_plans(
     env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -332,12 +317,6 @@ def test_status_of_one_damaged_latest_still_shows_the_other_plans(
     assert result.returncode == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (terminal injection): a plan folder (an S3 key) named with escape "
-    "sequences is printed raw: it can clear the screen, recolour or retitle the terminal, and "
-    "its latest.json (completedAt 2099, -5 items) is shown as a backup",
-)
 def test_status_prints_no_control_characters_from_folder_names(
     env: dict[str, str], tmp_path: Path
 ) -> None:
