@@ -186,11 +186,13 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:  # noqa: PLR0911 - 
         ConnectTimeoutError as AwsConnectTimeoutError,
     )
 
-    from achieveit_sync.backup.diff import BackupNotFoundError
+    from achieveit_sync.backup.diff import BackupNotFoundError, DamagedBackupError
     from achieveit_sync.plan_ids import InvalidPlanIdError
 
     if isinstance(exc, ConfigurationError | InvalidPlanIdError | BackupNotFoundError):
-        return str(exc), EXIT_USAGE
+        return _printable(str(exc)), EXIT_USAGE
+    if isinstance(exc, DamagedBackupError):
+        return _printable(str(exc)), EXIT_DATA
     if isinstance(exc, NoCredentialsError | PartialCredentialsError | ProfileNotFound):
         return (
             f"no usable AWS credentials ({exc}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and "
@@ -903,16 +905,17 @@ class _PublishProgress:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from achieveit_sync.backup.run import PlanOutcome, back_up_plans
+    from achieveit_sync.backup.run import FailureCause, PlanOutcome, back_up_plans
     from achieveit_sync.backup.targets import target_for
     from achieveit_sync.plan_ids import check_plan_id
-    from achieveit_sync.settings import ClientSettings
+    from achieveit_sync.settings import ClientSettings, ExportLimits
     from achieveit_sync.terminal import ProgressLine
 
     # Checked before anything is fetched or written: a plan id becomes a URL segment and a
     # folder under --out, and must never lead anywhere else.
     plan_ids = [check_plan_id(plan.strip()) for plan in args.plan_ids]
     settings = ClientSettings.from_env()
+    limits = ExportLimits.from_env()
     target = target_for(args.out)
     if not args.out.startswith("s3://") and Path(args.out).name == "backups":
         print(
@@ -936,8 +939,10 @@ def _run_export(args: argparse.Namespace) -> int:
             client=client,
             target=target,
             api_base_url=settings.base_url,
+            max_items=limits.max_items,
             on_plan=show_plan,
             on_page=show_page,
+            retry_hint="run again with ACHIEVEIT_SYNC_DEBUG=1 to see where, and report it",
         )
     if args.output_format == "json":
         sys.stdout.write(json.dumps(run.as_dict(), indent=2) + "\n")
@@ -947,9 +952,12 @@ def _run_export(args: argparse.Namespace) -> int:
             line += f" -> {outcome.manifest}" if outcome.manifest else ""
             line += f" ({outcome.error})" if outcome.error else ""
             sys.stdout.write(line + "\n")
-            for warning in getattr(outcome, "warnings", []) or []:
+            for warning in outcome.warnings:
                 sys.stdout.write(f"  warning: {warning}\n")
-    if any(o.status == "failed" for o in run.outcomes):
+    causes = {o.cause for o in run.outcomes if o.status == "failed"}
+    if FailureCause.USAGE in causes:
+        return EXIT_USAGE  # the first thing to fix: a plan's access, the key, --out, a limit
+    if causes:
         return EXIT_SERVICE
     return EXIT_DATA if run.failed else EXIT_OK
 
@@ -1035,12 +1043,22 @@ def _table_of_plans(plans: list[Any]) -> str:
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> str:
+    # Cells come from key names and documents anyone with write access can set: control
+    # characters (terminal escapes) are shown escaped, never sent to the terminal.
+    rows = [tuple(_printable(cell) for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for row in rows:
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         lines.append("  " + "  ".join(cells).rstrip() + "\n")
     return "".join(lines)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control and format characters escaped (``\\x1b``, ``\\u202e``)."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 # -- development and deployment helpers --------------------------------------------------------

@@ -22,6 +22,7 @@ What it guarantees, whatever the server does:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -30,16 +31,17 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Self
 from urllib.parse import quote
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
-from achieveit_sync import __version__
+from achieveit_sync import __version__, exact_json
 from achieveit_sync.api_key import ApiKey, ApiKeyProvider
 from achieveit_sync.errors import (
     AccessDeniedError,
@@ -50,8 +52,11 @@ from achieveit_sync.errors import (
     BadRequestError,
     ConfigurationError,
     NotFoundError,
+    OutOfTimeError,
     PaginationError,
     PermanentApiError,
+    PlanChangedWhilePagedError,
+    PlanTooLargeError,
     RetryableApiError,
     TransportSecurityError,
 )
@@ -303,11 +308,16 @@ class AchieveItClient:
         take: int = MAX_PAGE_SIZE,
         sort_key: str = DEFAULT_SORT_KEY,
         sort_direction: SortDirection = SortDirection.ASC,
+        deadline: float | None = None,
     ) -> ExportPage:
         """GET one page of a plan's items (``GET /exports/plans/<planId>``).
 
         A page larger than ``MAX_EXPORT_PAGE_BYTES``, or one whose parsing would take more
         than ``MAX_EXPORT_PAGE_MEMORY``, raises ``ExportPageTooLargeError`` unparsed.
+
+        Each attempt must deliver the whole page within the read timeout (not only each
+        read: a server trickling bytes cannot hold it longer), and nothing runs past
+        ``deadline`` (``time.monotonic()``; ``OutOfTimeError``).
         """
         check_plan_id(plan_id)
         if skip < 0:
@@ -328,6 +338,11 @@ class AchieveItClient:
             # One byte more than a page may hold, so that a page over the cap is told
             # apart from one exactly at it (the reader stops there and keeps what it read).
             body_limit=MAX_EXPORT_PAGE_BYTES + 1,
+            # A page is backed up as it is: bytes that are not what the answer says (UTF-8
+            # unless a charset is named) are refused, never replaced.
+            strict_text=True,
+            whole_answer_in_read_timeout=True,
+            deadline=deadline,
         )
         text = response.text
         body_bytes = _utf8_length(text)
@@ -355,6 +370,9 @@ class AchieveItClient:
         take: int = MAX_PAGE_SIZE,
         sort_key: str = DEFAULT_SORT_KEY,
         sort_direction: SortDirection = SortDirection.ASC,
+        overlap: int = 0,
+        max_items: int | None = None,
+        deadline: float | None = None,
     ) -> Iterator[ExportPage]:
         """Every page of a plan, in order, with the fewest requests.
 
@@ -366,71 +384,67 @@ class AchieveItClient:
         again with half the items (down to a single item), and each next request asks for
         as many items as the previous page's size says will fit, up to ``take``. Only an
         item too large on its own fails the export.
+
+        ``overlap``: each page after the first is asked for from ``overlap`` items before
+        where the previous page ended, and those items must be the ones that page ended
+        with (same ids); otherwise items were added or removed before that point while the
+        plan was paged, so some may have been skipped: ``PlanChangedWhilePagedError``. The
+        repeated items are not yielded again.
+
+        ``max_items``: a plan whose ``totalCount`` says more, or that keeps sending items
+        past it, raises ``PlanTooLargeError``. ``deadline`` (``time.monotonic()``): no
+        request starts after it and none runs past it (``OutOfTimeError``).
         """
         check_plan_id(plan_id)
-        skip = 0
-        pages = 0
-        current_take = take
-        previous_page_ids: tuple[object, ...] | None = None
-        page_limit = _MAX_PAGES_WITHOUT_TOTAL
-        first_total: int | None = None
+        if not 0 <= overlap < take:
+            raise ValueError(f"overlap must be 0 or more and less than take, got {overlap}")
+        pager = _Pager(plan_id, take, sort_key, overlap, max_items)
         while True:
+            back = pager.overlap_now()
             try:
                 page = self.export_page(
                     plan_id,
-                    skip=skip,
-                    take=current_take,
+                    skip=pager.skip - back,
+                    take=min(MAX_PAGE_SIZE, pager.take + back),
                     sort_key=sort_key,
                     sort_direction=sort_direction,
+                    deadline=deadline,
                 )
             except ExportPageTooLargeError as exc:
-                if current_take == 1:
-                    raise ExportPageTooLargeError(
-                        exc.operation,
-                        f"the item at position {skip + 1} (in {sort_key} order) alone is "
-                        f"larger than a page may be ({exc.reason}), so the plan cannot be "
-                        "backed up completely; shorten that item in AchieveIt (its description "
-                        "or other long fields) and run the backup again",
-                    ) from None
-                current_take = max(1, current_take // 2)
-                log.warning(
-                    "export page too large; asking for fewer items",
-                    extra={"plan": plan_id, "skip": skip, "take": current_take},
-                )
-                if first_total is not None:
-                    page_limit = max(
-                        page_limit, pages + _pages_left(first_total, skip, current_take)
-                    )
+                if pager.take == 1 and back:
+                    # The repeated items and the next one do not fit one page: check the
+                    # repeated ones on their own, then ask for the next alone.
+                    self._check_page_boundary(pager, sort_key, sort_direction, deadline)
+                    continue
+                pager.too_large(exc)
                 continue
-            pages += 1
-            asked, received, total = page.take, len(page.items), page.total_count
-            page_ids = tuple(item.get("id") for item in page.items)
-            if received and page_ids == previous_page_ids:
-                raise PaginationError(
-                    f"export of plan '{plan_id}': the page at skip={skip} repeats the previous "
-                    "page; the server appears to ignore 'skip'"
-                )
-            next_take = _next_take(page, take)
+            page, received_all = pager.accept(page, back)
             yield page
             del page  # the next page must not be fetched while this one is still held
-            skip += received
-            if received < asked:
+            if not pager.advance(received_all):
                 return
-            if total is not None:
-                if skip >= total:
-                    return
-                if first_total is None:  # fixed from the first answer: a growing plan
-                    first_total = total  # cannot move it
-                    page_limit = pages + _pages_left(total, skip, next_take)
-            if next_take < current_take and first_total is not None:
-                page_limit = max(page_limit, pages + _pages_left(first_total, skip, next_take))
-            current_take = next_take
-            if pages >= page_limit:
-                raise PaginationError(
-                    f"export of plan '{plan_id}': still receiving full pages after {pages} "
-                    f"requests ({skip} items, totalCount {total}); giving up"
-                )
-            previous_page_ids = page_ids
+
+    def _check_page_boundary(
+        self,
+        pager: _Pager,
+        sort_key: str,
+        sort_direction: SortDirection,
+        deadline: float | None,
+    ) -> None:
+        """Ask for the items just before the next page alone and check they are the ones
+        the last page ended with."""
+        expected = pager.ended_with
+        page = self.export_page(
+            pager.plan_id,
+            skip=pager.skip - len(expected),
+            take=len(expected),
+            sort_key=sort_key,
+            sort_direction=sort_direction,
+            deadline=deadline,
+        )
+        found = tuple(item.get("id") for item in page.items)
+        _check_boundary(pager.plan_id, pager.skip, expected, found)
+        pager.boundary_checked = True
 
     def iter_plan_items(
         self,
@@ -470,6 +484,9 @@ class AchieveItClient:
         body: bytes | None = None,
         content_type: str | None = None,
         body_limit: int = MAX_RESPONSE_TEXT,
+        strict_text: bool = False,
+        whole_answer_in_read_timeout: bool = False,
+        deadline: float | None = None,
     ) -> _Response:
         url = f"{self._settings.base_url}{path}"
         may_repeat = method == "GET"
@@ -480,10 +497,23 @@ class AchieveItClient:
         started = time.monotonic()
         while True:
             attempt += 1
-            request = _Attempt(method, url, params, body, content_type, body_limit, key)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise OutOfTimeError(f"{operation}: out of time before attempt {attempt}")
+            request = _Attempt(
+                method,
+                url,
+                params,
+                body,
+                content_type,
+                body_limit,
+                key,
+                strict_text,
+                whole_answer_in_read_timeout,
+                deadline,
+            )
             answer = self._send_once(request, operation, attempt)
             if isinstance(answer, RetryableApiError):
-                self._wait_before_retry(answer, operation, attempt)
+                self._wait_before_retry(answer, operation, attempt, deadline)
                 continue
             response, text, cut = answer
             status = response.status_code
@@ -504,7 +534,7 @@ class AchieveItClient:
             failure = _answer_failure(
                 response, text, operation, attempt, may_repeat, key, refresh_problem
             )
-            self._wait_before_retry(failure, operation, attempt)
+            self._wait_before_retry(failure, operation, attempt, deadline)
 
     def _send_once(
         self, request: _Attempt, operation: str, attempt: int
@@ -516,6 +546,13 @@ class AchieveItClient:
             headers["Content-Type"] = request.content_type
         may_repeat = request.method == "GET"
         sent_at = time.monotonic()
+        answer_by = request.deadline
+        if request.whole_answer_in_read_timeout:
+            answer_by = min(answer_by or math.inf, sent_at + self._settings.read_timeout)
+        connect_timeout, read_timeout = self._settings.connect_timeout, self._settings.read_timeout
+        if answer_by is not None:
+            left = max(answer_by - sent_at, 0.001)
+            connect_timeout, read_timeout = min(connect_timeout, left), min(read_timeout, left)
         self._stats.attempts += 1
         try:
             response = self._session.request(
@@ -524,13 +561,35 @@ class AchieveItClient:
                 params=request.params,
                 data=request.body,
                 headers=headers,
-                timeout=(self._settings.connect_timeout, self._settings.read_timeout),
+                timeout=(connect_timeout, read_timeout),
                 allow_redirects=False,
                 stream=True,
             )
             text, cut = _read_text(
-                response, request.body_limit, tail_guard=_echo_chars(request.key)
+                response,
+                request.body_limit,
+                tail_guard=_echo_chars(request.key),
+                strict=request.strict_text,
+                answer_by=answer_by,
+                read_timeout=read_timeout,
             )
+        except _AnswerTooSlowError:
+            self._stats.failures += 1
+            if request.deadline is not None and time.monotonic() >= request.deadline:
+                raise OutOfTimeError(
+                    f"{operation}: out of time while the answer was arriving"
+                ) from None
+            return RetryableApiError(
+                operation,
+                f"the answer did not arrive whole within {self._settings.read_timeout:g} s "
+                "(ACHIEVEIT_READ_TIMEOUT_SECONDS): the server sent it too slowly",
+                attempts=attempt,
+            )
+        except _UndecodableAnswerError as exc:
+            self._stats.failures += 1
+            raise PermanentApiError(
+                operation, exc.reason, status=response.status_code, attempts=attempt
+            ) from None
         except requests.exceptions.RequestException as exc:
             self._stats.failures += 1
             return _transport_failure(exc, operation, attempt, may_repeat)
@@ -547,12 +606,21 @@ class AchieveItClient:
         )
         return response, request.key.scrub(text), cut
 
-    def _wait_before_retry(self, failure: RetryableApiError, operation: str, attempt: int) -> None:
-        """Sleep before the next attempt, or raise ``failure`` when it is time to give up."""
+    def _wait_before_retry(
+        self,
+        failure: RetryableApiError,
+        operation: str,
+        attempt: int,
+        deadline: float | None = None,
+    ) -> None:
+        """Sleep before the next attempt, or raise ``failure`` when it is time to give up
+        (the attempts are used up, or the wait would end past ``deadline``)."""
         policy = self._settings.retry
         if attempt >= policy.max_attempts:
             raise failure
         delay = wait_before_retry(attempt, failure.retry_after, policy, self._rng)
+        if delay is not None and deadline is not None and time.monotonic() + delay >= deadline:
+            raise failure
         if delay is None:
             raise RetryableApiError(
                 operation,
@@ -602,6 +670,9 @@ class _Attempt:
     content_type: str | None
     body_limit: int
     key: ApiKey
+    strict_text: bool = False
+    whole_answer_in_read_timeout: bool = False
+    deadline: float | None = None
 
 
 def _answer_failure(
@@ -748,15 +819,50 @@ def _build_session(settings: ClientSettings, pool_size: int) -> requests.Session
     return session
 
 
-def _read_text(response: requests.Response, limit: int, *, tail_guard: int = 0) -> tuple[str, bool]:
+class _UndecodableAnswerError(Exception):
+    """A successful answer whose bytes are not text in the charset it names (UTF-8 when it
+    names none): read strictly, it is refused rather than altered."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class _AnswerTooSlowError(Exception):
+    """The answer did not arrive whole by its deadline."""
+
+
+def _read_text(
+    response: requests.Response,
+    limit: int,
+    *,
+    tail_guard: int = 0,
+    strict: bool = False,
+    answer_by: float | None = None,
+    read_timeout: float = 60.0,
+) -> tuple[str, bool]:
     """The body as text, cut after ``limit`` bytes (a runaway body must not fill memory).
 
     A cut body also loses its last ``tail_guard`` characters: the cut may have split an
-    echoed key, and a key's first half is no less secret than the whole."""
+    echoed key, and a key's first half is no less secret than the whole.
+
+    ``strict``: a 2xx body is decoded with the charset its Content-Type names, else UTF-8
+    (what JSON is, RFC 8259), and bytes that do not decode raise ``_UndecodableAnswerError``
+    instead of becoming U+FFFD. Other answers (and a cut body, refused anyway) are read
+    leniently: they only end up in messages.
+
+    ``answer_by`` (``time.monotonic()``): the body must have arrived whole by then, else
+    ``_AnswerTooSlowError``. It is read as it comes (``read1``), checking the clock between
+    reads, each read waiting at most until ``answer_by``."""
     raw = bytearray()
     cut = False
     try:
-        for chunk in response.iter_content(chunk_size=64 * 1024):
+        chunks = (
+            response.iter_content(chunk_size=64 * 1024)
+            if answer_by is None
+            else _chunks_by(response, answer_by, read_timeout)
+        )
+        for chunk in chunks:
             raw.extend(chunk)
             if len(raw) > limit:
                 del raw[limit:]
@@ -764,10 +870,72 @@ def _read_text(response: requests.Response, limit: int, *, tail_guard: int = 0) 
                 break
     finally:
         response.close()
-    text = raw.decode(response.encoding or "utf-8", errors="replace")
+    if strict and not cut and 200 <= response.status_code < 300:
+        text = _decode_strictly(bytes(raw), response.headers.get("Content-Type", ""))
+    else:
+        text = raw.decode(response.encoding or "utf-8", errors="replace")
     if cut and tail_guard:
         text = text[:-tail_guard] + " [cut]"
     return text, cut
+
+
+def _chunks_by(
+    response: requests.Response, answer_by: float, read_timeout: float
+) -> Iterator[bytes]:
+    """The body's (decoded) bytes as they arrive; ``_AnswerTooSlowError`` past ``answer_by``.
+
+    ``iter_content`` cannot be used: it blocks until a whole chunk has arrived, however
+    slowly its bytes come. Errors are translated as ``iter_content`` translates them."""
+    stream = response.raw
+    connection = getattr(stream, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    while True:
+        left = answer_by - time.monotonic()
+        if left <= 0:
+            raise _AnswerTooSlowError
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(min(read_timeout, left))
+        try:
+            chunk = stream.read1(64 * 1024, decode_content=True)
+        except urllib3.exceptions.ReadTimeoutError:
+            if time.monotonic() >= answer_by:
+                raise _AnswerTooSlowError from None
+            raise requests.exceptions.ConnectionError("read timed out") from None
+        except urllib3.exceptions.SSLError as exc:
+            raise requests.exceptions.SSLError(exc) from None
+        except urllib3.exceptions.DecodeError as exc:
+            raise requests.exceptions.ContentDecodingError(exc) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise requests.exceptions.ConnectionError(exc) from None
+        if not chunk:
+            return
+        yield chunk
+
+
+def _decode_strictly(raw: bytes, content_type: str) -> str:
+    charset = _declared_charset(content_type)
+    try:
+        return raw.decode(charset or "utf-8")
+    except LookupError:
+        raise _UndecodableAnswerError(
+            f"the answer names a charset this client does not know ({charset[:40]!a})"
+        ) from None
+    except UnicodeDecodeError as exc:
+        named = f"is not valid {charset}" if charset else "is not UTF-8 and names no charset"
+        raise _UndecodableAnswerError(
+            f"the answer {named} (byte 0x{raw[exc.start]:02X} at offset {exc.start:,}); it is "
+            "refused rather than altered (ask AchieveIt support: JSON is UTF-8)"
+        ) from None
+
+
+def _declared_charset(content_type: str) -> str:
+    """The ``charset`` parameter of a Content-Type header, or ``""``."""
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip("\"'").lower()
+    return ""
 
 
 def _echo_chars(key: ApiKey) -> int:
@@ -885,7 +1053,8 @@ def _next_take(page: ExportPage, requested: int) -> int:
 
 def _parse_export_body(text: str, operation: str) -> tuple[list[dict[str, Any]], int | None]:
     try:
-        document = json.loads(text)
+        # Every number keeps its exact value (1e400, a 5,000-digit integer): see exact_json.
+        document = exact_json.loads(text)
     except ValueError:
         raise PermanentApiError(
             operation, "the answer is not JSON", server_message=text[:_MESSAGE_PREVIEW]
@@ -909,6 +1078,139 @@ def _parse_export_body(text: str, operation: str) -> tuple[list[dict[str, Any]],
             operation, "the answer has no list of items ('items' must be an array of objects)"
         )
     return items, total_count
+
+
+class _Pager:
+    """Where ``iter_plan_pages`` is in a plan: the next position, how many items to ask
+    for, and the bounds that stop a server that never ends."""
+
+    def __init__(
+        self, plan_id: str, take: int, sort_key: str, overlap: int, max_items: int | None
+    ) -> None:
+        self.plan_id = plan_id
+        self.max_take = take
+        self.sort_key = sort_key
+        self.overlap = overlap
+        self.max_items = max_items
+        self.skip = 0
+        """The position of the first item not received yet."""
+        self.take = take
+        """How many new items the next request asks for."""
+        self.pages = 0
+        self.page_limit = _MAX_PAGES_WITHOUT_TOTAL
+        self.first_total: int | None = None
+        self.total: int | None = None
+        self.previous_page_ids: tuple[object, ...] | None = None
+        self.ended_with: tuple[object, ...] = ()
+        """The ids the last page ended with (``overlap`` of them)."""
+        self.boundary_checked = False
+        self.next_take = take
+        self.asked = take
+        self.received = 0
+
+    def overlap_now(self) -> int:
+        """How many items the next request repeats."""
+        return 0 if self.boundary_checked else min(self.overlap, self.skip)
+
+    def too_large(self, exc: ExportPageTooLargeError) -> None:
+        """Ask for half as many items next (raise when a single item is too large)."""
+        if self.take == 1:
+            raise ExportPageTooLargeError(
+                exc.operation,
+                f"the item at position {self.skip + 1} (in {self.sort_key} order) alone is "
+                f"larger than a page may be ({exc.reason}), so the plan cannot be backed up "
+                "completely; shorten that item in AchieveIt (its description or other long "
+                "fields) and run the backup again",
+            ) from None
+        self.take = max(1, self.take // 2)
+        log.warning(
+            "export page too large; asking for fewer items",
+            extra={"plan": self.plan_id, "skip": self.skip, "take": self.take},
+        )
+        if self.first_total is not None:
+            self.page_limit = max(
+                self.page_limit, self.pages + _pages_left(self.first_total, self.skip, self.take)
+            )
+
+    def accept(self, page: ExportPage, back: int) -> tuple[ExportPage, int]:
+        """Check a page that arrived (repeats, boundary, size) and return it without the
+        repeated items, with how many items it held in all."""
+        self.pages += 1
+        received_all, self.total = len(page.items), page.total_count
+        page_ids = tuple(item.get("id") for item in page.items)
+        if received_all and page_ids == self.previous_page_ids:
+            raise PaginationError(
+                f"export of plan '{self.plan_id}': the page at skip={self.skip - back} "
+                "repeats the previous page; the server appears to ignore 'skip'"
+            )
+        self.previous_page_ids = page_ids
+        if back:
+            _check_boundary(self.plan_id, self.skip, self.ended_with[-back:], page_ids[:back])
+        total = page.total_count
+        if self.max_items is not None and total is not None and total > self.max_items:
+            raise PlanTooLargeError(
+                f"export of plan '{self.plan_id}': the plan says it has {total:,} items, more "
+                f"than the {self.max_items:,} an export reads (BACKUP_MAX_ITEMS); if that is "
+                "right, raise BACKUP_MAX_ITEMS"
+            )
+        self.asked = page.take
+        if back:
+            page = replace(page, skip=self.skip, items=page.items[back:])
+        self.received = max(received_all - back, 0)
+        self.next_take = min(_next_take(page, self.max_take), MAX_PAGE_SIZE - self.overlap)
+        if self.overlap and self.received:
+            self.ended_with = page_ids[-self.overlap :]
+        self.boundary_checked = False
+        return page, received_all
+
+    def advance(self, received_all: int) -> bool:
+        """Move past the page just yielded; False when it was the last."""
+        self.skip += self.received
+        if received_all < self.asked:
+            return False
+        total = self.total
+        if self.max_items is not None and self.skip > self.max_items:
+            raise PlanTooLargeError(
+                f"export of plan '{self.plan_id}': more than {self.max_items:,} items received "
+                f"(totalCount {total}), the most an export reads (BACKUP_MAX_ITEMS); giving up"
+            )
+        if total is not None:
+            if self.skip >= total:
+                return False
+            if self.first_total is None:  # fixed from the first answer: a growing plan
+                self.first_total = total  # cannot move it
+                self.page_limit = self.pages + _pages_left(total, self.skip, self.next_take)
+        if self.next_take < self.take and self.first_total is not None:
+            self.page_limit = max(
+                self.page_limit,
+                self.pages + _pages_left(self.first_total, self.skip, self.next_take),
+            )
+        self.take = self.next_take
+        if self.pages >= self.page_limit:
+            raise PaginationError(
+                f"export of plan '{self.plan_id}': still receiving full pages after "
+                f"{self.pages} requests ({self.skip} items, totalCount {total}); giving up"
+            )
+        return True
+
+
+def _check_boundary(
+    plan_id: str, skip: int, expected: tuple[object, ...], found: tuple[object, ...]
+) -> None:
+    """The items just before ``skip`` must be those the previous page ended with."""
+    if found != expected:
+        shown = ", ".join(_short(value) for value in found) or "nothing"
+        raise PlanChangedWhilePagedError(
+            f"export of plan '{plan_id}': the page after position {skip} did not start where "
+            f"the previous one ended (expected id {_short(expected[-1])}, found {shown}): "
+            "items were added or removed before it while the plan was paged, so some may "
+            "have been skipped"
+        )
+
+
+def _short(value: object) -> str:
+    text = ascii(value)
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 def _kind_label(kind: UpdateKind) -> str:

@@ -118,3 +118,17 @@ class AmbiguousDeliveryError(ApiError):
 
 class PaginationError(AchieveItSyncError):
     """The export endpoint's paging did not converge (a server that never stops, or loops)."""
+
+
+class PlanChangedWhilePagedError(PaginationError):
+    """A page did not start where the previous one ended (items were added or removed before
+    it while the plan was paged): items may have been skipped. The export is tried again."""
+
+
+class PlanTooLargeError(PaginationError):
+    """A plan larger than the most items an export reads (``BACKUP_MAX_ITEMS``), or that
+    claims to be: refused before it can run for hours."""
+
+
+class OutOfTimeError(AchieveItSyncError):
+    """The time given to this work (a plan's share of the invocation) ran out."""

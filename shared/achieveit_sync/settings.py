@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ DEFAULT_MAX_ROWS = 1_000_000
 DEFAULT_MAX_LINES = 2_000_000
 DEFAULT_MAX_BYTES = 512 * 1024**2
 DEFAULT_EXPIRATION_DAYS = 400
+DEFAULT_BACKUP_MAX_ITEMS = 1_000_000
 DEFAULT_NAMESPACE = "AchieveItSync"
 
 
@@ -79,7 +81,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         ("ACHIEVEIT_CONNECT_TIMEOUT_SECONDS", "ACHIEVEIT_READ_TIMEOUT_SECONDS"),
         "all",
-        "seconds to connect, and to wait for an answer (5, 60)",
+        "seconds to connect, and to wait for an answer (5, 60); an export page must arrive "
+        "whole within the read timeout",
     ),
     Variable(("ACHIEVEIT_MAX_ATTEMPTS",), "all", "attempts per request, first included (5)"),
     Variable(
@@ -109,7 +112,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         ("BACKUP_BUCKET", "PLAN_IDS"),
         "export",
-        "set by the template (`PlanIds` parameter, comma-separated)",
+        "set by the template (`PlanIds` parameter, comma-separated); the bucket's name alone "
+        "(an ARN, an `s3://` URL or `bucket/prefix` is refused at start-up)",
     ),
     Variable(("BACKUP_TIME_ZONE",), "export", "IANA time zone recorded in manifests (UTC)"),
     Variable(
@@ -118,6 +122,12 @@ VARIABLES: tuple[Variable, ...] = (
         "the backups' lifecycle expiration, set by the template from `BackupExpirationDays` "
         f"({DEFAULT_EXPIRATION_DAYS}): unchanged data is reused for at most 30 days, or half "
         "of this",
+    ),
+    Variable(
+        ("BACKUP_MAX_ITEMS",),
+        "export, CLI",
+        f"the most items a plan may have ({DEFAULT_BACKUP_MAX_ITEMS:,}): a plan whose "
+        "`totalCount` says more, or that sends more, fails instead of being paged for hours",
     ),
     Variable(
         ("ACHIEVEIT_TRACING",),
@@ -211,6 +221,38 @@ def flag(env: Mapping[str, str], name: str) -> bool:
         "1",
         "yes",
     )
+
+
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
+_RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
+def bucket_name_problem(value: str) -> str | None:
+    """Why ``value`` is not a general purpose S3 bucket name (S3's naming rules), or None."""
+    if value.lower().startswith(("arn:", "s3:")) or "/" in value:
+        return "give the bucket's name alone, not an ARN, an s3:// URL or a path"
+    if not _BUCKET_NAME.fullmatch(value):
+        return (
+            "a bucket name is 3 to 63 lower-case letters, digits, dots and hyphens, starting "
+            "and ending with a letter or a digit"
+        )
+    if ".." in value or _IP_ADDRESS.fullmatch(value):
+        return "a bucket name has no two dots in a row and is not an IP address"
+    if value.startswith(_RESERVED_BUCKET_PREFIXES) or value.endswith(_RESERVED_BUCKET_SUFFIXES):
+        return "that prefix or suffix is reserved by S3"
+    return None
+
+
+def bucket(env: Mapping[str, str], name: str) -> str:
+    """A required S3 bucket name, checked against S3's naming rules before any request."""
+    value = required(env, name)
+    problem = bucket_name_problem(value)
+    if problem is not None:
+        shown = ascii(value[:80]) + ("..." if len(value) > 80 else "")
+        raise ConfigurationError(f"{name} {shown} is not an S3 bucket name: {problem}")
+    return value
 
 
 def time_zone(env: Mapping[str, str], name: str, default: str) -> str:
@@ -367,6 +409,18 @@ class ReadBounds:
 
 
 @dataclass(frozen=True)
+class ExportLimits:
+    """How large a plan an export reads (``BACKUP_MAX_ITEMS``): the Lambda and the CLI."""
+
+    max_items: int = DEFAULT_BACKUP_MAX_ITEMS
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ExportLimits:
+        env = environment(environ)
+        return cls(max_items=whole_number(env, "BACKUP_MAX_ITEMS", DEFAULT_BACKUP_MAX_ITEMS))
+
+
+@dataclass(frozen=True)
 class IngestSettings:
     """The ingest Lambda's configuration."""
 
@@ -417,14 +471,15 @@ class BackupSettings:
     expiration_days: int = DEFAULT_EXPIRATION_DAYS
     """The bucket's lifecycle expiration (``BackupExpirationDays``): bounds how old data an
     unchanged backup may point at (``run.reuse_window``)."""
+    limits: ExportLimits = field(default_factory=ExportLimits)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BackupSettings:
         env = environment(environ)
-        bucket = required(env, "BACKUP_BUCKET")
+        backup_bucket = bucket(env, "BACKUP_BUCKET")
         api_key = ApiKeySettings.from_env(env, secret_only=True)
         return cls(
-            bucket=bucket,
+            bucket=backup_bucket,
             plan_ids=tuple(p.strip() for p in text(env, "PLAN_IDS").split(",") if p.strip()),
             api_key_secret=str(api_key.secret_id),
             client=ClientSettings.from_env(env),
@@ -433,6 +488,7 @@ class BackupSettings:
             expiration_days=whole_number(
                 env, "BACKUP_EXPIRATION_DAYS", DEFAULT_EXPIRATION_DAYS, unit="days"
             ),
+            limits=ExportLimits.from_env(env),
         )
 
 

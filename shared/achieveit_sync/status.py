@@ -12,7 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from achieveit_sync.storage import S3Storage
+from achieveit_sync.backup.documents import LatestPointer
+from achieveit_sync.backup.targets import MAX_DOCUMENT_BYTES
+from achieveit_sync.errors import AchieveItSyncError, ConfigurationError
+from achieveit_sync.storage import ObjectTooLargeError, S3Storage
 
 REPORTS_PREFIX = "reports/"
 BACKUPS_PREFIX = "backups/"
@@ -25,7 +28,11 @@ class Place(Protocol):
 
     def keys(self, prefix: str) -> Iterator[tuple[str, datetime]]: ...
 
-    def read_json(self, key: str) -> Any: ...
+    def read_json(self, key: str) -> Any:
+        """The JSON at ``key`` (at most ``MAX_DOCUMENT_BYTES``)."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,12 @@ class S3Place:
             yield key.removeprefix(self.prefix), modified
 
     def read_json(self, key: str) -> Any:
-        return json.loads(self.storage.get_bytes(self.bucket, self.prefix + key))
+        return json.loads(
+            self.storage.get_bytes(self.bucket, self.prefix + key, max_bytes=MAX_DOCUMENT_BYTES)
+        )
+
+    def exists(self, key: str) -> bool:
+        return self.storage.exists(self.bucket, self.prefix + key)
 
 
 @dataclass(frozen=True)
@@ -62,11 +74,19 @@ class LocalPlace:
                 yield path.relative_to(self.root).as_posix(), modified
 
     def read_json(self, key: str) -> Any:
-        return json.loads((self.root / key).read_text("utf-8"))
+        with (self.root / key).open("rb") as handle:
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)
+        if len(data) > MAX_DOCUMENT_BYTES:
+            raise ObjectTooLargeError(f"larger than {MAX_DOCUMENT_BYTES:,} bytes")
+        return json.loads(data)
+
+    def exists(self, key: str) -> bool:
+        return (self.root / key).is_file()
 
 
 def place_for(location: str, storage_factory: Any = None) -> Place:
-    """``s3://bucket[/prefix]`` or a folder path."""
+    """``s3://bucket[/prefix]`` or a folder path (``ConfigurationError`` when that is not
+    a folder: a typo must not look like a place with nothing in it)."""
     if location.startswith("s3://"):
         bucket, _, prefix = location.removeprefix("s3://").partition("/")
         prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
@@ -77,6 +97,12 @@ def place_for(location: str, storage_factory: Any = None) -> Place:
         else:
             storage = storage_factory()
         return S3Place(storage, bucket, prefix)
+    if not Path(location).is_dir():
+        what = "does not exist" if not Path(location).exists() else "is not a folder"
+        raise ConfigurationError(
+            f"{location!r} {what}: give the folder an export wrote (its --out), the drop "
+            "folder, or a bucket as s3://bucket"
+        )
     return LocalPlace(Path(location))
 
 
@@ -190,22 +216,48 @@ def _plan_line(
     problem = None
     if has_latest:
         try:
-            document = place.read_json(f"{BACKUPS_PREFIX}{plan_id}/latest.json")
-            last_complete = str(document["completedAt"])
-            items = int(document["itemCount"])
-            when = datetime.fromisoformat(last_complete.replace("Z", "+00:00"))
+            pointer = LatestPointer.from_json(
+                place.read_json(f"{BACKUPS_PREFIX}{plan_id}/latest.json"), plan_id
+            )
+            when = datetime.fromisoformat(pointer.completed_at.replace("Z", "+00:00"))
+            missing = [
+                key
+                for key in (pointer.manifest, *(f.key for f in pointer.files.values()))
+                if not place.exists(key)
+            ]
+        except _UNREADABLE as exc:
+            problem = f"latest.json unreadable ({_describe(exc)})"
+        else:
+            last_complete, items = pointer.completed_at, pointer.item_count
             age = round((now - when).total_seconds() / 3600, 1)
-        except (ValueError, KeyError, TypeError) as exc:
-            problem = f"latest.json unreadable ({exc})"
+            if missing:
+                problem = f"latest.json names missing data: {', '.join(missing)}"
     newest_run = newest_complete = None
     if manifest_key is not None:
         try:
             manifest = place.read_json(manifest_key)
             newest_run = str(manifest.get("startedAt"))
             newest_complete = bool(manifest.get("complete"))
-        except (ValueError, KeyError, TypeError) as exc:
-            problem = f"newest manifest unreadable ({exc})"
+        except _UNREADABLE as exc:
+            problem = problem or f"newest manifest unreadable ({_describe(exc)})"
     return PlanLine(plan_id, last_complete, age, items, newest_run, newest_complete, problem)
+
+
+_UNREADABLE = (
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    RecursionError,
+    OSError,
+    AchieveItSyncError,
+)
+"""What a damaged document (or the reading of one) can raise: that plan's problem alone."""
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _iso(moment: datetime) -> str:

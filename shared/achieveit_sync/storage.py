@@ -57,6 +57,10 @@ class ObjectAccessDeniedError(AchieveItSyncError):
     list the key. Never to be taken as "gone"."""
 
 
+class ObjectTooLargeError(AchieveItSyncError):
+    """An object larger than its reader allows (a small document that is not small)."""
+
+
 _MISSING = frozenset({"404", "NoSuchKey", "NoSuchVersion", "412", "PreconditionFailed"})
 _DENIED = frozenset({"403", "AccessDenied", "Forbidden"})
 
@@ -135,15 +139,28 @@ class S3Storage:
                 ) from exc
             raise ObjectAccessDeniedError(_denied_message(ref.uri, listed)) from exc
 
-    def get_bytes(self, bucket: str, key: str, *, denied_means_missing: bool = True) -> bytes:
+    def get_bytes(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        denied_means_missing: bool = True,
+        max_bytes: int | None = None,
+    ) -> bytes:
         """A small object's content (manifests, pointers). ``ObjectGoneError`` if missing,
         whether S3 says 404 or (to a role that may not list) 403. When S3 refuses an object
         that may exist: missing as well by default, with a warning (a pointer that cannot be
         read is as good as none); ``ObjectAccessDeniedError`` with
-        ``denied_means_missing=False``."""
+        ``denied_means_missing=False``.
+
+        ``max_bytes``: its size is looked up first (HEAD), and an object larger than that
+        raises ``ObjectTooLargeError`` without being read (nor more than ``max_bytes`` of
+        one replaced meanwhile)."""
         uri = f"s3://{bucket}/{key}"
         try:
-            return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            if max_bytes is None:
+                return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return self._get_at_most(bucket, key, max_bytes)
         except ClientError as exc:
             code = _error_code(exc)
             if code in _MISSING:
@@ -160,6 +177,23 @@ class S3Storage:
                 extra={"object": uri, "listed": listed},
             )
             raise ObjectGoneError(f"{uri} could not be read (403): treated as missing") from exc
+
+    def _get_at_most(self, bucket: str, key: str, max_bytes: int) -> bytes:
+        size = int(self._client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+        data = b""
+        if size <= max_bytes:
+            body = self._client.get_object(Bucket=bucket, Key=key)["Body"]
+            try:
+                data = body.read(max_bytes + 1)
+            finally:
+                body.close()
+            size = len(data)
+        if size > max_bytes:
+            raise ObjectTooLargeError(
+                f"s3://{bucket}/{key} is {size:,} bytes, more than the {max_bytes:,} such a "
+                "document may be"
+            )
+        return data
 
     def _is_listed(self, bucket: str, key: str) -> bool | None:
         """Whether S3's listing holds ``key`` (None when the listing is refused too). A List

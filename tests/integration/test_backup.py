@@ -305,7 +305,7 @@ def test_settings_name_a_bad_time_zone() -> None:
     with pytest.raises(ConfigurationError, match="BACKUP_TIME_ZONE 'Mars/Olympus'"):
         BackupSettings.from_env(
             {
-                "BACKUP_BUCKET": "b",
+                "BACKUP_BUCKET": "backups",
                 "ACHIEVEIT_API_KEY_SECRET": "s",
                 "BACKUP_TIME_ZONE": "Mars/Olympus",
             }

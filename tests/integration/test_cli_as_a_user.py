@@ -313,11 +313,22 @@ def test_status_reads_the_buckets(
     s3.put_object(
         Bucket="backups", Key=manifest_key, Body=json.dumps({"complete": False, "startedAt": "x"})
     )
-    s3.put_object(
-        Bucket="backups",
-        Key="backups/P-1/latest.json",
-        Body=json.dumps({"completedAt": "2026-11-27T02:30:00Z", "itemCount": 40}),
-    )
+    # The last complete backup, the night before: its manifest and data are there, and
+    # latest.json names them (status checks that a pointer names data that exists).
+    complete = "backups/P-1/2026/11/27/20261127T023000.000000Z/"
+    for name in ("manifest.json", "items.json.gz"):
+        s3.put_object(Bucket="backups", Key=complete + name, Body=b"{}")
+    latest = {
+        "planId": "P-1",
+        "manifest": complete + "manifest.json",
+        "completedAt": "2026-11-27T02:30:00Z",
+        "itemCount": 40,
+        "contentSha256": "0" * 64,
+        "files": {
+            "items.json.gz": {"key": complete + "items.json.gz", "sha256": "0" * 64, "bytes": 2}
+        },
+    }
+    s3.put_object(Bucket="backups", Key="backups/P-1/latest.json", Body=json.dumps(latest))
 
     code = main(["status", "--drop", "s3://drop", "--backups", "s3://backups", "--format", "json"])
 

@@ -14,12 +14,12 @@ def manifests(root: Path, plan_id: str) -> list[Path]:
     return sorted((root / "backups" / plan_id).glob("*/*/*/*/manifest.json"))
 
 
-def test_export_writes_the_lambdas_layout_and_exits_3_when_a_plan_fails(
+def test_export_writes_the_lambdas_layout_and_exits_2_when_a_plan_is_not_found(
     configured: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(["export", "PX-2027", "NO-SUCH-PLAN", "--out", str(tmp_path)])
 
-    assert code == 3  # AchieveIt answered 404 for one plan
+    assert code == 2  # AchieveIt answered 404 for one plan: a plan id the user must fix
     out = capsys.readouterr().out
     assert "PX-2027: complete, 12 items" in out
     assert "NO-SUCH-PLAN: failed" in out

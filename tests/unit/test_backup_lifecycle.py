@@ -58,7 +58,7 @@ def test_reused_data_always_keeps_most_of_its_life(
 
 
 def test_the_function_reads_the_expiration_and_refuses_nonsense() -> None:
-    base = {"BACKUP_BUCKET": "b", "ACHIEVEIT_API_KEY_SECRET": "s"}
+    base = {"BACKUP_BUCKET": "backups", "ACHIEVEIT_API_KEY_SECRET": "s"}
 
     assert BackupSettings.from_env(base).expiration_days == 400
     assert BackupSettings.from_env({**base, "BACKUP_EXPIRATION_DAYS": "90"}).expiration_days == 90

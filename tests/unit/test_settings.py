@@ -96,7 +96,7 @@ INGEST = {
     "CHECKPOINT_TABLE": "cp",
     "ACHIEVEIT_API_KEY_SECRET": "s",
 }
-BACKUP = {"BACKUP_BUCKET": "b", "ACHIEVEIT_API_KEY_SECRET": "s"}
+BACKUP = {"BACKUP_BUCKET": "backups", "ACHIEVEIT_API_KEY_SECRET": "s"}
 
 
 def test_only_the_settings_module_reads_the_environment() -> None:
@@ -153,6 +153,15 @@ def test_backup_defaults_and_plans() -> None:
         (IngestSettings, INGEST, "ACHIEVEIT_READ_TIMEOUT_SECONDS", "nan", "positive number"),
         (IngestSettings, INGEST, "ACHIEVEIT_MAX_ATTEMPTS", "0", "of 1 or more"),
         (BackupSettings, BACKUP, "BACKUP_BUCKET", "", "is not set"),
+        (BackupSettings, BACKUP, "BACKUP_BUCKET", "arn:aws:s3:::backups", "name alone"),
+        (BackupSettings, BACKUP, "BACKUP_BUCKET", "s3://backups", "name alone"),
+        (BackupSettings, BACKUP, "BACKUP_BUCKET", "backups/prefix", "name alone"),
+        (BackupSettings, BACKUP, "BACKUP_BUCKET", "My_Backups", "3 to 63 lower-case"),
+        (BackupSettings, BACKUP, "BACKUP_BUCKET", "b", "3 to 63 lower-case"),
+        (BackupSettings, BACKUP, "BACKUP_BUCKET", "b" * 64, "3 to 63 lower-case"),
+        (BackupSettings, BACKUP, "BACKUP_BUCKET", "a..b", "two dots"),
+        (BackupSettings, BACKUP, "BACKUP_BUCKET", "192.168.1.1", "IP address"),
+        (BackupSettings, BACKUP, "BACKUP_BUCKET", "xn--backups", "reserved"),
         (BackupSettings, BACKUP, "BACKUP_TIME_ZONE", "Mars/Olympus", "IANA time zone"),
         (BackupSettings, BACKUP, "BACKUP_EXPIRATION_DAYS", "0", "whole number of days"),
         (BackupSettings, BACKUP, "ACHIEVEIT_SECRET_MAX_AGE_SECONDS", "-1", "number of seconds"),
@@ -169,6 +178,13 @@ def test_every_bad_value_is_refused_naming_the_variable_and_what_it_takes(
 
     assert name in str(error.value)
     assert says in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["abc", "achieveit-sync-backups-123456789012", "my.backups.example", "a" * 63]
+)
+def test_bucket_names_s3_accepts_are_accepted(name: str) -> None:
+    assert BackupSettings.from_env({**BACKUP, "BACKUP_BUCKET": name}).bucket == name
 
 
 def test_the_same_secret_cache_setting_is_read_the_same_way_everywhere() -> None:

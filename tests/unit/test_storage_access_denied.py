@@ -128,10 +128,13 @@ LATEST = "backups/P-1/latest.json"
 LATEST_LISTING = {"Bucket": BUCKET, "Prefix": LATEST, "MaxKeys": 1}
 
 
-def get_answers(stubber: Stubber, status: int, code: str) -> None:
+def get_answers(stubber: Stubber, status: int, code: str, *, size_first: bool = True) -> None:
+    """S3's answer to reading LATEST. A backup document is read with its size looked up
+    first (HEAD, which has no error body: its code is the status), so the answer comes to
+    the HEAD; without ``size_first``, to the GET."""
     stubber.add_client_error(
-        "get_object",
-        service_error_code=code,
+        "head_object" if size_first else "get_object",
+        service_error_code=str(status) if size_first else code,
         http_status_code=status,
         expected_params={"Bucket": BUCKET, "Key": LATEST},
     )
@@ -171,7 +174,7 @@ def test_an_unreadable_latest_json_reads_as_none_with_a_warning(
 
 def test_a_caller_can_ask_for_access_denied_instead_of_missing(s3: tuple[Any, Stubber]) -> None:
     client, stubber = s3
-    get_answers(stubber, 403, "AccessDenied")
+    get_answers(stubber, 403, "AccessDenied", size_first=False)
     listing_holds(stubber, LATEST, params=LATEST_LISTING)
 
     with pytest.raises(ObjectAccessDeniedError):

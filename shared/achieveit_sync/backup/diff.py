@@ -1,22 +1,43 @@
 """What changed between two backups: items added, removed, and changed in the fields people
-track (status, current value, dates, assignee, name)."""
+track (status, current value, dates, assignee, name).
+
+A backup is compared only as it was written: its items.json.gz must lie inside the backup
+folder (the manifest names it by a key under ``backups/``), match the SHA-256 and size its
+manifest records, and be a JSON list of items (objects). It is read item by item, with
+bounds on an item's size, on white space and on nesting, so that a damaged or planted file
+fails with its reason instead of filling the memory.
+"""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from achieveit_sync import exact_json
+from achieveit_sync.backup.documents import DocumentError, StoredFile
+from achieveit_sync.backup.targets import MAX_DOCUMENT_BYTES
 from achieveit_sync.errors import AchieveItSyncError
 
 TRACKED_FIELDS = ("name", "statusName", "currentValue", "start", "due", "assignedToFullName")
+MAX_ITEM_CHARS = 64 * 1024 * 1024
+"""The largest item read (an export page, hence any item, is at most 32 MB)."""
+MAX_WHITE_SPACE = 64 * 1024
+"""The most white space read in a row (achieveit-sync writes a line break between items)."""
+_CHUNK = 1024 * 1024
 
 
 class BackupNotFoundError(AchieveItSyncError):
-    pass
+    """A location that names no backup (no manifest there, not a manifest)."""
+
+
+class DamagedBackupError(AchieveItSyncError):
+    """A backup whose data is not what its manifest records, or not a list of items."""
 
 
 @dataclass
@@ -68,19 +89,134 @@ def _items_by_id(location: str) -> Iterator[tuple[str, dict[str, Any]]]:
     manifest_path, manifest = _manifest(Path(location))
     root = Path(str(manifest_path).removesuffix(str(manifest["manifestKey"])))
     try:
-        items_file = root / manifest["files"]["items.json.gz"]["key"]
+        described = StoredFile.from_json(manifest["files"]["items.json.gz"])
     except (KeyError, TypeError):
         raise BackupNotFoundError(f"{manifest_path} names no items.json.gz") from None
+    except DocumentError as exc:
+        raise DamagedBackupError(f"{manifest_path}: its items.json.gz entry: {exc}") from None
+    segments = described.key.split("/")
+    if segments[0] != "backups" or any(s in ("", ".", "..") or "\\" in s for s in segments):
+        raise DamagedBackupError(
+            f"{manifest_path} names items.json.gz at {described.key[:200]!a}, outside the "
+            "backup folder; a manifest written by achieveit-sync never does: it was altered"
+        )
+    items_file = root.joinpath(*segments)
     if not items_file.is_file():
         raise BackupNotFoundError(f"the manifest names {items_file}, which does not exist")
+    _check_digest(items_file, described)
+    limit = manifest.get("itemCount")
     try:
         with gzip.open(items_file, "rt", encoding="utf-8") as handle:
-            items = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise BackupNotFoundError(f"{items_file} cannot be read ({exc})") from None
-    for item in items if isinstance(items, list) else ():
-        if isinstance(item, dict):
-            yield str(item.get("id")), item
+            for count, item in enumerate(_ItemReader(handle, items_file).items(), 1):
+                if type(limit) is int and count > limit:
+                    raise DamagedBackupError(
+                        f"{items_file} holds more items than the {limit:,} its manifest records"
+                    )
+                yield str(item.get("id")), item
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise DamagedBackupError(f"{items_file} cannot be read ({exc})") from None
+
+
+def _check_digest(path: Path, described: StoredFile) -> None:
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    if (digest.hexdigest(), size) != (described.sha256, described.size):
+        raise DamagedBackupError(
+            f"{path} does not match the SHA-256 and size its manifest records: it was altered "
+            "or damaged after the backup was written, so it is not compared; restore it from "
+            "the bucket, or compare another backup"
+        )
+
+
+class _ItemReader:
+    """A JSON list of objects read one object at a time (numbers kept exactly)."""
+
+    def __init__(self, handle: IO[str], path: Path) -> None:
+        self._handle = handle
+        self._path = path
+        self._buffer = ""
+        self._eof = False
+
+    def items(self) -> Iterator[dict[str, Any]]:
+        self._skip_space()
+        if not self._take("["):
+            raise self._not_items("it does not start with '['")
+        self._skip_space()
+        if self._take("]"):
+            return self._end()
+        number = 0
+        while True:
+            number += 1
+            yield self._object(number)
+            self._skip_space()
+            if self._take("]"):
+                return self._end()
+            if not self._take(","):
+                raise self._not_items(f"no ',' or ']' after item {number}")
+            self._skip_space()
+
+    def _end(self) -> None:
+        self._skip_space()
+        if self._buffer:
+            raise self._not_items("there is more after the list")
+
+    def _object(self, number: int) -> dict[str, Any]:
+        if not self._buffer.startswith("{"):
+            raise self._not_items(f"element {number} is not an item (a JSON object)")
+        while True:
+            try:
+                value, end = exact_json.DECODER.raw_decode(self._buffer)
+            except RecursionError:
+                raise self._not_items(f"item {number} is nested too deeply") from None
+            except json.JSONDecodeError as exc:
+                if self._eof:
+                    raise self._not_items(f"item {number} is not JSON ({exc.msg})") from None
+                if len(self._buffer) > MAX_ITEM_CHARS:
+                    raise self._not_items(
+                        f"item {number} is larger than {MAX_ITEM_CHARS:,} characters"
+                    ) from None
+                self._more(max(_CHUNK, len(self._buffer)))  # doubling: read once, not n²
+                continue
+            self._buffer = self._buffer[end:]
+            return dict(value)
+
+    def _skip_space(self) -> None:
+        skipped = 0
+        while True:
+            rest = self._buffer.lstrip(" \t\r\n")
+            skipped += len(self._buffer) - len(rest)
+            self._buffer = rest
+            if skipped > MAX_WHITE_SPACE:
+                raise self._not_items(
+                    f"more than {MAX_WHITE_SPACE:,} characters of white space in a row "
+                    "(achieveit-sync never writes that; a decompression bomb?)"
+                )
+            if rest or not self._more(_CHUNK):
+                return
+
+    def _take(self, char: str) -> bool:
+        if not self._buffer and not self._eof:
+            self._more(_CHUNK)
+        if self._buffer.startswith(char):
+            self._buffer = self._buffer[1:]
+            return True
+        return False
+
+    def _more(self, size: int) -> bool:
+        chunk = self._handle.read(size)
+        if not chunk:
+            self._eof = True
+            return False
+        self._buffer += chunk
+        return True
+
+    def _not_items(self, why: str) -> DamagedBackupError:
+        return DamagedBackupError(
+            f"{self._path} is not a list of items as achieveit-sync writes it: {why}"
+        )
 
 
 def _manifest(path: Path) -> tuple[Path, dict[str, Any]]:
@@ -106,8 +242,19 @@ def _json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise BackupNotFoundError(f"no backup manifest at {path}")
     try:
-        document = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as exc:
+        raise BackupNotFoundError(f"{path} cannot be read ({exc})") from None
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise BackupNotFoundError(
+            f"{path} is not a backup manifest (larger than {MAX_DOCUMENT_BYTES:,} bytes)"
+        )
+    try:
+        document = json.loads(data)
+    except RecursionError:
+        raise BackupNotFoundError(f"{path} is not a backup manifest (nested too deeply)") from None
+    except ValueError as exc:
         raise BackupNotFoundError(f"{path} cannot be read as JSON ({exc})") from None
     if not isinstance(document, dict):
         raise BackupNotFoundError(f"{path} is not a backup manifest (not a JSON object)")

@@ -203,8 +203,14 @@ class LatestPointer:
                 raise DocumentError(f"its {what} is not one of plan {plan_id}'s backups")
             return value
 
-        manifest = own(document.get("manifest"), "manifest")
-        data_from = own(document.get("dataFrom") or manifest, "dataFrom")
+        def a_manifest(value: object, what: str) -> str:
+            key = own(value, what)
+            if not key.endswith("/manifest.json") or key.count("/") < 3:
+                raise DocumentError(f"its {what} ({key[:200]!a}) is not a backup's manifest.json")
+            return key
+
+        manifest = a_manifest(document.get("manifest"), "manifest")
+        data_from = a_manifest(document.get("dataFrom") or manifest, "dataFrom")
         digest = document.get("contentSha256")
         if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
             raise DocumentError("its contentSha256 is not a SHA-256")

@@ -6,8 +6,12 @@ JSON array) and ``items.csv.gz`` (a flat table of the common fields). Nothing co
 items in memory; distinct ids are tracked in the same compact index the ingest uses.
 
 A plan that changes while it is paged (items added or removed, ``totalCount`` drifting,
-an id on two pages) is exported again, a bounded number of times. An export that never
-comes out whole is kept, marked incomplete, with every attempt's findings.
+an id on two pages, a page that does not start where the previous one ended) is exported
+again, a bounded number of times. Each page repeats the last item of the one before it: if
+that item is not where it was, items were added or removed before it while the plan was
+paged, and some may have been skipped even though the counts add up (one removed, one
+added). An export that never comes out whole is kept, marked incomplete, with every
+attempt's findings. Items without an ``id`` count towards nothing.
 """
 
 from __future__ import annotations
@@ -20,12 +24,16 @@ import io
 import json
 import logging
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from achieveit_sync import exact_json
 from achieveit_sync.client import MAX_PAGE_SIZE, AchieveItClient
+from achieveit_sync.errors import PlanChangedWhilePagedError
 from achieveit_sync.key_index import SeenKeys
+from achieveit_sync.settings import DEFAULT_BACKUP_MAX_ITEMS
 from achieveit_sync.spreadsheet import neutralise
 
 log = logging.getLogger(__name__)
@@ -76,6 +84,7 @@ class AttemptFindings:
     pages: int
     complete: bool
     problems: list[str] = field(default_factory=list)
+    without_id: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +93,7 @@ class AttemptFindings:
             "distinctIds": self.distinct_ids,
             "totalCounts": sorted(set(self.total_counts)),
             "duplicateIds": self.duplicate_ids,
+            "itemsWithoutId": self.without_id,
             "pages": self.pages,
             "complete": self.complete,
             "problems": self.problems,
@@ -106,6 +116,8 @@ class PlanExport:
     attempts: list[AttemptFindings]
     external_ids: int
     template: ExportedFile | None = None
+    warnings: list[str] = field(default_factory=list)
+    """What was stored differently from how the API sent it (NaN or Infinity as strings)."""
 
     def close(self) -> None:
         for exported in [*self.files, *([self.template] if self.template else [])]:
@@ -119,17 +131,25 @@ def export_plan(
     max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
     page_size: int = MAX_PAGE_SIZE,
     on_page: Callable[[int, int, int | None], None] | None = None,
+    max_items: int = DEFAULT_BACKUP_MAX_ITEMS,
+    deadline: float | None = None,
 ) -> PlanExport:
-    """Export ``plan_id`` until one attempt is whole, at most ``max_attempts`` times.
+    """Export ``plan_id`` until one attempt is whole, at most ``max_attempts`` times, and
+    never past ``deadline`` (``time.monotonic()``): an incomplete attempt is not repeated
+    when its time is up, and a request that would run past it raises ``OutOfTimeError``.
 
-    API errors (403, 404, the API down) propagate: the caller records the plan as failed.
+    API errors (403, 404, the API down), a plan of more than ``max_items`` items and running
+    out of time propagate: the caller records the plan as failed.
     """
     findings: list[AttemptFindings] = []
     export: PlanExport | None = None
     for attempt in range(1, max_attempts + 1):
         if export is not None:
+            if deadline is not None and time.monotonic() >= deadline:
+                log.warning("no time left to export the plan again", extra={"plan": plan_id})
+                break
             export.close()
-        export = _export_once(client, plan_id, attempt, page_size, on_page)
+        export = _export_once(client, plan_id, attempt, page_size, on_page, max_items, deadline)
         findings.append(export.attempts[0])
         if export.complete:
             break
@@ -148,23 +168,35 @@ def _export_once(
     attempt: int,
     page_size: int,
     on_page: Callable[[int, int, int | None], None] | None,
+    max_items: int,
+    deadline: float | None,
 ) -> PlanExport:
     sinks = _ExportSinks()
+    shifted: list[str] = []
     try:
         pages = 0
         total_counts: list[int] = []
-        for page in client.iter_plan_pages(plan_id, take=page_size):
-            pages += 1
-            if page.total_count is not None:
-                total_counts.append(page.total_count)
-            sinks.add_items(page.items)
-            del page  # a page can be tens of MB: never hold it while the next is fetched
-            if on_page is not None:
-                on_page(pages, sinks.items, total_counts[-1] if total_counts else None)
+        # Each page repeats the last item of the one before, which must still be there:
+        # otherwise items were added or removed before it and some may have been skipped,
+        # although the counts could still add up (one removed, one added).
+        pager = client.iter_plan_pages(
+            plan_id, take=page_size, overlap=1, max_items=max_items, deadline=deadline
+        )
+        try:
+            for page in pager:
+                pages += 1
+                if page.total_count is not None:
+                    total_counts.append(page.total_count)
+                sinks.add_items(page.items)
+                del page  # a page can be tens of MB: never hold it while the next is fetched
+                if on_page is not None:
+                    on_page(pages, sinks.items, total_counts[-1] if total_counts else None)
+        except PlanChangedWhilePagedError as exc:
+            shifted.append(str(exc).removeprefix(f"export of plan '{plan_id}': "))
     except BaseException:
         sinks.discard()
         raise
-    return sinks.finish(plan_id, attempt, pages, total_counts)
+    return sinks.finish(plan_id, attempt, pages, total_counts, shifted)
 
 
 class _ExportSinks:
@@ -187,11 +219,15 @@ class _ExportSinks:
         )
         self.seen = SeenKeys()
         self.items = self.distinct = self.duplicates = self.external_ids = 0
+        self.without_id = self.non_finite = self.first_non_finite = 0
         self.json_file.text.write("[")
 
     def add_items(self, items: list[dict[str, Any]]) -> None:
         for item in items:
-            data = _item_json(item)
+            data, non_finite = _item_json(item)
+            if non_finite:
+                self.non_finite += non_finite
+                self.first_non_finite = self.first_non_finite or self.items + 1
             self.json_file.text.write("\n" if self.items == 0 else ",\n")
             self.json_file.write_bytes(data)
             self.content_digest.update(data)
@@ -211,7 +247,12 @@ class _ExportSinks:
                     )
                 )
             self.items += 1
-            if self.seen.first_line(hash(str(item.get("id"))), self.items) is None:
+            item_id = item.get("id")
+            if item_id is None or item_id == "" or isinstance(item_id, bool | dict | list):
+                # No id, no proof: such an item cannot count towards totalCount (it could be
+                # another item repeated without its id).
+                self.without_id += 1
+            elif self.seen.first_line(hash(str(item_id)), self.items) is None:
                 self.distinct += 1
             else:
                 self.duplicates += 1
@@ -220,15 +261,37 @@ class _ExportSinks:
         for sink in (self.json_file, self.csv_file, self.template_file):
             sink.discard()
 
-    def finish(self, plan_id: str, attempt: int, pages: int, total_counts: list[int]) -> PlanExport:
+    def finish(
+        self,
+        plan_id: str,
+        attempt: int,
+        pages: int,
+        total_counts: list[int],
+        problems_found: list[str],
+    ) -> PlanExport:
         self.json_file.text.write("\n]\n")
-        problems = _completeness_problems(self.items, self.distinct, self.duplicates, total_counts)
+        problems = problems_found + _completeness_problems(
+            self.distinct, self.duplicates, total_counts
+        )
+        if self.without_id:
+            problems.append(
+                f"{self.without_id} item(s) have no id, so they cannot be told apart from a "
+                "repeated item"
+            )
+        warnings = []
+        if self.non_finite:
+            warnings.append(
+                f"{self.non_finite} number(s) came as NaN or Infinity, which JSON cannot hold "
+                f"(first in item {self.first_non_finite}); items.json.gz stores them as the "
+                'strings "NaN", "Infinity" and "-Infinity"'
+            )
         findings = AttemptFindings(
             attempt=attempt,
             items=self.items,
             distinct_ids=self.distinct,
             total_counts=total_counts,
             duplicate_ids=self.duplicates,
+            without_id=self.without_id,
             pages=pages,
             complete=not problems,
             problems=problems,
@@ -244,23 +307,24 @@ class _ExportSinks:
             attempts=[findings],
             external_ids=self.external_ids,
             template=self.template_file.finish() if self.external_ids else None,
+            warnings=warnings,
         )
 
 
-def _item_json(item: dict[str, Any]) -> bytes:
-    """The item as compact JSON in UTF-8. Characters stay as they are, except that a lone
-    surrogate (JSON may escape one; UTF-8 cannot hold it) makes the item's text escape its
-    non-ASCII characters, which reads back as the very same item."""
-    text = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+def _item_json(item: dict[str, Any]) -> tuple[bytes, int]:
+    """The item as compact, strict JSON in UTF-8, and how many of its numbers were NaN or
+    Infinity (not JSON: written as the strings "NaN", "Infinity", "-Infinity"). Numbers keep
+    the exact value the API sent (``exact_json``). Characters stay as they are, except that a
+    lone surrogate (JSON may escape one; UTF-8 cannot hold it) makes the item's text escape
+    its non-ASCII characters, which reads back as the very same item."""
+    text, non_finite = exact_json.dumps(item)
     try:
-        return text.encode()
+        return text.encode(), non_finite
     except UnicodeEncodeError:
-        return json.dumps(item, separators=(",", ":")).encode()
+        return exact_json.dumps(item, ensure_ascii=True)[0].encode(), non_finite
 
 
-def _completeness_problems(
-    items: int, distinct: int, duplicates: int, total_counts: list[int]
-) -> list[str]:
+def _completeness_problems(distinct: int, duplicates: int, total_counts: list[int]) -> list[str]:
     problems = []
     if not total_counts:
         problems.append("the API gave no totalCount, so completeness cannot be proven")
@@ -281,7 +345,10 @@ def _csv_cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, list | dict):
-        text = json.dumps(value, ensure_ascii=False)
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError):  # a number kept exactly, NaN: written as read
+            text = exact_json.dumps(value)[0]
     elif isinstance(value, bool):
         text = "true" if value else "false"
     else:

@@ -11,24 +11,34 @@ Layout (relative to the bucket, or to ``--out DIR``)::
 Write order makes a crash harmless: data files, then the manifest, then ``latest.json``, so
 ``latest.json`` never points at a partial backup.
 
+``latest.json`` only moves forward: a run that finds it naming a backup started after its
+own (two runs of a plan overlapped, and the later one finished first) leaves it there.
+
 An unchanged plan (same content digest as the latest backup) gets a manifest pointing at the
-previous data instead of a second copy, but only data that is still there, still matches the
-SHA-256 its manifest records, and is at most ``reuse_window()`` old (30 days, or half the
-bucket's expiration when that is shorter); otherwise the data is stored anew. So the data
+previous data instead of a second copy, but only when the previous backup's manifest (and,
+for an unchanged one, the manifest that stored the data) is there and agrees with
+``latest.json`` on the content digest and the files, and only data that is still there,
+still matches the SHA-256 its manifest records, and is at most ``reuse_window()`` old (30
+days, or half the bucket's expiration when that is shorter); otherwise the data is stored
+anew. So the data
 ``latest.json`` names always has most of its lifetime left before the bucket's lifecycle rule
 expires it (see ``reuse_window`` and template.yaml, BackupBucket).
 
 Each plan is independent: an invalid plan id, a failed export, an unreadable ``latest.json``
 or any unexpected error is that plan's outcome alone; the run reports every failure at the
-end.
+end. With a deadline (a Lambda's time left), each plan gets a share of the time and every
+plan a result.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,9 +53,17 @@ from achieveit_sync.backup.documents import (
 from achieveit_sync.backup.exporter import DEFAULT_EXPORT_ATTEMPTS, PlanExport, export_plan
 from achieveit_sync.backup.targets import BackupTarget
 from achieveit_sync.client import AchieveItClient
-from achieveit_sync.errors import AchieveItSyncError, ApiError, PaginationError
-from achieveit_sync.plan_ids import InvalidPlanIdError, is_plan_id
-from achieveit_sync.settings import DEFAULT_EXPIRATION_DAYS
+from achieveit_sync.errors import (
+    AchieveItSyncError,
+    ApiError,
+    ConfigurationError,
+    OutOfTimeError,
+    PaginationError,
+    PermanentApiError,
+    PlanTooLargeError,
+)
+from achieveit_sync.plan_ids import InvalidPlanIdError, describe_plan_id, is_plan_id
+from achieveit_sync.settings import DEFAULT_BACKUP_MAX_ITEMS, DEFAULT_EXPIRATION_DAYS
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +95,17 @@ class BackupRunError(AchieveItSyncError):
         )
 
 
+class FailureCause(StrEnum):
+    """Why a plan failed, by who can fix it."""
+
+    USAGE = "usage"
+    """Something the user must fix: the plan id, the key or the plan's access (401, 403,
+    404), a plan larger than ``BACKUP_MAX_ITEMS``, an output folder that cannot be used."""
+    SERVICE = "service"
+    """AchieveIt, AWS or the system failed (an outage, an S3 error, a full disk), or the
+    invocation ran out of time: trying again later may work."""
+
+
 @dataclass
 class PlanOutcome:
     plan_id: str
@@ -86,7 +115,10 @@ class PlanOutcome:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     """What went wrong but was repaired (an unreadable ``latest.json``, previous data missing
-    or damaged): the plan was backed up, from scratch."""
+    or damaged, a template that could not be written): the backup itself is what its status
+    says."""
+    cause: FailureCause | None = None
+    """Why a failed plan failed."""
 
     @property
     def succeeded(self) -> bool:
@@ -99,6 +131,7 @@ class PlanOutcome:
             "items": self.items,
             "manifest": self.manifest,
             "error": self.error,
+            "cause": self.cause.value if self.cause is not None else None,
             "warnings": self.warnings,
         }
 
@@ -118,6 +151,13 @@ class BackupRun:
         }
 
 
+LAMBDA_RETRY_HINT = "the function's log has the details; invoke it again with this plan to retry"
+PLAN_RESERVE_SECONDS = 60.0
+"""What a plan leaves, of the time left, for each plan after it (at most an equal share): a
+slow plan first cannot take the whole invocation."""
+_MIN_SECONDS_TO_TRY = 1.0
+
+
 def back_up_plans(
     plan_ids: Iterable[object],
     *,
@@ -127,33 +167,67 @@ def back_up_plans(
     time_zone: str = "UTC",
     max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
     expiration_days: int = DEFAULT_EXPIRATION_DAYS,
+    max_items: int = DEFAULT_BACKUP_MAX_ITEMS,
+    deadline: float | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_plan: Callable[[PlanOutcome], None] | None = None,
     on_page: Callable[[str, int, int, int | None], None] | None = None,
+    retry_hint: str = LAMBDA_RETRY_HINT,
 ) -> BackupRun:
     """Back up every plan; never stop early. Check ``run.failed`` (or let the caller raise
     ``BackupRunError``) afterwards.
 
     ``plan_ids`` may hold anything an event can: each entry that is not a valid plan id (see
     ``achieveit_sync.plan_ids``) fails alone, with the reason, before it is used anywhere.
+
+    ``deadline`` (``time.monotonic()``): when the whole run must be over (a Lambda's time
+    left, less a margin). Each plan may run until the time left minus what every plan after
+    it keeps (``PLAN_RESERVE_SECONDS`` each, or an equal share when less is left), so every
+    plan gets a result: a plan reached when no time is left fails as "not tried: out of
+    time". ``retry_hint`` ends the message of an unexpected error.
     """
+    requested = list(_requested_plans(plan_ids))
     outcomes = []
-    for requested in _requested_plans(plan_ids):
-        outcome = _back_up_one(
-            requested,
-            client=client,
-            target=target,
-            api_base_url=api_base_url,
-            time_zone=time_zone,
-            max_attempts=max_attempts,
-            expiration_days=expiration_days,
-            clock=clock,
-            on_page=on_page,
-        )
+    for index, plan in enumerate(requested):
+        plan_deadline = _plan_deadline(deadline, len(requested) - index)
+        if plan_deadline is not None and plan_deadline - time.monotonic() < _MIN_SECONDS_TO_TRY:
+            outcome = PlanOutcome(
+                describe_plan_id(plan),
+                PlanStatus.FAILED,
+                error="not tried: out of time (the plans before it used this invocation's "
+                "time); invoke the function again with this plan",
+                cause=FailureCause.SERVICE,
+            )
+            log.error("plan not tried: out of time", extra={"plan": outcome.plan_id})
+        else:
+            outcome = _back_up_one(
+                plan,
+                retry_hint,
+                client=client,
+                target=target,
+                api_base_url=api_base_url,
+                time_zone=time_zone,
+                max_attempts=max_attempts,
+                expiration_days=expiration_days,
+                max_items=max_items,
+                deadline=plan_deadline,
+                clock=clock,
+                on_page=on_page,
+            )
         outcomes.append(outcome)
         if on_plan is not None:
             on_plan(outcome)
     return BackupRun(outcomes)
+
+
+def _plan_deadline(deadline: float | None, plans_left: int) -> float | None:
+    """When the next plan must be done: the run's deadline less what each plan after it
+    keeps."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    reserve = max(0.0, min(PLAN_RESERVE_SECONDS, left / plans_left))
+    return deadline - reserve * (plans_left - 1)
 
 
 def _requested_plans(plan_ids: Iterable[object]) -> Iterator[object]:
@@ -169,30 +243,58 @@ def _requested_plans(plan_ids: Iterable[object]) -> Iterator[object]:
             yield plan_id
 
 
-def _back_up_one(requested: object, **options: Any) -> PlanOutcome:
+def _back_up_one(requested: object, retry_hint: str, **options: Any) -> PlanOutcome:
     """One plan's backup, whatever happens: every failure becomes that plan's outcome."""
     if not is_plan_id(requested):
         refused = InvalidPlanIdError(requested)
         log.error("plan id refused", extra={"plan": refused.plan_id, "error": str(refused)})
-        return PlanOutcome(refused.plan_id, PlanStatus.FAILED, error=str(refused))
+        return PlanOutcome(
+            refused.plan_id, PlanStatus.FAILED, error=str(refused), cause=FailureCause.USAGE
+        )
     assert isinstance(requested, str)  # noqa: S101 - is_plan_id checked it
     plan_id = requested
     try:
         return back_up_plan(plan_id, **options)
-    except (ApiError, PaginationError) as exc:
-        # An expected outcome (403, 404, API down): the message says it all.
+    except (ApiError, PaginationError, OutOfTimeError, ConfigurationError) as exc:
+        # An expected outcome (403, 404, the API down, out of time, an output folder that
+        # cannot be used): the message says it all.
         log.error("plan backup failed", extra={"plan": plan_id, "error": str(exc)})  # noqa: TRY400
-        return PlanOutcome(plan_id, PlanStatus.FAILED, error=str(exc))
+        return PlanOutcome(plan_id, PlanStatus.FAILED, error=str(exc), cause=_cause_of(exc))
+    except OSError as exc:
+        # The local disk (a full disk, a file too large, a folder that cannot be written).
+        log.error("plan backup failed", extra={"plan": plan_id, "error": str(exc)})  # noqa: TRY400
+        where = f" {exc.filename}" if exc.filename else ""
+        return PlanOutcome(
+            plan_id,
+            PlanStatus.FAILED,
+            error=f"could not write{where}: {exc.strerror or exc}; latest.json still names "
+            "the previous backup",
+            cause=_cause_of(exc),
+        )
     except Exception as exc:
-        # Anything else (an S3 error, a full disk, a bug) is still this plan's problem alone:
-        # the other plans go on, and the run fails at the end naming this one.
+        # Anything else (an S3 error, a bug) is still this plan's problem alone: the other
+        # plans go on, and the run fails at the end naming this one.
         log.exception("plan backup failed unexpectedly", extra={"plan": plan_id})
         return PlanOutcome(
             plan_id,
             PlanStatus.FAILED,
-            error=f"unexpected error ({_describe_error(exc)}); the function's log has the "
-            "details; invoke it again with this plan to retry",
+            error=f"unexpected error ({_describe_error(exc)}); {retry_hint}",
+            cause=FailureCause.SERVICE,
         )
+
+
+_USAGE_STATUSES = frozenset({400, 401, 403, 404})
+_USAGE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.ELOOP})
+
+
+def _cause_of(exc: BaseException) -> FailureCause:
+    if isinstance(exc, ConfigurationError | PlanTooLargeError):
+        return FailureCause.USAGE
+    if isinstance(exc, PermanentApiError) and exc.status in _USAGE_STATUSES:
+        return FailureCause.USAGE
+    if isinstance(exc, OSError) and exc.errno in _USAGE_ERRNOS:
+        return FailureCause.USAGE
+    return FailureCause.SERVICE
 
 
 def back_up_plan(
@@ -204,18 +306,28 @@ def back_up_plan(
     time_zone: str = "UTC",
     max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
     expiration_days: int = DEFAULT_EXPIRATION_DAYS,
+    max_items: int = DEFAULT_BACKUP_MAX_ITEMS,
+    deadline: float | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_page: Callable[[str, int, int, int | None], None] | None = None,
 ) -> PlanOutcome:
     """Export one plan and store it; ``on_page(plan_id, pages, items, total)`` follows
-    progress (``total``: the plan's ``totalCount``, when the API gives one)."""
+    progress (``total``: the plan's ``totalCount``, when the API gives one). ``deadline``
+    bounds the export (see ``export_plan``)."""
     started = clock()
 
     def progress(pages: int, items: int, total: int | None) -> None:
         if on_page is not None:
             on_page(plan_id, pages, items, total)
 
-    export = export_plan(client, plan_id, max_attempts=max_attempts, on_page=progress)
+    export = export_plan(
+        client,
+        plan_id,
+        max_attempts=max_attempts,
+        on_page=progress,
+        max_items=max_items,
+        deadline=deadline,
+    )
     try:
         return _store(
             export,
@@ -243,9 +355,10 @@ def _store(
     # Microseconds: an on-demand run and the schedule in the same second must not collide.
     prefix = f"backups/{plan_id}/{started:%Y/%m/%d}/{started:%Y%m%dT%H%M%S.%fZ}/"
     manifest_key = prefix + "manifest.json"
-    warnings: list[str] = []
+    warnings: list[str] = list(export.warnings)
     latest = _read_latest(target, plan_id, warnings)
-    reused = _reusable_files(export, latest, target, finished, reuse_limit, warnings)
+    verified = _verified(latest, target, warnings) if latest is not None else None
+    reused = _reusable_files(export, verified, target, finished, reuse_limit, warnings)
     if reused is not None and latest is not None:
         files, data_from = reused, latest.data_from
     else:
@@ -304,13 +417,18 @@ def _store(
         files=files,
         data_from=data_from or manifest_key,
     )
-    target.write_json(latest_key(plan_id), pointer.to_json())
-    if export.template is not None:
-        target.write_file(
-            f"templates/{plan_id}/progress-updates.csv",
-            export.template.body,
-            export.template.content_type,
+    newer = _newer_backup(target, plan_id, manifest_key)
+    if newer is not None:
+        warning = (
+            f"a backup started later ({target.describe(newer)}) finished first; latest.json "
+            "stays on it and this backup, complete, is kept beside it"
         )
+        log.warning("latest.json not moved back", extra={"plan": plan_id, "problem": warning})
+        warnings.append(warning)
+    else:
+        target.write_json(latest_key(plan_id), pointer.to_json())
+        if export.template is not None:
+            _write_template(export, target, warnings)
     log.info(
         "plan backed up",
         extra={
@@ -352,6 +470,80 @@ def _read_latest(target: BackupTarget, plan_id: str, warnings: list[str]) -> Lat
     )
     warnings.append(warning)
     return None
+
+
+def _verified(
+    latest: LatestPointer, target: BackupTarget, warnings: list[str]
+) -> LatestPointer | None:
+    """``latest`` if the manifests it names are there and agree with it (content digest,
+    files); else ``None``, with a warning: its data is then not reused."""
+    for key in dict.fromkeys((latest.manifest, latest.data_from)):
+        where = target.describe(key)
+        problem: str | None
+        try:
+            document = target.read_json(key)
+        except Exception as exc:  # noqa: BLE001 - whatever broke it, its data is not reused
+            problem = f"could not be read ({_describe_error(exc)})"
+        else:
+            problem = _disagreement(document, key, latest)
+        if problem is None:
+            continue
+        warning = (
+            f"the previous backup's manifest {where} {problem}; none of its data is reused "
+            "(this backup stores the plan in full)"
+        )
+        log.error("previous backup damaged", extra={"plan": latest.plan_id, "problem": warning})
+        warnings.append(warning)
+        return None
+    return latest
+
+
+def _disagreement(  # noqa: PLR0911 - one return per disagreement
+    document: object, key: str, latest: LatestPointer
+) -> str | None:
+    """How the manifest at ``key`` disagrees with ``latest``, or ``None``."""
+    if document is None:
+        return "is missing"
+    try:
+        manifest = BackupManifest.from_json(document)
+    except DocumentError as exc:
+        return f"is not a backup manifest ({exc})"
+    if (manifest.manifest_key, manifest.plan_id) != (key, latest.plan_id):
+        return "is not this backup's manifest (its manifestKey or planId differs)"
+    if not manifest.complete:
+        return "records an incomplete backup"
+    if manifest.content_sha256 != latest.content_sha256:
+        return "records another content digest than latest.json"
+    if manifest.files != latest.files:
+        return "records other files than latest.json names"
+    return None
+
+
+def _newer_backup(target: BackupTarget, plan_id: str, manifest_key: str) -> str | None:
+    """The manifest ``latest.json`` names now, if it is of a backup started after the one at
+    ``manifest_key`` (keys sort by start time)."""
+    try:
+        current = LatestPointer.from_json(target.read_json(latest_key(plan_id)), plan_id)
+    except Exception:  # noqa: BLE001 - none, or unusable (reported already): replaced
+        return None
+    return current.manifest if current.manifest > manifest_key else None
+
+
+def _write_template(export: PlanExport, target: BackupTarget, warnings: list[str]) -> None:
+    """The upload template; a failure to write it is a warning: the backup is complete."""
+    assert export.template is not None  # noqa: S101 - the caller checked
+    key = f"templates/{export.plan_id}/progress-updates.csv"
+    try:
+        target.write_file(key, export.template.body, export.template.content_type)
+    except Exception as exc:  # noqa: BLE001 - the backup is stored; only the template is not
+        warning = (
+            f"the progress-update template {target.describe(key)} could not be written "
+            f"({_describe_error(exc)}); the backup is complete, but the template is the "
+            "previous one (check that the role may write templates/, then back the plan up "
+            "again)"
+        )
+        log.warning("template not written", extra={"plan": export.plan_id, "problem": warning})
+        warnings.append(warning)
 
 
 def _reusable_files(
