@@ -212,8 +212,6 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:  # noqa: PLR0911 - 
         if code in ("NoSuchBucket", "NoSuchKey", "404"):
             return f"{message}; check the bucket and key", EXIT_USAGE
         return message, EXIT_SERVICE
-    if isinstance(exc, SecretUnavailableError):
-        return str(exc), EXIT_SERVICE
     if isinstance(exc, TransportSecurityError):
         hint = ""
         if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc):
@@ -222,7 +220,7 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:  # noqa: PLR0911 - 
                 "set to its CA certificate"
             )
         return _safe(f"{exc}{hint}"), EXIT_SERVICE
-    if isinstance(exc, ApiError):
+    if isinstance(exc, ApiError | SecretUnavailableError):
         return _safe(str(exc)), EXIT_SERVICE
     if isinstance(exc, OSError):
         where = f"{exc.filename}: " if exc.filename else ""
