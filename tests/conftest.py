@@ -94,3 +94,9 @@ def load_handler(function: str) -> Any:
 def _private_cli_state(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """`publish` records progress on disk: each test keeps its own, never the user's."""
     monkeypatch.setenv("ACHIEVEIT_SYNC_STATE_DIR", str(tmp_path / "achieveit-sync-state"))
+
+
+def plan_items(client: Any, plan_id: str, **paging: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a plan through the client's public paging, page after page."""
+    for page in client.iter_plan_pages(plan_id, **paging):
+        yield from page.items

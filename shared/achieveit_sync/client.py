@@ -1,4 +1,5 @@
-"""The AchieveIt REST API client: the only code in this project that speaks HTTP.
+"""The AchieveIt REST API client: with its transport (``transport.py``), the only code in
+this project that speaks HTTP.
 
 What it guarantees, whatever the server does:
 
@@ -22,12 +23,10 @@ What it guarantees, whatever the server does:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import random
-import ssl
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,11 +36,8 @@ from typing import Any, Self
 from urllib.parse import quote
 
 import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 
-from achieveit_sync import __version__, exact_json
+from achieveit_sync import exact_json
 from achieveit_sync.api_key import ApiKey, ApiKeyProvider
 from achieveit_sync.errors import (
     AccessDeniedError,
@@ -63,10 +59,16 @@ from achieveit_sync.errors import (
 from achieveit_sync.plan_ids import check_plan_id
 from achieveit_sync.retry import parse_retry_after, wait_before_retry
 from achieveit_sync.settings import ClientSettings
+from achieveit_sync.transport import (
+    AnswerTooSlowError,
+    UndecodableAnswerError,
+    build_session,
+    describe_transport_error,
+    read_text,
+    request_may_have_arrived,
+)
 from achieveit_sync.updates import (
     BodyFormat,
-    MetricUpdate,
-    ProgressUpdate,
     Update,
     UpdateKind,
     encode_updates,
@@ -85,7 +87,7 @@ MAX_EXPORT_PAGE_BYTES = 32 * 1024 * 1024
 """The largest export page the client reads (1,500 ordinary items are ~2 MB). A larger page
 is not parsed: ``iter_plan_pages`` asks for fewer items a page instead."""
 MAX_EXPORT_PAGE_MEMORY = 160 * 1024 * 1024
-"""The most memory one page may take while it is parsed, as ``_page_memory_estimate``
+"""The most memory one page may take while it is parsed, as ``page_memory_estimate``
 reckons it (the text and the objects it becomes). With the text read at most
 ``MAX_EXPORT_PAGE_BYTES`` at a time, a page peaks at about 200 MB of a 512 MB function
 (``bench/backup_page_bench.py``)."""
@@ -152,7 +154,7 @@ class ExportPage:
     body_bytes: int = 0
     """The size of the answer (UTF-8), to size the next request."""
     memory_estimate: int = 0
-    """What parsing the answer took, as ``_page_memory_estimate`` reckons it."""
+    """What parsing the answer took, as ``page_memory_estimate`` reckons it."""
 
 
 class ExportPageTooLargeError(PermanentApiError):
@@ -202,7 +204,7 @@ class AchieveItClient:
         self._api_key = api_key
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
-        self._session = _build_session(settings, pool_size)
+        self._session = build_session(settings, pool_size)
         self._stats = RequestStats()
         self._last_key: ApiKey | None = None
 
@@ -221,26 +223,6 @@ class AchieveItClient:
         return stats
 
     # -- public calls -------------------------------------------------------------------
-
-    def submit_progress_updates(
-        self,
-        name: str,
-        updates: Sequence[ProgressUpdate],
-        *,
-        body_format: BodyFormat = BodyFormat.JSON,
-    ) -> SubmitResult:
-        """POST ``updates`` to ``/api/progressupdates/<name>``."""
-        return self.submit_updates(name, updates, body_format=body_format)
-
-    def submit_metric_updates(
-        self,
-        name: str,
-        updates: Sequence[MetricUpdate],
-        *,
-        body_format: BodyFormat = BodyFormat.JSON,
-    ) -> SubmitResult:
-        """POST ``updates`` to ``/api/metricupdates/<name>``."""
-        return self.submit_updates(name, updates, body_format=body_format)
 
     def submit_updates(
         self,
@@ -345,14 +327,14 @@ class AchieveItClient:
             deadline=deadline,
         )
         text = response.text
-        body_bytes = _utf8_length(text)
+        body_bytes = utf8_length(text)
         if response.cut or body_bytes > MAX_EXPORT_PAGE_BYTES:
             raise ExportPageTooLargeError(
                 operation,
                 f"the page of {take} item(s) at skip={skip} is larger than "
                 f"{_megabytes(MAX_EXPORT_PAGE_BYTES)}",
             )
-        memory_estimate = _page_memory_estimate(text)
+        memory_estimate = page_memory_estimate(text)
         if memory_estimate > MAX_EXPORT_PAGE_MEMORY:
             raise ExportPageTooLargeError(
                 operation,
@@ -445,20 +427,6 @@ class AchieveItClient:
         found = tuple(item.get("id") for item in page.items)
         _check_boundary(pager.plan_id, pager.skip, expected, found)
         pager.boundary_checked = True
-
-    def iter_plan_items(
-        self,
-        plan_id: str,
-        *,
-        take: int = MAX_PAGE_SIZE,
-        sort_key: str = DEFAULT_SORT_KEY,
-        sort_direction: SortDirection = SortDirection.ASC,
-    ) -> Iterator[dict[str, Any]]:
-        """Every item of a plan, page after page (see ``iter_plan_pages``)."""
-        for page in self.iter_plan_pages(
-            plan_id, take=take, sort_key=sort_key, sort_direction=sort_direction
-        ):
-            yield from page.items
 
     def close(self) -> None:
         self._session.close()
@@ -565,7 +533,7 @@ class AchieveItClient:
                 allow_redirects=False,
                 stream=True,
             )
-            text, cut = _read_text(
+            text, cut = read_text(
                 response,
                 request.body_limit,
                 tail_guard=_echo_chars(request.key),
@@ -573,7 +541,7 @@ class AchieveItClient:
                 answer_by=answer_by,
                 read_timeout=read_timeout,
             )
-        except _AnswerTooSlowError:
+        except AnswerTooSlowError:
             self._stats.failures += 1
             if request.deadline is not None and time.monotonic() >= request.deadline:
                 raise OutOfTimeError(
@@ -585,7 +553,7 @@ class AchieveItClient:
                 "(ACHIEVEIT_READ_TIMEOUT_SECONDS): the server sent it too slowly",
                 attempts=attempt,
             )
-        except _UndecodableAnswerError as exc:
+        except UndecodableAnswerError as exc:
             self._stats.failures += 1
             raise PermanentApiError(
                 operation, exc.reason, status=response.status_code, attempts=attempt
@@ -649,10 +617,10 @@ def _transport_failure(
 ) -> RetryableApiError:
     """Translate a failure without an HTTP answer; raise unless it is safe to retry."""
     # Raised "from None": a requests exception holds the prepared request, headers and all.
-    reason = _describe_transport_error(exc)
+    reason = describe_transport_error(exc)
     if isinstance(exc, requests.exceptions.SSLError):
         raise TransportSecurityError(operation, f"TLS connection refused: {reason}") from None
-    if _request_may_have_arrived(exc) and not may_repeat:
+    if request_may_have_arrived(exc) and not may_repeat:
         raise AmbiguousDeliveryError(
             operation,
             f"sent, but no answer arrived ({reason}); it may have been applied",
@@ -767,200 +735,9 @@ def _status_failure(
     )
 
 
-# -- transport ----------------------------------------------------------------------------
-
-
-class _TlsAdapter(HTTPAdapter):
-    """An HTTPS adapter whose pools all use one SSLContext (TLS 1.2+, our trust)."""
-
-    def __init__(self, ssl_context: ssl.SSLContext, pool_size: int) -> None:
-        self._ssl_context = ssl_context
-        # max_retries=0: our loop retries, because only it knows whether a POST is safe to
-        # repeat. urllib3 still never re-sends a request that may have arrived.
-        super().__init__(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
-
-    def init_poolmanager(
-        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
-    ) -> None:
-        pool_kwargs["ssl_context"] = self._ssl_context
-        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        # Behind HTTPS_PROXY, requests builds a separate pool manager for the tunnel; without
-        # this it would use a default context: no extra CA, the library's TLS minimum.
-        proxy_kwargs["ssl_context"] = self._ssl_context
-        return super().proxy_manager_for(proxy, **proxy_kwargs)
-
-
-def build_ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
-    """The client's TLS context: system trust, plus ``ca_bundle``; TLS 1.2 at least."""
-    context = ssl.create_default_context()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca_bundle:
-        try:
-            context.load_verify_locations(cafile=ca_bundle)
-        except (ssl.SSLError, OSError, UnicodeDecodeError) as exc:
-            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-            raise ConfigurationError(
-                f"ACHIEVEIT_CA_BUNDLE: '{ca_bundle}' holds no certificate that can be loaded "
-                f"({reason}); give the CA certificate as PEM text (-----BEGIN CERTIFICATE-----)"
-            ) from None
-    return context
-
-
-def _build_session(settings: ClientSettings, pool_size: int) -> requests.Session:
-    session = requests.Session()
-    context = build_ssl_context(str(settings.ca_bundle) if settings.ca_bundle else None)
-    session.mount("https://", _TlsAdapter(context, pool_size))
-    # Nothing may ever be sent in clear: an http:// URL has no adapter at all.
-    session.adapters.pop("http://", None)
-    session.headers["User-Agent"] = f"achieveit-sync/{__version__}"
-    session.headers["Accept"] = "application/json, text/plain;q=0.9, */*;q=0.1"
-    return session
-
-
-class _UndecodableAnswerError(Exception):
-    """A successful answer whose bytes are not text in the charset it names (UTF-8 when it
-    names none): read strictly, it is refused rather than altered."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-class _AnswerTooSlowError(Exception):
-    """The answer did not arrive whole by its deadline."""
-
-
-def _read_text(
-    response: requests.Response,
-    limit: int,
-    *,
-    tail_guard: int = 0,
-    strict: bool = False,
-    answer_by: float | None = None,
-    read_timeout: float = 60.0,
-) -> tuple[str, bool]:
-    """The body as text, cut after ``limit`` bytes (a runaway body must not fill memory).
-
-    A cut body also loses its last ``tail_guard`` characters: the cut may have split an
-    echoed key, and a key's first half is no less secret than the whole.
-
-    ``strict``: a 2xx body is decoded with the charset its Content-Type names, else UTF-8
-    (what JSON is, RFC 8259), and bytes that do not decode raise ``_UndecodableAnswerError``
-    instead of becoming U+FFFD. Other answers (and a cut body, refused anyway) are read
-    leniently: they only end up in messages.
-
-    ``answer_by`` (``time.monotonic()``): the body must have arrived whole by then, else
-    ``_AnswerTooSlowError``. It is read as it comes (``read1``), checking the clock between
-    reads, each read waiting at most until ``answer_by``."""
-    raw = bytearray()
-    cut = False
-    try:
-        chunks = (
-            response.iter_content(chunk_size=64 * 1024)
-            if answer_by is None
-            else _chunks_by(response, answer_by, read_timeout)
-        )
-        for chunk in chunks:
-            raw.extend(chunk)
-            if len(raw) > limit:
-                del raw[limit:]
-                cut = True
-                break
-    finally:
-        response.close()
-    if strict and not cut and 200 <= response.status_code < 300:
-        text = _decode_strictly(bytes(raw), response.headers.get("Content-Type", ""))
-    else:
-        text = raw.decode(response.encoding or "utf-8", errors="replace")
-    if cut and tail_guard:
-        text = text[:-tail_guard] + " [cut]"
-    return text, cut
-
-
-def _chunks_by(
-    response: requests.Response, answer_by: float, read_timeout: float
-) -> Iterator[bytes]:
-    """The body's (decoded) bytes as they arrive; ``_AnswerTooSlowError`` past ``answer_by``.
-
-    ``iter_content`` cannot be used: it blocks until a whole chunk has arrived, however
-    slowly its bytes come. Errors are translated as ``iter_content`` translates them."""
-    stream = response.raw
-    connection = getattr(stream, "_connection", None)
-    sock = getattr(connection, "sock", None)
-    while True:
-        left = answer_by - time.monotonic()
-        if left <= 0:
-            raise _AnswerTooSlowError
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.settimeout(min(read_timeout, left))
-        try:
-            chunk = stream.read1(64 * 1024, decode_content=True)
-        except urllib3.exceptions.ReadTimeoutError:
-            if time.monotonic() >= answer_by:
-                raise _AnswerTooSlowError from None
-            raise requests.exceptions.ConnectionError("read timed out") from None
-        except urllib3.exceptions.SSLError as exc:
-            raise requests.exceptions.SSLError(exc) from None
-        except urllib3.exceptions.DecodeError as exc:
-            raise requests.exceptions.ContentDecodingError(exc) from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise requests.exceptions.ConnectionError(exc) from None
-        if not chunk:
-            return
-        yield chunk
-
-
-def _decode_strictly(raw: bytes, content_type: str) -> str:
-    charset = _declared_charset(content_type)
-    try:
-        return raw.decode(charset or "utf-8")
-    except LookupError:
-        raise _UndecodableAnswerError(
-            f"the answer names a charset this client does not know ({charset[:40]!a})"
-        ) from None
-    except UnicodeDecodeError as exc:
-        named = f"is not valid {charset}" if charset else "is not UTF-8 and names no charset"
-        raise _UndecodableAnswerError(
-            f"the answer {named} (byte 0x{raw[exc.start]:02X} at offset {exc.start:,}); it is "
-            "refused rather than altered (ask AchieveIt support: JSON is UTF-8)"
-        ) from None
-
-
-def _declared_charset(content_type: str) -> str:
-    """The ``charset`` parameter of a Content-Type header, or ``""``."""
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            return value.strip().strip("\"'").lower()
-    return ""
-
-
 def _echo_chars(key: ApiKey) -> int:
     """The most characters an echoed key can take (six per character: ``\\u002b``)."""
     return 6 * len(key.reveal())
-
-
-def _request_may_have_arrived(exc: requests.exceptions.RequestException) -> bool:
-    """False only when the connection provably never carried the request."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return False
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        if isinstance(reason, MaxRetryError):
-            reason = reason.reason
-        # NewConnectionError and NameResolutionError are ConnectTimeoutError subclasses.
-        return not isinstance(reason, ConnectTimeoutError)
-    return True
-
-
-def _describe_transport_error(exc: requests.exceptions.RequestException) -> str:
-    reason: object = exc.args[0] if exc.args else exc
-    if isinstance(reason, MaxRetryError) and reason.reason is not None:
-        reason = reason.reason
-    return f"{type(exc).__name__}: {reason}"[:_MESSAGE_PREVIEW]
 
 
 def _is_retryable_status(status: int) -> bool:
@@ -1007,7 +784,7 @@ def _server_message(text: str, key: ApiKey) -> str:
     return message
 
 
-def _utf8_length(text: str) -> int:
+def utf8_length(text: str) -> int:
     """How many bytes ``text`` was on the wire, or more: a reader that replaced undecodable
     bytes made each at most three bytes longer, never shorter."""
     if text.isascii():  # constant time: CPython knows whether a string is ASCII
@@ -1022,7 +799,7 @@ dict, list, key or value object and the slot that holds it. Measured on CPython 
 ordinary items cost about 2 bytes a character."""
 
 
-def _page_memory_estimate(text: str) -> int:
+def page_memory_estimate(text: str) -> int:
     """An upper bound on the memory a page holds while ``json.loads(text)`` runs: the text
     (one to four bytes a character), as much again for the strings parsed out of it, and
     ``_PER_JSON_TOKEN_BYTES`` for each structural character (those inside strings counted

@@ -81,6 +81,9 @@ class MetricUpdate(NamedTuple):
 Update = ProgressUpdate | MetricUpdate
 
 PROGRESS_CSV_COLUMNS = ("External ID", "Status", "Metric Value", "As Of Date", "Comment")
+UPLOAD_TEMPLATE_COLUMNS = (*PROGRESS_CSV_COLUMNS, "Item Name")
+"""The progress-update template a backup writes for each plan: the columns the ingest reads,
+and the item's name (ignored when the filled-in template is dropped back)."""
 METRIC_CSV_COLUMNS = ("External ID", "Current Metric Value", "As Of Date", "Comment")
 
 

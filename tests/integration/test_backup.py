@@ -18,7 +18,7 @@ from achieveit_sync.client import AchieveItClient, ExportPage
 from achieveit_sync.settings import BackupSettings, ClientSettings
 from achieveit_sync.storage import S3Storage
 
-from tests.conftest import FakeLambdaContext, load_event, load_handler
+from tests.conftest import FakeLambdaContext, load_event, load_handler, plan_items
 from tests.integration.conftest import ClientFactory, SandboxFactory, plan_organisation
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -94,7 +94,7 @@ def test_a_3001_item_plan_lands_complete_with_matching_checksums(
         assert hashlib.sha256(body).hexdigest() == described["sha256"], name
         assert len(body) == described["bytes"]
     items = json.loads(gzip.decompress(read_bytes(s3, manifest["files"]["items.json.gz"]["key"])))
-    assert items == list(client.iter_plan_items("P3001"))  # exactly as the API returns them
+    assert items == list(plan_items(client, "P3001"))  # exactly as the API returns them
     csv_lines = (
         gzip.decompress(read_bytes(s3, manifest["files"]["items.csv.gz"]["key"]))
         .decode()

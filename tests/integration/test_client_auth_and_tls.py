@@ -35,7 +35,7 @@ def test_every_request_carries_the_exact_api_key_header(
     sandbox: SandboxServer, client: AchieveItClient
 ) -> None:
     client.export_page(PX_PLAN, take=5)
-    client.submit_progress_updates("header-check.json", progress())
+    client.submit_updates("header-check.json", progress())
 
     recorded = sandbox.recorded_requests()
     assert [r.authorization_scheme for r in recorded] == ["API-KEY", "API-KEY"]
@@ -97,7 +97,7 @@ def test_a_viewer_posting_an_update_gets_403_naming_the_item(
         sandbox.service_account.plan_roles[PX_PLAN] = Role.VIEWER
 
     with pytest.raises(AccessDeniedError) as error:
-        client.submit_progress_updates("viewer.json", progress("PX-1.3"))
+        client.submit_updates("viewer.json", progress("PX-1.3"))
 
     assert "'PX-1.3'" in str(error.value)
     assert sandbox.stored_updates() == []
@@ -111,9 +111,9 @@ def test_an_item_level_lock_is_enforced_while_the_plan_role_allows_editing(
         assert locked is not None
         sandbox.service_account.item_roles[locked.id] = Role.VIEWER
 
-    client.submit_progress_updates("ok.json", progress("PX-1.3"))
+    client.submit_updates("ok.json", progress("PX-1.3"))
     with pytest.raises(AccessDeniedError, match=r"PX-2\.3"):
-        client.submit_progress_updates("locked.json", progress("PX-2.3"))
+        client.submit_updates("locked.json", progress("PX-2.3"))
 
 
 def test_an_unknown_plan_is_404(client: AchieveItClient) -> None:

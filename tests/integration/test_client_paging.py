@@ -7,6 +7,7 @@ from achieveit_sandbox import SandboxServer
 from achieveit_sync.client import MAX_PAGE_SIZE, AchieveItClient, SortDirection
 from achieveit_sync.errors import PaginationError
 
+from tests.conftest import plan_items
 from tests.integration.conftest import ClientFactory, SandboxFactory, plan_organisation
 
 
@@ -18,7 +19,7 @@ def big_sandbox(start_sandbox: SandboxFactory) -> SandboxServer:
 def test_a_3001_item_plan_is_fetched_completely_in_three_requests(
     big_sandbox: SandboxServer, client_for: ClientFactory
 ) -> None:
-    items = list(client_for(big_sandbox).iter_plan_items("P3001"))
+    items = list(plan_items(client_for(big_sandbox), "P3001"))
 
     assert len(items) == 3001
     assert len({item["id"] for item in items}) == 3001
@@ -44,7 +45,7 @@ def test_a_plan_of_exactly_two_pages_takes_two_requests_thanks_to_total_count(
 def test_items_arrive_in_outline_order(
     big_sandbox: SandboxServer, client_for: ClientFactory
 ) -> None:
-    sequence_ids = [item["sequenceId"] for item in client_for(big_sandbox).iter_plan_items("P3001")]
+    sequence_ids = [item["sequenceId"] for item in plan_items(client_for(big_sandbox), "P3001")]
 
     as_numbers = [tuple(int(part) for part in s.split(".")) for s in sequence_ids]
     assert as_numbers == sorted(as_numbers)
@@ -55,8 +56,12 @@ def test_sort_key_and_direction_are_passed_through(
     big_sandbox: SandboxServer, client_for: ClientFactory
 ) -> None:
     items = list(
-        client_for(big_sandbox).iter_plan_items(
-            "P3000", take=1000, sort_key="name", sort_direction=SortDirection.DESC
+        plan_items(
+            client_for(big_sandbox),
+            "P3000",
+            take=1000,
+            sort_key="name",
+            sort_direction=SortDirection.DESC,
         )
     )
 
@@ -68,7 +73,7 @@ def test_sort_key_and_direction_are_passed_through(
 def test_an_empty_plan_takes_one_request(
     big_sandbox: SandboxServer, client_for: ClientFactory
 ) -> None:
-    assert list(client_for(big_sandbox).iter_plan_items("EMPTY")) == []
+    assert list(plan_items(client_for(big_sandbox), "EMPTY")) == []
     assert len(big_sandbox.recorded_requests()) == 1
 
 
@@ -89,7 +94,7 @@ def test_a_server_that_ignores_skip_is_detected_instead_of_looping(
     big_sandbox.set_behaviour(ignore_skip=True)
 
     with pytest.raises(PaginationError, match="ignore 'skip'"):
-        list(client_for(big_sandbox).iter_plan_items("P3001"))
+        list(plan_items(client_for(big_sandbox), "P3001"))
 
     assert len(big_sandbox.recorded_requests()) == 2
 

@@ -96,7 +96,7 @@ def test_a_refused_post_is_retried_and_stored_once(
 ) -> None:
     sandbox.set_faults(FaultPlan(on_requests={1: fault}, retry_after="0"))
 
-    result = client.submit_progress_updates("transient.json", ONE_UPDATE)
+    result = client.submit_updates("transient.json", ONE_UPDATE)
 
     assert result.attempts == 2
     assert len(sandbox.stored_updates("PX-1.3")) == 1
@@ -108,7 +108,7 @@ def test_a_post_whose_answer_was_lost_is_ambiguous_and_not_resent(
     sandbox.set_faults(FaultPlan(on_requests={1: Fault.RESET_AFTER}))
 
     with pytest.raises(AmbiguousDeliveryError, match="may have been applied"):
-        client.submit_progress_updates("lost-answer.json", ONE_UPDATE)
+        client.submit_updates("lost-answer.json", ONE_UPDATE)
 
     assert len(sandbox.recorded_requests()) == 1
     assert len(sandbox.stored_updates("PX-1.3")) == 1  # applied once, never twice
@@ -122,7 +122,7 @@ def test_a_post_reset_before_processing_is_still_reported_as_ambiguous(
     sandbox.set_faults(FaultPlan(on_requests={1: Fault.RESET_BEFORE}))
 
     with pytest.raises(AmbiguousDeliveryError):
-        client.submit_progress_updates("reset-before.json", ONE_UPDATE)
+        client.submit_updates("reset-before.json", ONE_UPDATE)
 
     assert len(sandbox.recorded_requests()) == 1
     assert sandbox.stored_updates() == []
@@ -134,7 +134,7 @@ def test_a_post_answered_too_late_is_ambiguous(
     sandbox.set_faults(FaultPlan(on_requests={1: Fault.SLOW}, slow_seconds=1.0))
 
     with pytest.raises(AmbiguousDeliveryError, match="ReadTimeout"):
-        client_for(sandbox, read_timeout=0.2).submit_progress_updates("slow.json", ONE_UPDATE)
+        client_for(sandbox, read_timeout=0.2).submit_updates("slow.json", ONE_UPDATE)
 
     assert len(sandbox.recorded_requests()) == 1
     assert len(sandbox.stored_updates("PX-1.3")) == 1
@@ -166,7 +166,7 @@ def test_a_connection_that_was_never_made_is_retryable_not_ambiguous(
 
     with AchieveItClient(settings, StaticApiKey(sandbox.api_key)) as client:
         with pytest.raises(RetryableApiError, match="refused") as error:
-            client.submit_progress_updates("never-sent.json", ONE_UPDATE)
+            client.submit_updates("never-sent.json", ONE_UPDATE)
 
     assert error.value.attempts == 2
 

@@ -48,17 +48,17 @@ def test_the_key_appears_nowhere_on_any_path(
         )
     )
     attempt(lambda: client.export_page("PX-2027"))
-    attempt(lambda: client.submit_progress_updates("ambiguous.json", UPDATE))
+    attempt(lambda: client.submit_updates("ambiguous.json", UPDATE))
     attempt(lambda: client.export_page("PX-2027"))
     attempt(lambda: client.export_page("no-such-plan"))
     attempt(
-        lambda: client.submit_progress_updates(
+        lambda: client.submit_updates(
             "bad.json", [ProgressUpdate("NOPE", Status.ON_TRACK, date(2026, 11, 1))]
         )
     )
     with sandbox.organisation():
         sandbox.service_account.plan_roles["PX-2027"] = Role.VIEWER
-    attempt(lambda: client.submit_progress_updates("denied.json", UPDATE))
+    attempt(lambda: client.submit_updates("denied.json", UPDATE))
     old_tls = start_sandbox(tls_versions=(ssl.TLSVersion.TLSv1_1, ssl.TLSVersion.TLSv1_1))
     old_tls.service_account.api_key = RECOGNISABLE_KEY
     attempt(lambda: client_for(old_tls).export_page("PX-2027"))

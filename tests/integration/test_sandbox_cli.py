@@ -14,6 +14,8 @@ from achieveit_sync.api_key import StaticApiKey
 from achieveit_sync.client import AchieveItClient
 from achieveit_sync.settings import ClientSettings
 
+from tests.conftest import plan_items
+
 
 def test_the_sandbox_command_prints_connection_json_and_stops_on_interrupt(
     tmp_path: Path,
@@ -59,7 +61,7 @@ def test_the_sandbox_command_prints_connection_json_and_stops_on_interrupt(
         ]
         settings = ClientSettings(base_url=info["base_url"], ca_bundle=ca_file)
         with AchieveItClient(settings, StaticApiKey(info["api_key"])) as client:
-            assert sum(1 for _ in client.iter_plan_items("BIG")) == 2000
+            assert sum(1 for _ in plan_items(client, "BIG")) == 2000
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)

@@ -1,32 +1,67 @@
-"""How the client turns server answers into messages and error types (no network)."""
+"""How the client turns server answers into messages and error types, through its public
+calls over a mocked transport (``responses``: no network)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import date
+
 import pytest
-from achieveit_sync.api_key import ApiKey
-from achieveit_sync.client import (
-    _MESSAGE_PREVIEW,
-    _is_retryable_status,
-    _parse_export_body,
-    _server_message,
-)
-from achieveit_sync.errors import PermanentApiError
+import responses
+from achieveit_sync.api_key import StaticApiKey
+from achieveit_sync.client import AchieveItClient
+from achieveit_sync.errors import BadRequestError, PermanentApiError, RetryableApiError
+from achieveit_sync.settings import ClientSettings, RetrySettings
+from achieveit_sync.updates import ProgressUpdate, Status
 
 from tests.conftest import RECOGNISABLE_KEY
 
-
-def test_a_server_echoing_the_key_is_scrubbed() -> None:
-    key = ApiKey(RECOGNISABLE_KEY)
-
-    message = _server_message(f'{{"message": "key {RECOGNISABLE_KEY} is revoked"}}', key)
-
-    assert message == "key ******** is revoked"
+API = "https://api.achieveit.com"
+ONE_UPDATE = [ProgressUpdate("A", Status.ON_TRACK, date(2026, 11, 1))]
+MESSAGE_PREVIEW = 500
+"""How much of a server's message the client keeps in an error."""
 
 
-def test_long_server_messages_are_shortened() -> None:
-    message = _server_message("x" * 10_000, ApiKey("k"))
+@pytest.fixture
+def mocked() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
 
-    assert message == "x" * _MESSAGE_PREVIEW + "..."
+
+@pytest.fixture
+def client() -> AchieveItClient:
+    return AchieveItClient(
+        ClientSettings(retry=RetrySettings(max_attempts=2)),
+        StaticApiKey(RECOGNISABLE_KEY),
+        sleep=lambda _seconds: None,
+    )
+
+
+def test_a_server_echoing_the_key_is_scrubbed(
+    mocked: responses.RequestsMock, client: AchieveItClient
+) -> None:
+    mocked.post(
+        f"{API}/api/progressupdates/a.json",
+        status=400,
+        json={"message": f"key {RECOGNISABLE_KEY} is revoked"},
+    )
+
+    with pytest.raises(BadRequestError) as refused:
+        client.submit_updates("a.json", ONE_UPDATE)
+
+    assert refused.value.server_message == "key ******** is revoked"
+    assert RECOGNISABLE_KEY not in str(refused.value)
+
+
+def test_long_server_messages_are_shortened(
+    mocked: responses.RequestsMock, client: AchieveItClient
+) -> None:
+    mocked.post(f"{API}/api/progressupdates/a.json", status=400, body="x" * 10_000)
+
+    with pytest.raises(BadRequestError) as refused:
+        client.submit_updates("a.json", ONE_UPDATE)
+
+    assert refused.value.server_message == "x" * MESSAGE_PREVIEW + "..."
 
 
 @pytest.mark.parametrize(
@@ -46,47 +81,57 @@ def test_long_server_messages_are_shortened() -> None:
         (505, False),
     ],
 )
-def test_which_statuses_are_retried(status: int, retryable: bool) -> None:
-    assert _is_retryable_status(status) is retryable
+def test_which_statuses_are_retried(
+    mocked: responses.RequestsMock, client: AchieveItClient, status: int, retryable: bool
+) -> None:
+    mocked.get(f"{API}/exports/plans/P", status=status, body="no")
+
+    expected = RetryableApiError if retryable else PermanentApiError
+    with pytest.raises(expected):
+        client.export_page("P")
+
+    assert len(mocked.calls) == (2 if retryable else 1)
 
 
-def test_an_export_answer_may_be_a_bare_array() -> None:
-    assert _parse_export_body('[{"id": "a"}]', "op") == ([{"id": "a"}], None)
+def test_an_export_answer_may_be_a_bare_array(
+    mocked: responses.RequestsMock, client: AchieveItClient
+) -> None:
+    mocked.get(f"{API}/exports/plans/P", body='[{"id": "a"}]')
+
+    page = client.export_page("P")
+
+    assert (page.items, page.total_count) == ([{"id": "a"}], None)
 
 
 @pytest.mark.parametrize(
     "body", ["<html>oops</html>", '{"items": "nope"}', '{"items": [1, 2]}', '"text"']
 )
-def test_an_export_answer_of_the_wrong_shape_is_a_permanent_error(body: str) -> None:
+def test_an_export_answer_of_the_wrong_shape_is_a_permanent_error(
+    mocked: responses.RequestsMock, client: AchieveItClient, body: str
+) -> None:
+    mocked.get(f"{API}/exports/plans/P", body=body)
+
     with pytest.raises(PermanentApiError, match="export of plan 'P'"):
-        _parse_export_body(body, "export of plan 'P'")
+        client.export_page("P")
 
 
-def test_a_negative_or_boolean_total_count_is_ignored() -> None:
-    assert _parse_export_body('{"items": [], "totalCount": -1}', "op")[1] is None
-    assert _parse_export_body('{"items": [], "totalCount": true}', "op")[1] is None
+@pytest.mark.parametrize("total", ["-1", "true"])
+def test_a_negative_or_boolean_total_count_is_ignored(
+    mocked: responses.RequestsMock, client: AchieveItClient, total: str
+) -> None:
+    mocked.get(f"{API}/exports/plans/P", body=f'{{"items": [], "totalCount": {total}}}')
+
+    assert client.export_page("P").total_count is None
 
 
-def test_a_success_body_echoing_the_key_is_scrubbed_before_any_report() -> None:
-    from datetime import date
+def test_a_success_body_echoing_the_key_is_scrubbed_before_any_report(
+    mocked: responses.RequestsMock, client: AchieveItClient
+) -> None:
+    mocked.post(
+        f"{API}/api/progressupdates/a.json", status=200, body=f"accepted for key {RECOGNISABLE_KEY}"
+    )
 
-    import responses
-    from achieveit_sync.api_key import StaticApiKey
-    from achieveit_sync.client import AchieveItClient
-    from achieveit_sync.settings import ClientSettings
-    from achieveit_sync.updates import ProgressUpdate, Status
-
-    with responses.RequestsMock() as mocked:
-        mocked.post(
-            "https://api.achieveit.com/api/progressupdates/a.json",
-            status=200,
-            body=f"accepted for key {RECOGNISABLE_KEY}",
-        )
-        client = AchieveItClient(ClientSettings(), StaticApiKey(RECOGNISABLE_KEY))
-        result = client.submit_progress_updates(
-            "a.json", [ProgressUpdate("A", Status.ON_TRACK, date(2026, 11, 1))]
-        )
-        sent = mocked.calls[0].request.headers["Authorization"]
+    result = client.submit_updates("a.json", ONE_UPDATE)
 
     assert result.body == "accepted for key ********"
-    assert sent == f"API-KEY {RECOGNISABLE_KEY}"
+    assert mocked.calls[0].request.headers["Authorization"] == f"API-KEY {RECOGNISABLE_KEY}"

@@ -9,8 +9,11 @@ import sys
 import tracemalloc
 
 import pytest
-from achieveit_sync.client import _page_memory_estimate, _parse_export_body, _utf8_length
+import responses
+from achieveit_sync.api_key import StaticApiKey
+from achieveit_sync.client import AchieveItClient, page_memory_estimate, utf8_length
 from achieveit_sync.errors import PermanentApiError
+from achieveit_sync.settings import ClientSettings
 
 SHAPES = {
     "empty objects": "[" + ",".join(["{}"] * 50_000) + "]",
@@ -48,7 +51,7 @@ def test_the_memory_estimate_bounds_what_parsing_takes(shape: str) -> None:
     del parsed
 
     # The text is held while it is parsed, so the estimate includes it.
-    assert _page_memory_estimate(text) >= peak + sys.getsizeof(text)
+    assert page_memory_estimate(text) >= peak + sys.getsizeof(text)
 
 
 @pytest.mark.parametrize(
@@ -56,11 +59,15 @@ def test_the_memory_estimate_bounds_what_parsing_takes(shape: str) -> None:
     [b"plain", "caf\u00e9 \U0001f600".encode(), b"\xff\xfe bad bytes \x80", b"cut \xe2\x82"],
 )
 def test_the_byte_count_of_a_decoded_page_never_undercounts(raw: bytes) -> None:
-    assert _utf8_length(raw.decode("utf-8", errors="replace")) >= len(raw)
+    assert utf8_length(raw.decode("utf-8", errors="replace")) >= len(raw)
 
 
 def test_a_page_nested_too_deeply_is_refused_with_a_reason() -> None:
     text = '{"items": [' + "[" * 100_000 + "]" * 100_000 + "]}"
 
-    with pytest.raises(PermanentApiError, match="nested too deeply"):
-        _parse_export_body(text, "export of plan 'P'")
+    with responses.RequestsMock() as mocked:
+        mocked.get("https://api.achieveit.com/exports/plans/P", body=text)
+        client = AchieveItClient(ClientSettings(), StaticApiKey("k"))
+
+        with pytest.raises(PermanentApiError, match="nested too deeply"):
+            client.export_page("P")

@@ -110,7 +110,7 @@ def test_an_answer_cut_at_the_size_limit_loses_a_half_echoed_key() -> None:
     with responses.RequestsMock() as mocked:
         mocked.post("https://api.achieveit.com/api/progressupdates/a.json", status=200, body=body)
         client = AchieveItClient(ClientSettings(), StaticApiKey(RECOGNISABLE_KEY))
-        result = client.submit_progress_updates(
+        result = client.submit_updates(
             "a.json", [ProgressUpdate("A", Status.ON_TRACK, date(2026, 11, 1))]
         )
 
@@ -128,7 +128,7 @@ def test_an_error_the_transport_should_not_raise_is_ambiguous_and_scrubbed() -> 
         )
         client = AchieveItClient(ClientSettings(), StaticApiKey(RECOGNISABLE_KEY))
         with pytest.raises(AmbiguousDeliveryError) as error:
-            client.submit_progress_updates(
+            client.submit_updates(
                 "a.json", [ProgressUpdate("A", Status.ON_TRACK, date(2026, 11, 1))]
             )
 

@@ -35,6 +35,7 @@ from achieveit_sync.errors import PlanChangedWhilePagedError
 from achieveit_sync.key_index import SeenKeys
 from achieveit_sync.settings import DEFAULT_BACKUP_MAX_ITEMS
 from achieveit_sync.spreadsheet import neutralise
+from achieveit_sync.updates import UPLOAD_TEMPLATE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -203,20 +204,18 @@ class _ExportSinks:
     """The files one export attempt writes, and the counts its verdict rests on."""
 
     def __init__(self) -> None:
-        self.json_file = _GzipSink("items.json.gz", "application/json")
+        self.json_file = _FileSink("items.json.gz", "application/json")
         # The flat table and the template are views for people: a lone surrogate (which no
         # UTF-8 file can hold) becomes '?' there; items.json.gz keeps it escaped, exactly.
-        self.csv_file = _GzipSink("items.csv.gz", "text/csv; charset=utf-8", errors="replace")
-        self.template_file = _GzipSink(
+        self.csv_file = _FileSink("items.csv.gz", "text/csv; charset=utf-8", errors="replace")
+        self.template_file = _FileSink(
             "progress-updates.csv", "text/csv; charset=utf-8", compress=False, errors="replace"
         )
         self.content_digest = hashlib.sha256()
         self.csv_writer = csv.writer(self.csv_file.text, lineterminator="\r\n")
         self.csv_writer.writerow(CSV_COLUMNS)
         self.template_writer = csv.writer(self.template_file.text, lineterminator="\r\n")
-        self.template_writer.writerow(
-            ("External ID", "Status", "Metric Value", "As Of Date", "Comment", "Item Name")
-        )
+        self.template_writer.writerow(UPLOAD_TEMPLATE_COLUMNS)
         self.seen = SeenKeys()
         self.items = self.distinct = self.duplicates = self.external_ids = 0
         self.without_id = self.non_finite = self.first_non_finite = 0
@@ -356,9 +355,10 @@ def _csv_cell(value: object) -> str:
     return neutralise(text)
 
 
-class _GzipSink:
-    """Text written to a gzip file on disk (spooled in memory while small), hashed as it
-    goes. ``mtime=0`` makes equal content give byte-equal files."""
+class _FileSink:
+    """Text written to a file on disk (spooled in memory while small), gzip-compressed
+    unless ``compress=False``, hashed as it goes. ``mtime=0`` makes equal content give
+    byte-equal gzip files."""
 
     def __init__(
         self, name: str, content_type: str, *, compress: bool = True, errors: str = "strict"
