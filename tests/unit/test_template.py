@@ -817,21 +817,46 @@ def test_the_layer_name_fits_at_the_longest_stack_name(template: dict[str, Any])
 
 
 RETAINED = {"ApiKeySecret", "BackupBucket", "DropBucket", "AccessLogsBucket"}
+# DeletionPolicy takes Delete, Retain, RetainExceptOnCreate and (some types) Snapshot;
+# UpdateReplacePolicy takes Delete, Retain and Snapshot only (CloudFormation's attribute
+# reference; cfn-lint E3035 and E3036 hold the same lists).
+UPDATE_REPLACE_POLICIES = {"Delete", "Retain", "Snapshot"}
 
 
 def test_the_key_and_the_data_outlive_the_stack(template: dict[str, Any]) -> None:
     """DeletionPolicy (stack or resource deleted) and UpdateReplacePolicy (an update replaces
-    the resource, e.g. renames the secret) both default to Delete. The key and the buckets
-    are retained by both; nothing else is (the template says why, as does the README)."""
+    the resource, e.g. renames the secret) both default to Delete. The key, the buckets and
+    their bucket policies (a kept bucket stays TLS-only) are kept by both; nothing else is
+    (the template says why, as does the README)."""
+    bucket_policies = {
+        name
+        for name, policy in resources_of(template, "AWS::S3::BucketPolicy").items()
+        if policy["Properties"]["Bucket"]["Ref"] in RETAINED
+    }
+    assert len(bucket_policies) == 3
     for logical_id, resource in template["Resources"].items():
-        policies = {resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy")}
-        if logical_id in RETAINED:
-            assert policies == {"Retain"}, logical_id
+        deletion = resource.get("DeletionPolicy")
+        replacement = resource.get("UpdateReplacePolicy")
+        if logical_id in RETAINED | bucket_policies:
+            assert deletion == "RetainExceptOnCreate", logical_id
+            assert replacement == "Retain", logical_id
         else:
-            assert policies == {None}, logical_id
+            assert (deletion, replacement) == (None, None), logical_id
+        assert replacement in UPDATE_REPLACE_POLICIES | {None}, logical_id
     readme = (TEMPLATE.parent / "README.md").read_text()
-    assert "`DeletionPolicy: Retain`" in readme
+    assert "`DeletionPolicy: RetainExceptOnCreate`" in readme
     assert "`UpdateReplacePolicy: Retain`" in readme
+
+
+def test_a_failed_first_create_leaves_no_orphans(template: dict[str, Any]) -> None:
+    """With Retain, a first create that fails and rolls back leaves the new secret and
+    buckets behind, and the retry then fails on the secret's name (names are unique per
+    account and region). RetainExceptOnCreate deletes what the failed create made and keeps
+    it in every later operation; the README says which."""
+    for logical_id in RETAINED:
+        assert template["Resources"][logical_id]["DeletionPolicy"] != "Retain", logical_id
+    readme = " ".join((TEMPLATE.parent / "README.md").read_text().split())
+    assert "a first deploy that fails and rolls back deletes" in readme
 
 
 # ---------------------------------------------------------------------------------------
