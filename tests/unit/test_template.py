@@ -607,7 +607,9 @@ def test_the_time_zone_is_an_iana_name(template: dict[str, Any]) -> None:
 
 def test_the_schedule_is_an_at_rate_or_cron_expression(template: dict[str, Any]) -> None:
     """Scheduler: at(yyyy-mm-ddThh:mm:ss), rate(value unit) with a positive whole value and
-    minute(s), hour(s) or day(s), cron(...) with six fields; at most 256 characters."""
+    minute(s), hour(s) or day(s), cron(...) with six fields; at most 256 characters. In cron,
+    one of day-of-month and day-of-week must be "?" ("*" in one needs "?" in the other), and
+    "?" belongs in those two fields only (EventBridge cron expressions reference)."""
     parameter = template["Parameters"]["BackupScheduleExpression"]
     assert parameter["MaxLength"] == 256
     pattern = parameter["AllowedPattern"]
@@ -616,6 +618,9 @@ def test_the_schedule_is_an_at_rate_or_cron_expression(template: dict[str, Any])
         "cron(30 4 * * ? *)",
         "cron(0 5 ? * MON-FRI *)",
         "cron(0/30 1,13 1-7 * ? 2027)",
+        "cron(0 12 L * ? *)",
+        "cron(0 8 ? * 2#1 *)",
+        "cron(15 10 ? * 6L 2027-2030)",
         "rate(1 day)",
         "rate(12 hours)",
         "rate(90 minutes)",
@@ -628,6 +633,15 @@ def test_the_schedule_is_an_at_rate_or_cron_expression(template: dict[str, Any])
         "cron(30 4 * * ?)",
         "cron(30 4 * * ? * *)",
         "cron(30  4 * * ? *)",
+        # Neither day field is "?": AWS refuses it when it creates the schedule.
+        "cron(30 4 * * * *)",
+        "cron(0 5 1 * MON *)",
+        "cron(0 5 * * MON-FRI *)",
+        # Both are, or "?" is somewhere else.
+        "cron(0 5 ? * ? *)",
+        "cron(? 5 1 * ? *)",
+        "cron(0 5 1 ? ? *)",
+        "cron(0 5 1 * ? ?)",
         "cron(30 4 * * ? *) ",
         "rate(0 days)",
         "rate(1 week)",
@@ -636,6 +650,29 @@ def test_the_schedule_is_an_at_rate_or_cron_expression(template: dict[str, Any])
         "at(2030-01-31T04:30)",
     ):
         assert not re.fullmatch(pattern, invalid), invalid
+
+
+def test_the_readme_says_which_scheduler_and_how_it_keeps_time(template: dict[str, Any]) -> None:
+    """The nightly backup is an EventBridge Scheduler schedule, which evaluates its
+    expression in a time zone (EventBridge rules' cron is UTC only): the README says which one
+    the stack uses, the "?" rule, what at() does and what daylight saving time does."""
+    schedule = nightly_schedule(template)
+    assert schedule["ScheduleExpressionTimezone"] == {"Ref": "BackupTimeZone"}
+    readme = " ".join((TEMPLATE.parent / "README.md").read_text().split())
+    section = readme[readme.index("### When backups run") : readme.index("- Every page is fetched")]
+    for words in (
+        "EventBridge Scheduler schedule",
+        "not an EventBridge rule",
+        "always evaluated in UTC",
+        "exactly one of them is `?`",
+        "one-time schedule",
+        "on the day clocks spring forward",
+        "runs once",
+    ):
+        assert words in section, words
+    row = readme[readme.index("| `BackupScheduleExpression` |") :].split(" | `BackupTimeZone`")[0]
+    assert "`?` in exactly one of DAY and WEEKDAY" in row
+    assert "`at(yyyy-mm-ddThh:mm:ss)` for one backup, once" in row
 
 
 def test_object_lock_days_is_a_whole_number_of_days(template: dict[str, Any]) -> None:
