@@ -828,6 +828,68 @@ def test_two_stacks_in_one_account_share_no_name(template: dict[str, Any]) -> No
             assert name != elsewhere[logical_id], f"{logical_id} is {name} in both regions"
 
 
+# CloudFormation stack ids end in a time-based (version 1) UUID: time_low-time_mid-
+# time_hi_and_version-clock_seq-node. The node group is the host's and can repeat between
+# stacks; time_low changes from one stack to the next.
+SAME_HOST = ("51af3dc0-da77-11e4-872e-50e2416294e0", "7f00e1a0-da78-11e4-872e-50e2416294e0")
+SAME_TICK = ("51af3dc0-da77-11e4-872e-50e2416294e0", "51af3dc0-da77-11e4-872e-0a1b2c3d4e5f")
+STACK_SUFFIX = {
+    "Fn::Join": [
+        "-",
+        [
+            {
+                "Fn::Select": [
+                    index,
+                    {
+                        "Fn::Split": [
+                            "-",
+                            {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]},
+                        ]
+                    },
+                ]
+            }
+            for index in (0, 4)
+        ],
+    ]
+}
+
+
+@pytest.mark.parametrize("uuids", [SAME_HOST, SAME_TICK])
+def test_names_from_the_stack_id_differ_between_stacks(
+    template: dict[str, Any], uuids: tuple[str, str]
+) -> None:
+    """The drop bucket and the ingest queue are named after the stack id's UUID, groups 0
+    (time_low) and 4 (node): two stacks from one host (same node), or from one tick (same
+    time_low), still get names of their own. Group 4 alone gave SAME_HOST's two stacks one
+    bucket name, and the second stack failed to create it."""
+    first, second = (
+        physical_names(template, name, "us-east-1", uuid)
+        for name, uuid in zip(("achieveit-sync", "achieveit-sync-dev"), uuids, strict=True)
+    )
+    for logical_id in ("DropBucket", "IngestQueue"):
+        assert first[logical_id] != second[logical_id], logical_id
+    assert len(first["DropBucket"]) <= 63  # S3 bucket names
+    assert len(first["IngestQueue"]) <= 80  # SQS queue names
+    assert first["DropBucket"].endswith("-51af3dc0-50e2416294e0")
+
+
+def test_every_name_from_the_stack_id_uses_one_suffix(template: dict[str, Any]) -> None:
+    """The bucket's and the queue's names are written out wherever a policy must name them
+    before they exist (no GetAtt: a cycle): each place derives the same suffix, so the names
+    and the ARNs in the policies agree."""
+    substitutions = [
+        node["Fn::Sub"]
+        for node in walk(template["Resources"])
+        if isinstance(node, dict) and isinstance(node.get("Fn::Sub"), list)
+    ]
+    suffixes = [variables["Suffix"] for _, variables in substitutions if "Suffix" in variables]
+    assert len(suffixes) == 4
+    assert all(suffix == STACK_SUFFIX for suffix in suffixes)
+    readme = " ".join((TEMPLATE.parent / "README.md").read_text().split())
+    assert "Upgrading a stack deployed before the name suffix had two parts" in readme
+    assert "renamed, which CloudFormation does by replacing them" in readme
+
+
 def test_the_secrets_name_comes_from_the_stacks(template: dict[str, Any]) -> None:
     """Empty ApiKeySecretName derives STACK-NAME/api-key: for the stack name the README uses
     that is the former default, so that stack keeps its secret; a name given is used."""
