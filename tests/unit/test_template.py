@@ -727,6 +727,22 @@ def test_a_backup_is_kept_its_expiration_plus_a_short_noncurrent_window(
     assert f"deleted after {default + NONCURRENT_DAYS})" in readme  # Costs
 
 
+def test_every_free_text_parameter_has_a_maximum_length(template: dict[str, Any]) -> None:
+    """A String parameter without AllowedValues takes text of any length unless it has a
+    MaxLength: an ARN, an address or a name that no service accepts would then reach the
+    resource (and the role policies, whose size IAM bounds) before anything refuses it."""
+    for name, spec in template["Parameters"].items():
+        if spec["Type"] == "String" and "AllowedValues" not in spec:
+            assert isinstance(spec.get("MaxLength"), int), f"{name} has no MaxLength"
+    kms = template["Parameters"]["ExistingApiKeySecretKmsKeyArn"]
+    longest_key = (
+        "arn:aws-iso-b:kms:" + "r" * 32 + ":123456789012:key/mrk-" + "0123456789abcdef" * 2
+    )
+    assert re.fullmatch(kms["AllowedPattern"], longest_key)
+    assert len(longest_key) <= kms["MaxLength"]
+    assert template["Parameters"]["AlertEmail"]["MaxLength"] == 254  # RFC 5321 path, less <>
+
+
 LAMBDA_ENVIRONMENT_LIMIT = 4 * 1024
 LONGEST_STACK_NAME = "s" * 128  # CloudFormation's longest stack name
 UNBOUNDED = "u" * 10_000
