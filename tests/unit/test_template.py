@@ -958,6 +958,39 @@ def test_the_secrets_name_comes_from_the_stacks(template: dict[str, Any]) -> Non
     assert given.resolve(name) == "team/achieveit"
 
 
+def test_the_secret_name_cannot_end_like_secrets_managers_suffix(template: dict[str, Any]) -> None:
+    """CreateSecret: names are letters, digits and /_+=.@-, at most 512 characters, and should
+    not end in a hyphen followed by six characters: Secrets Manager appends "-" and six
+    random characters in the ARN, and takes a partial ARN whose name ends that way for a
+    complete one. The derived default (STACK/api-key) never ends that way."""
+    from achieveit_sandbox.cloudformation import Resolver
+
+    parameter = template["Parameters"]["ApiKeySecretName"]
+    pattern = parameter["AllowedPattern"]
+    for name in ("", "team/achieveit", "achieveit-sync/api-key", "a-b", "-abcde", "key-AbCdE"):
+        assert re.fullmatch(pattern, name), name
+    for name in (
+        "team/key-AbCdEf",
+        "achieveit-sync/api-key-123456",
+        "x-abcdef",
+        "-abcdef",
+        "a--/_+=.",
+        "team key",
+        "team/api-key!",
+    ):
+        assert not re.fullmatch(pattern, name), name
+    for length in range(1, 40):
+        name = "a" * length
+        hyphened = name[:-7] + "-" + name[-6:] if length >= 7 else name
+        assert re.fullmatch(pattern, name), name
+        assert bool(re.fullmatch(pattern, hyphened)) == (length < 7), hyphened
+    derived = template["Resources"]["ApiKeySecret"]["Properties"]["Name"]
+    for stack_name in ("achieveit-sync", "x", "S-" * 64):
+        resolved = Resolver(template, stack_name=stack_name).resolve(derived)
+        assert re.fullmatch(pattern, resolved), resolved
+    assert '"-" followed by six' in parameter["ConstraintDescription"]
+
+
 def test_the_layer_name_fits_at_the_longest_stack_name(template: dict[str, Any]) -> None:
     """Lambda layer names: at most 140 characters of [a-zA-Z0-9-_]."""
     from achieveit_sandbox.cloudformation import Resolver
