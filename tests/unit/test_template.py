@@ -579,6 +579,48 @@ def test_an_existing_secret_must_be_named_by_its_complete_arn(template: dict[str
         assert not re.fullmatch(pattern, partial), partial
 
 
+@pytest.mark.parametrize(
+    ("secret_arn", "stack_region", "refused"),
+    [
+        ("", "us-east-1", False),
+        (SECRET, "us-east-1", False),
+        (SECRET, "eu-west-1", True),
+        (SECRET.replace("us-east-1", "us-east-2"), "us-east-1", True),
+        (
+            "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:a/b-a1B2c3",
+            "us-gov-west-1",
+            False,
+        ),
+    ],
+)
+def test_an_existing_secret_must_be_in_the_stacks_region(
+    template: dict[str, Any], secret_arn: str, stack_region: str, refused: bool
+) -> None:
+    """The kms:Decrypt grant names Secrets Manager in the stack's region (kms:ViaService), so
+    a secret elsewhere would fail at run time. A pattern cannot see the stack's region and
+    Rules cannot take a field out of the ARN: a condition compares the ARN's region field
+    with AWS::Region and, only when they differ, adds a wait condition nothing signals, which
+    fails (1-second timeout) and rolls the deploy back."""
+    from achieveit_sandbox.cloudformation import Resolver
+
+    resolver = Resolver(template, {"ExistingApiKeySecretArn": secret_arn}, region=stack_region)
+    assert resolver.condition("ExistingApiKeySecretInAnotherRegion") == refused
+    resources = template["Resources"]
+    check = resources["ExistingApiKeySecretArnIsNotInThisStacksRegion"]
+    assert check["Type"] == "AWS::CloudFormation::WaitCondition"
+    assert check["Condition"] == "ExistingApiKeySecretInAnotherRegion"
+    handle = check["Properties"]["Handle"]["Ref"]
+    assert resources[handle]["Type"] == "AWS::CloudFormation::WaitConditionHandle"
+    assert resources[handle]["Condition"] == check["Condition"]
+    assert check["Properties"]["Count"] == 1
+    assert int(check["Properties"]["Timeout"]) <= 60
+    assert "DependsOn" not in check  # nothing delays it: it fails in the first wave
+    readme = (TEMPLATE.parent / "README.md").read_text()
+    row = [line for line in readme.splitlines() if line.startswith("| `ExistingApiKeySecretArn`")]
+    assert "in the stack's own region" in row[0]
+    assert "`ExistingApiKeySecretArnIsNotInThisStacksRegion`" in row[0]
+
+
 def test_the_time_zone_is_an_iana_name(template: dict[str, Any]) -> None:
     """EventBridge Scheduler takes an IANA zone of at most 50 characters and checks it only
     when it creates the schedule."""
