@@ -6,13 +6,15 @@ so that tests, the demo and the benchmarks run against something shaped like the
 
 from achieveit_sandbox.faults import Fault, FaultPlan
 from achieveit_sandbox.model import Item, Organisation, Plan, Role, StoredUpdate, User
+from achieveit_sandbox.recording import RecordedRequest
+from achieveit_sandbox.rules import SandboxBehaviour
 from achieveit_sandbox.seed import (
     generate_plan,
     load_example_organisation,
     load_fixture,
     service_account_for,
 )
-from achieveit_sandbox.server import RecordedRequest, SandboxBehaviour, SandboxServer
+from achieveit_sandbox.server import SandboxServer
 
 __all__ = [
     "Fault",

@@ -19,8 +19,9 @@ from types import FrameType
 
 from achieveit_sandbox.faults import FaultPlan
 from achieveit_sandbox.model import Role
+from achieveit_sandbox.rules import SandboxBehaviour
 from achieveit_sandbox.seed import generate_plan, load_example_organisation, load_fixture
-from achieveit_sandbox.server import SandboxBehaviour, SandboxServer
+from achieveit_sandbox.server import SandboxServer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

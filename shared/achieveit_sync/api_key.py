@@ -13,7 +13,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any, Protocol
 
-from achieveit_sync.errors import ConfigurationError
+from achieveit_sync.errors import AchieveItSyncError, ConfigurationError, SecretUnavailableError
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -188,10 +188,7 @@ class SecretsManagerApiKey:
                 force_fetch=force or self._unusable,
             )
         except GetParameterError as exc:
-            # The provider's message carries the AWS error (never the value).
-            raise ConfigurationError(
-                f"cannot read the API key secret '{self._secret_id}': {exc}"
-            ) from exc
+            raise _secret_failure(self._secret_id, exc) from exc
         self._unusable = True
         text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
         key_text = _key_from_secret_text(text, self._secret_id)
@@ -211,6 +208,51 @@ class SecretsManagerApiKey:
 
     def __repr__(self) -> str:
         return f"SecretsManagerApiKey(secret_id={self._secret_id!r})"
+
+
+_AWS_FAILING_CODES = frozenset(
+    {"ThrottlingException", "InternalServiceError", "InternalFailure", "ServiceUnavailable"}
+)
+
+
+def _secret_failure(secret_id: str, exc: Exception) -> AchieveItSyncError:
+    """What reading the secret failed on, in our terms: Powertools wraps every error in a
+    ``GetParameterError`` whose message carries the AWS error (never the value); the
+    original is its context. Missing credentials are for the user to fix (configuration);
+    an unreachable or failing Secrets Manager is for a later run (unavailable)."""
+    from botocore.exceptions import (
+        ClientError,
+        HTTPClientError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
+    from botocore.exceptions import ConnectionError as AwsConnectionError
+
+    cause = exc.__cause__ or exc.__context__
+    reading = f"cannot read the API key secret '{secret_id}'"
+    if isinstance(cause, NoCredentialsError | PartialCredentialsError | ProfileNotFound):
+        return ConfigurationError(
+            f"{reading}: no usable AWS credentials ({cause}); set AWS_PROFILE, or "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or give the key itself in "
+            "ACHIEVEIT_API_KEY)"
+        )
+    if isinstance(cause, NoRegionError):
+        return ConfigurationError(f"{reading}: no AWS region; set AWS_REGION, or give the ARN")
+    if isinstance(cause, AwsConnectionError | HTTPClientError):
+        return SecretUnavailableError(
+            f"{reading}: Secrets Manager cannot be reached ({cause}); check the network "
+            "and the region, then run again"
+        )
+    if isinstance(cause, ClientError):
+        code = cause.response.get("Error", {}).get("Code", "")
+        status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _AWS_FAILING_CODES or status >= 500:
+            return SecretUnavailableError(
+                f"{reading}: Secrets Manager is failing ({code or status}); run again later"
+            )
+    return ConfigurationError(f"{reading}: {exc}")
 
 
 def _key_from_secret_text(text: str, secret_id: str) -> str:

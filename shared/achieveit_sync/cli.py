@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -29,7 +30,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from achieveit_sync import __version__
-from achieveit_sync.errors import ApiError, ConfigurationError, TransportSecurityError
+from achieveit_sync.errors import (
+    ApiError,
+    ConfigurationError,
+    SecretUnavailableError,
+    TransportSecurityError,
+)
 from achieveit_sync.ingest.report import FileReport, FileStatus, StopReason
 from achieveit_sync.ingest.summary import plural
 from achieveit_sync.settings import CliSettings, api_key_as_set, debug_requested
@@ -204,6 +210,8 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:  # noqa: PLR0911 - 
         if code in ("NoSuchBucket", "NoSuchKey", "404"):
             return f"{message}; check the bucket and key", EXIT_USAGE
         return message, EXIT_SERVICE
+    if isinstance(exc, SecretUnavailableError):
+        return str(exc), EXIT_SERVICE
     if isinstance(exc, TransportSecurityError):
         hint = ""
         if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc):
@@ -302,13 +310,15 @@ def _build_parser() -> argparse.ArgumentParser:
     publish.add_argument(
         "--restart",
         action="store_true",
-        help="forget what earlier runs of this file sent, and send every row again",
+        help="send every row again, even rows earlier runs sent to this server (forgets "
+        "this file's progress)",
     )
     publish.add_argument(
         "--state-dir",
         type=Path,
         metavar="DIR",
-        help="where progress is recorded (default: ACHIEVEIT_SYNC_STATE_DIR, else "
+        help="where progress and the rows sent are recorded (default: "
+        "ACHIEVEIT_SYNC_STATE_DIR, else "
         "~/.local/state/achieveit-sync)",
     )
 
@@ -488,11 +498,11 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
     sending: _Sending | None = None
     if client is not None:
         try:
-            sending = _Sending.prepare(args, path, client.destination(), cli_settings)
+            sending = _Sending.prepare(args, path, client.base_url, cli_settings)
         except BaseException:
             client.close()
             raise
-        # This content, sent to this organisation with this key: what progress belongs to.
+        # This content, sent to this server: what progress belongs to (whatever the key).
         source = replace(source, file_id=sending.file_id)
     progress = _PublishProgress(sys.stderr) if client is not None else None
     with tempfile.TemporaryFile() as rejected, tempfile.TemporaryFile() as ambiguous:
@@ -503,6 +513,7 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
                 rejected_sink=rejected if outputs.rejected is not None else None,
                 ambiguous_sink=ambiguous if outputs.ambiguous is not None else None,
                 checkpoints=sending.checkpoints if sending is not None else None,
+                sent_rows=sending.sent_rows if sending is not None else None,
                 options=options,
                 on_progress=progress.update if progress else None,
             )
@@ -511,24 +522,29 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
                 progress.clear()
             if client is not None:
                 client.close()
-        if sending is not None:
-            sending.remember(report)
-        outputs.write(report, rejected, ambiguous)
+        outputs, unwritten = outputs.write(report, rejected, ambiguous)
+    code = _exit_code(report)
+    if unwritten and code in (EXIT_OK, EXIT_DATA):
+        code = EXIT_USAGE  # a script must see that a file it asked for is missing
     if args.output_format == "json":
         sys.stdout.write(report.to_json().decode() + "\n")
-        return _exit_code(report)
-    settled_earlier = (
-        sending is not None
-        and report.rows_settled_this_run == 0
-        and report.counts.valid > 0
-        and report.status in _FINISHED
-    )
-    sys.stdout.write(
-        _text_report(report, outputs.rejected, outputs.ambiguous, settled_earlier=settled_earlier)
-    )
-    if getattr(args, "dry_run", False) and report.counts.valid and not report.file_error:
-        sys.stdout.write(_dry_run_text(source, options))
-    return _exit_code(report)
+    else:
+        settled_earlier = (
+            sending is not None
+            and report.rows_settled_this_run == 0
+            and report.counts.valid > 0
+            and report.status in _FINISHED
+        )
+        sys.stdout.write(
+            _text_report(
+                report, outputs.rejected, outputs.ambiguous, settled_earlier=settled_earlier
+            )
+        )
+        if getattr(args, "dry_run", False) and report.counts.valid and not report.file_error:
+            sys.stdout.write(_dry_run_text(source, options))
+    for failure in unwritten:
+        print(f"achieveit-sync: {failure}", file=sys.stderr)
+    return code
 
 
 def _source_and_options(
@@ -573,79 +589,67 @@ class _RowFiles:
                 _check_rows_out(option, target, source)
         return files
 
-    def write(self, report: FileReport, rejected: IO[bytes], ambiguous: IO[bytes]) -> None:
+    def write(
+        self, report: FileReport, rejected: IO[bytes], ambiguous: IO[bytes]
+    ) -> tuple[_RowFiles, list[str]]:
+        """Each file that has rows: the files written, and why any could not be (also a
+        warning in the report, whose rows were sent by then)."""
+        written, failures = self, []
         for option, rows, spool, target in (
             ("--rejected-out", report.counts.rejected, rejected, self.rejected),
             ("--ambiguous-out", report.counts.ambiguous, ambiguous, self.ambiguous),
         ):
             if target is not None and rows:
                 spool.seek(0)
-                _write_rows(option, spool, target)
+                failure = _write_rows(option, spool, target)
+                if failure is not None:
+                    report.warnings.append(failure)
+                    failures.append(failure)
+                    field = "rejected" if option == "--rejected-out" else "ambiguous"
+                    written = replace(written, **{field: None})
+        return written, failures
 
 
 @dataclass
 class _Sending:
-    """What ``publish`` keeps on disk about a file it sends: its progress (to resume), and
-    which content it last published from the path (to ask before sending an edited file)."""
+    """What ``publish`` keeps on disk about what it sends to one server: each file's
+    progress (to resume where a run stopped), and every row sent (so that an edited file,
+    a copy, or next week's file never sends a row twice)."""
 
-    path: Path
-    destination: str
+    base_url: str
     content_sha256: str
     checkpoints: Any
-    published: Any
+    sent_rows: Any
 
     @property
     def file_id(self) -> str:
-        return f"{self.content_sha256}|{self.destination}"
+        return f"{self.content_sha256}|{self.base_url}"
 
     @classmethod
     def prepare(
-        cls, args: argparse.Namespace, path: Path, destination: str, settings: CliSettings
+        cls, args: argparse.Namespace, path: Path, base_url: str, settings: CliSettings
     ) -> _Sending:
-        from achieveit_sync.ingest.checkpoints import FileCheckpoints, PublishedPaths
+        from achieveit_sync.ingest.checkpoints import FileCheckpoints
+        from achieveit_sync.ingest.sent_rows import SentLedger
 
         state_dir = _usable_state_dir(args.state_dir or settings.state_dir, args.state_dir)
+        try:
+            sent_rows = SentLedger(state_dir / "sent", base_url, send_again=args.restart)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"the record of rows sent earlier, in {state_dir / 'sent'}, cannot be read "
+                f"({exc.strerror or exc}); fix its permissions, or give another --state-dir "
+                "(rows sent from the old one would then be sent again)"
+            ) from None
         sending = cls(
-            path=path,
-            destination=destination,
+            base_url=base_url,
             content_sha256=_content_sha256(path),
             checkpoints=FileCheckpoints(state_dir / "checkpoints"),
-            published=PublishedPaths(state_dir / "published"),
+            sent_rows=sent_rows,
         )
-        earlier = sending.published.earlier(path, destination)
         if args.restart:
             sending.checkpoints.forget(sending.file_id)
-        elif earlier is not None and earlier.content_sha256 != sending.content_sha256:
-            raise ConfigurationError(
-                f"{path} has changed since {plural(earlier.rows_published, 'row')} of it "
-                f"{'was' if earlier.rows_published == 1 else 'were'} published on "
-                f"{earlier.published_at}: publishing it again sends every valid row again, "
-                "and AchieveIt may record each twice. To send only fixed rows, publish the "
-                "file --rejected-out wrote; to send this whole file again, add --restart"
-            )
         return sending
-
-    def remember(self, report: FileReport) -> None:
-        """Once anything of this content was settled: this path last published it."""
-        from achieveit_sync.ingest.checkpoints import EarlierPublish
-
-        if report.rows_settled_this_run == 0:
-            return
-        try:
-            self.published.record(
-                self.path,
-                self.destination,
-                EarlierPublish(
-                    content_sha256=self.content_sha256,
-                    published_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                    rows_published=report.counts.published,
-                ),
-            )
-        except OSError as exc:  # the rows were sent; only the guard for next time is lost
-            report.warnings.append(
-                f"could not record that this file was published ({exc.strerror or exc}); "
-                "a changed copy at this path will not be asked about"
-            )
 
 
 def _usable_state_dir(state_dir: Path, given: Path | None) -> Path:
@@ -682,6 +686,8 @@ def _check_input(path: Path) -> None:
 
 
 def _check_rows_out(option: str, target: Path, source: Path) -> None:
+    """Refuse, before anything is sent, a place the rows could not be written to: found
+    only afterwards, the rows would be published and their list lost."""
     if target.is_dir():
         raise ConfigurationError(f"{option} {target} is a folder; give a file name")
     if target.exists() and target.resolve() == source.resolve():
@@ -689,26 +695,50 @@ def _check_rows_out(option: str, target: Path, source: Path) -> None:
             f"{option} {target} is the input file itself: writing it would destroy the "
             "input; give another name"
         )
+    if target.parent.exists() and not target.parent.is_dir():
+        raise ConfigurationError(
+            f"{option} {target}: {target.parent} is a file, not a folder; give a path in a folder"
+        )
     if not target.parent.is_dir():
         raise ConfigurationError(f"{option} {target}: the folder {target.parent} is missing")
+    if target.exists() and not target.is_file():
+        return  # a device or a pipe (/dev/stdout): written to directly
+    try:
+        tempfile.NamedTemporaryFile(dir=target.parent, prefix=".probe-").close()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{option} {target}: the folder {target.parent} cannot be written to "
+            f"({exc.strerror or exc}); give a writable place. Nothing was sent"
+        ) from None
 
 
-def _write_rows(option: str, rows: IO[bytes], target: Path) -> None:
+def _write_rows(option: str, rows: IO[bytes], target: Path) -> str | None:
     """Into ``target`` whole or not at all: a regular file is written beside it and renamed;
-    a device or pipe (``/dev/stdout``) is written to directly."""
+    a device or pipe (``/dev/stdout``) is written to directly. Returns why it failed (the
+    rows may have been published by then: the run's report still has to be shown)."""
     try:
         if target.exists() and not target.is_file():
             with target.open("wb") as handle:
                 shutil.copyfileobj(rows, handle)
-            return
+            return None
+        mode = target.stat().st_mode & 0o777 if target.exists() else _new_file_mode()
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".partial") as out:
             shutil.copyfileobj(rows, out)
+        # NamedTemporaryFile creates 0600: give the file what any new file would get.
+        Path(out.name).chmod(mode)
         Path(out.name).replace(target)
     except OSError as exc:
-        raise ConfigurationError(
+        return (
             f"{option} {target}: the rows could not be written ({exc.strerror or exc}); "
-            "nothing else was affected"
-        ) from None
+            "they are listed in this report (--format json has every one)"
+        )
+    return None
+
+
+def _new_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _exit_code(report: FileReport) -> int:
@@ -768,7 +798,9 @@ def _text_report(
 ) -> str:
     counts = report.counts
     headline = report.full_headline()
-    if settled_earlier:
+    if settled_earlier and counts.sent_earlier:
+        headline = f"nothing sent now: {headline}"
+    elif settled_earlier:
         headline = (
             f"nothing sent now: an earlier run of this command sent this file ({headline}); "
             "--restart sends it again"
@@ -860,7 +892,7 @@ class _PublishProgress:
 
     def update(self, report: FileReport) -> None:
         counts = report.counts
-        done = counts.published + counts.rejected_by_api + counts.ambiguous
+        done = counts.published + counts.rejected_by_api + counts.ambiguous + counts.sent_earlier
         self._line.show("sending", done, counts.valid)
 
     def clear(self) -> None:

@@ -205,10 +205,6 @@ class AchieveItClient:
     def base_url(self) -> str:
         return self._settings.base_url
 
-    def destination(self) -> str:
-        """Where updates go: the base URL and the key's fingerprint (reads the key)."""
-        return f"{self._settings.base_url}|{self._api_key.current().fingerprint()}"
-
     def scrub(self, text: str) -> str:
         """``text`` without the key this client last used, in any encoding (for messages
         built from arbitrary errors)."""

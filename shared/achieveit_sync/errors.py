@@ -25,6 +25,11 @@ class ConfigurationError(AchieveItSyncError):
     """A setting is missing or invalid; the message names it and says what is expected."""
 
 
+class SecretUnavailableError(AchieveItSyncError):
+    """Secrets Manager could not be reached, or failed (throttled, 5xx), while reading the
+    API key: the key itself may be fine, and a later run may succeed."""
+
+
 class ApiError(AchieveItSyncError):
     """A call to the AchieveIt API failed.
 

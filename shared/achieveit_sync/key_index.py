@@ -29,6 +29,10 @@ class SeenKeys:
     def __len__(self) -> int:
         return self._count
 
+    def __contains__(self, key: int) -> bool:
+        hashes = self._hashes.get(key & self._mask)
+        return hashes is not None and key in hashes
+
     def remember(self, key: int, position: int) -> bool:
         """True (and ``position`` remembered) the first time ``key`` is seen; else False."""
         bucket = key & self._mask

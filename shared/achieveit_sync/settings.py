@@ -138,8 +138,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         ("ACHIEVEIT_SYNC_STATE_DIR",),
         "CLI",
-        "where `publish` records its progress and which content it published from each "
-        "path (`$XDG_STATE_HOME/achieveit-sync`, else `~/.local/state/achieveit-sync`)",
+        "where `publish` records its progress and the rows it sent to each server, so "
+        "none is sent twice (`$XDG_STATE_HOME/achieveit-sync`, else "
+        "`~/.local/state/achieveit-sync`)",
     ),
     Variable(
         ("ACHIEVEIT_SYNC_DEBUG",),
@@ -503,7 +504,17 @@ def normalise_base_url(url: str) -> str:
             f"{ENV_BASE_URL} must be a plain origin such as {COMMERCIAL_BASE_URL}, without "
             "credentials, query or fragment"
         )
-    return f"https://{parts.netloc}{parts.path.rstrip('/')}"
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigurationError(
+            f"{ENV_BASE_URL} has a port that is not a number: '{url}'"
+        ) from None
+    # One spelling per server: what the CLI recorded as sent is found again whichever way
+    # the URL is written (host case, the default port, a trailing slash).
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    origin = host if port in (None, 443) else f"{host}:{port}"
+    return f"https://{origin}{parts.path.rstrip('/')}"
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ def test_an_excel_csv_is_published_reported_and_archived(
         "skippedBlank": 1,
         "skippedUntouched": 0,
         "ambiguous": 0,
+        "sentEarlier": 0,
         "notSent": 0,
     }
     assert report["encoding"] == "UTF-8 with BOM"

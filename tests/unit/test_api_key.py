@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import pickle
 
+import boto3
 import pytest
-from achieveit_sync.api_key import ApiKey, StaticApiKey, _key_from_secret_text
-from achieveit_sync.errors import ConfigurationError
+from achieveit_sync.api_key import ApiKey, SecretsManagerApiKey, StaticApiKey
+from achieveit_sync.errors import ConfigurationError, SecretUnavailableError
+from botocore.stub import Stubber
 
 from tests.conftest import RECOGNISABLE_KEY
 
@@ -56,9 +58,32 @@ def test_surrounding_white_space_from_a_pasted_key_is_dropped() -> None:
     assert ApiKey(f"  {RECOGNISABLE_KEY}\n").reveal() == RECOGNISABLE_KEY
 
 
+def _secret_holding(
+    text: str | None, *, error: str = "", status: int = 400
+) -> SecretsManagerApiKey:
+    """The key provider over a Secrets Manager client whose answer is stubbed (no network)."""
+    client = boto3.client(
+        "secretsmanager",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    stubber = Stubber(client)
+    if error:
+        stubber.add_client_error("get_secret_value", error, http_status_code=status)
+    else:
+        stubber.add_response(
+            "get_secret_value",
+            {"Name": "prod/achieveit", "SecretString": text, "VersionId": "v" * 32},
+        )
+    stubber.activate()
+    return SecretsManagerApiKey("prod/achieveit", secrets_client=client)
+
+
 def test_a_secret_holds_the_key_as_plain_text_or_as_json() -> None:
-    assert _key_from_secret_text("plain-key\n", "s") == "plain-key"
-    assert _key_from_secret_text('{"apiKey": "json-key", "note": "x"}', "s") == "json-key"
+    assert _secret_holding("plain-key\n").current().reveal() == "plain-key"
+    holding_json = _secret_holding('{"apiKey": "json-key", "note": "x"}')
+    assert holding_json.current().reveal() == "json-key"
 
 
 @pytest.mark.parametrize(
@@ -67,7 +92,22 @@ def test_a_secret_holds_the_key_as_plain_text_or_as_json() -> None:
 )
 def test_a_malformed_json_secret_is_explained_without_its_content(text: str) -> None:
     with pytest.raises(ConfigurationError) as error:
-        _key_from_secret_text(text, "prod/achieveit")
+        _secret_holding(text).current()
 
     assert "prod/achieveit" in str(error.value)
     assert "SECRETVALUE" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [("ThrottlingException", 400), ("InternalServiceError", 500), ("SomethingNew", 503)],
+)
+def test_a_failing_secrets_manager_is_for_a_later_run(error: str, status: int) -> None:
+    with pytest.raises(SecretUnavailableError, match="run again later"):
+        _secret_holding(None, error=error, status=status).current()
+
+
+@pytest.mark.parametrize("error", ["ResourceNotFoundException", "AccessDeniedException"])
+def test_a_missing_or_forbidden_secret_is_for_the_user_to_fix(error: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"cannot read the API key secret.*{error}"):
+        _secret_holding(None, error=error).current()

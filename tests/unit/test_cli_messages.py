@@ -65,3 +65,29 @@ def test_debug_shows_a_trace_a_record_carries_as_a_field(monkeypatch: pytest.Mon
     record.traceback = "Traceback (most recent call last):\n  File x\nValueError: y"
 
     assert OneLineFormatter().format(record).endswith("ValueError: y")
+
+
+class _CtrlCWhileImporting:
+    """A meta-path finder that raises KeyboardInterrupt when the command module is imported,
+    as Ctrl-C does when pressed while boto3 and Powertools are still loading."""
+
+    def find_spec(self, name: str, path: object, target: object = None) -> None:
+        if name == "achieveit_sync.cli":
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_the_command_is_still_importing_ends_quietly_with_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from achieveit_sync.console import run
+
+    monkeypatch.delitem(sys.modules, "achieveit_sync.cli")
+    monkeypatch.setattr(sys, "meta_path", [_CtrlCWhileImporting(), *sys.meta_path])
+
+    with pytest.raises(SystemExit) as stopped:
+        run()
+
+    assert stopped.value.code == 130
+    err = capsys.readouterr().err
+    assert err == "\nachieveit-sync: interrupted before anything was done\n"
+    assert "Traceback" not in err

@@ -10,7 +10,7 @@ from achieveit_sync.ingest.pipeline import FileSource, ingest_file
 from achieveit_sync.ingest.reading import open_records
 from achieveit_sync.ingest.report import FileReport, FileStatus
 from achieveit_sync.ingest.summary import RejectionSummary
-from achieveit_sync.ingest.validation import RejectedRow, Validator
+from achieveit_sync.ingest.validation import RejectedRow, Validator, ValidRow
 from achieveit_sync.updates import UpdateKind
 
 
@@ -77,6 +77,45 @@ def test_a_year_no_plan_has_is_refused_not_sent(written: str) -> None:
     [(field, reason)] = rejected(report)[2]
     assert field == "asOfDate"
     assert "outside 1900 to 2199" in reason
+
+
+def test_excel_us_date_times_keep_their_date_and_a_time_that_is_no_time_is_refused() -> None:
+    content = (
+        "External ID,Status,As Of Date\n"
+        "A-1,On Track,11/30/2026 0:00\n"  # a date column formatted m/d/yyyy h:mm
+        "A-2,On Track,12/1/2026 5:15 PM\n"
+        "A-3,On Track,12/2/2026 25:00\n"
+    )
+    results = list(
+        Validator(UpdateKind.PROGRESS).validate(
+            open_records(io.BytesIO(content.encode()), "excel.csv").records
+        )
+    )
+
+    dates = [r.update.as_of_date.isoformat() for r in results if isinstance(r, ValidRow)]
+    assert dates == ["2026-11-30", "2026-12-01"]
+    [refused] = [r for r in results if isinstance(r, RejectedRow)]
+    assert refused.line == 4
+    assert refused.problems[0].reason == "has a time that is not a time of day"
+    assert "write the date alone: 12/2/2026" in refused.problems[0].hint
+
+
+def test_day_first_dates_with_dashes_or_dots_say_which_date_to_write() -> None:
+    report = validated(
+        "europe.csv",
+        "External ID,Status,As Of Date\n"
+        "A-1,On Track,30-11-2026\n"
+        "A-2,On Track,30.11.2026\n"
+        "A-3,On Track,05.11.2026\n",  # reads either way
+    )
+
+    hints = [(r["line"], r["hint"]) for r in report.as_dict()["rejections"]]
+    assert hints[0] == (2, "write 2026-11-30 (ISO) or 11/30/2026 (US)")
+    assert hints[1] == (3, "write 2026-11-30 (ISO) or 11/30/2026 (US)")
+    assert hints[2] == (
+        4,
+        "write the ISO date: 2026-11-05 if the day comes first, 2026-05-11 if the month does",
+    )
 
 
 # -- numbers ------------------------------------------------------------------------------

@@ -49,9 +49,11 @@ class PartRecord:
     requests: list[dict[str, Any]] = field(default_factory=list)
     batch_size: int = 0
     """The batch size the parts were cut with (0: written before it was recorded)."""
+    sent_earlier_lines: list[int] = field(default_factory=list)
+    """Rows not sent because an earlier run sent the same row (the CLI's ledger)."""
 
     def settled_lines(self) -> set[int]:
-        return {*self.accepted_lines, *self.refused, *self.ambiguous}
+        return {*self.accepted_lines, *self.refused, *self.ambiguous, *self.sent_earlier_lines}
 
     def to_json(self) -> str:
         """Lines are grouped under their message or request, which repeat: a part of 500
@@ -80,6 +82,7 @@ class PartRecord:
                 "inFlight": self.in_flight,
                 "inFlightRequest": self.in_flight_request,
                 "requests": requests,
+                "sentEarlierLines": self.sent_earlier_lines,
             },
             ensure_ascii=True,  # the length checked is then the size stored
         )
@@ -105,6 +108,7 @@ class PartRecord:
             in_flight_request=document["inFlightRequest"],
             requests=list(document["requests"]),
             batch_size=int(document.get("batchSize", 0)),
+            sent_earlier_lines=list(document.get("sentEarlierLines", [])),
         )
 
 
@@ -180,59 +184,6 @@ class FileCheckpoints:
         folder = self.folder(file_id)
         for path in folder.glob("part-*") if folder.is_dir() else ():
             path.unlink()
-
-
-@dataclass(frozen=True)
-class EarlierPublish:
-    """What the command line last published from one path to one destination."""
-
-    content_sha256: str
-    published_at: str
-    rows_published: int
-
-
-class PublishedPaths:
-    """Which content the command line last published from each path, to each destination
-    (base URL and key). A file edited in place and published again would send its rows a
-    second time, and AchieveIt may record each twice: ``publish`` asks first.
-
-    One small JSON file per (path, destination), named by a digest of both; the key itself
-    is never written (only its fingerprint, inside the digest)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def _entry(self, path: Path, destination: str) -> Path:
-        name = f"{path.resolve()}|{destination}".encode("utf-8", "surrogatepass")
-        return self.root / f"{hashlib.sha256(name).hexdigest()[:32]}.json"
-
-    def earlier(self, path: Path, destination: str) -> EarlierPublish | None:
-        try:
-            document = json.loads(self._entry(path, destination).read_text("utf-8"))
-            return EarlierPublish(
-                content_sha256=str(document["contentSha256"]),
-                published_at=str(document["publishedAt"]),
-                rows_published=int(document["rowsPublished"]),
-            )
-        except (OSError, ValueError, KeyError, TypeError):  # none, or unreadable: no guard
-            return None
-
-    def record(self, path: Path, destination: str, earlier: EarlierPublish) -> None:
-        entry = self._entry(path, destination)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        partial = entry.with_suffix(".partial")
-        partial.write_text(
-            json.dumps(
-                {
-                    "path": str(path.resolve()),
-                    "contentSha256": earlier.content_sha256,
-                    "publishedAt": earlier.published_at,
-                    "rowsPublished": earlier.rows_published,
-                }
-            ),
-            "utf-8",
-        )
-        partial.replace(entry)
 
 
 class DynamoDbCheckpoints:

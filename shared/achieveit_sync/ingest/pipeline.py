@@ -49,6 +49,7 @@ from achieveit_sync.ingest.validation import (
 from achieveit_sync.updates import BodyFormat, UpdateKind, encode_updates
 
 if TYPE_CHECKING:
+    from achieveit_sync.ingest.sent_rows import SentRows
     from achieveit_sync.storage import ByteSource
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def ingest_file(
     rejected_sink: IO[bytes] | None = None,
     ambiguous_sink: IO[bytes] | None = None,
     checkpoints: CheckpointStore | None = None,
+    sent_rows: SentRows | None = None,
     options: IngestOptions | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     on_progress: Callable[[FileReport], None] | None = None,
@@ -106,7 +108,8 @@ def ingest_file(
     Without a client nothing is sent (``validate``, ``publish --dry-run``). ``should_stop``
     is asked before each part and while validating: when it says yes (the Lambda is running
     out of time) the run stops cleanly with status ``in_progress`` and a later run resumes
-    from the checkpoints.
+    from the checkpoints. ``sent_rows`` (the CLI's ledger): rows found there are not sent
+    again but counted as sent earlier, and rows sent now are added to it.
 
     Whatever happens, a report comes back: an unexpected error (a bug, AWS failing) ends
     the run with status ``failed``, stop reason ``error`` and the error's type and a safe
@@ -124,6 +127,7 @@ def ingest_file(
         ),
         client=client,
         checkpoints=checkpoints or InMemoryCheckpoints(),
+        sent_rows=sent_rows,
         options=options,
         should_stop=should_stop,
         on_progress=on_progress,
@@ -149,6 +153,7 @@ class PublishingRun:
     report: FileReport
     client: AchieveItClient | None
     checkpoints: CheckpointStore
+    sent_rows: SentRows | None
     options: IngestOptions
     should_stop: Callable[[], bool]
     on_progress: Callable[[FileReport], None] | None
@@ -298,6 +303,7 @@ def _publish(run: PublishingRun, client: AchieveItClient) -> None:
         - report.counts.published
         - report.counts.rejected_by_api
         - report.counts.ambiguous
+        - report.counts.sent_earlier
     )
     if stop_status is not None:
         report.status = stop_status
@@ -346,6 +352,9 @@ def _publish_parts(
         if stop_status is None and not record.complete:
             settled = record.settled_lines()
             pending = [row for row in rows if row.line not in settled]
+            sent_earlier = _skip_sent_earlier(run.sent_rows, record, pending)
+            if sent_earlier:
+                pending = [row for row in pending if row.line not in sent_earlier]
             if pending and run.should_stop():
                 stop_status = FileStatus.IN_PROGRESS
                 report.stop_reason = StopReason.TIME
@@ -353,7 +362,7 @@ def _publish_parts(
                     f"stopped before part {part_number} to finish within the time limit; "
                     "the next run continues from there"
                 )
-            elif pending:
+            elif pending or sent_earlier:
                 try:
                     publisher.publish(record, pending)
                 except StopPublishingError as exc:
@@ -362,6 +371,8 @@ def _publish_parts(
                         StopReason.API_UNAVAILABLE if exc.retry_later else StopReason.API_REFUSED
                     )
                     report.file_error = {"reason": str(exc), "hint": exc.hint}
+                finally:
+                    _remember_sent(run.sent_rows, record, pending)
         _fold_part(report, record)
         if run.on_progress is not None:
             run.on_progress(report)
@@ -380,6 +391,29 @@ def _parts(
                 part = []
     if part:
         yield part
+
+
+def _skip_sent_earlier(
+    sent_rows: SentRows | None, record: PartRecord, pending: list[ValidRow]
+) -> set[int]:
+    """The lines of ``pending`` an earlier run already sent, now settled as sent earlier."""
+    if sent_rows is None:
+        return set()
+    lines = {row.line for row in pending if row in sent_rows}
+    record.sent_earlier_lines.extend(sorted(lines))
+    return lines
+
+
+def _remember_sent(sent_rows: SentRows | None, record: PartRecord, sent: list[ValidRow]) -> None:
+    """Rows AchieveIt accepted or may have applied go into the ledger; refused rows do not
+    (sent again once their cause is fixed), nor rows never sent (a stop mid-part)."""
+    if sent_rows is None or not sent:
+        return
+    if record.complete:
+        sent_rows.add(row for row in sent if row.line not in record.refused)
+    else:
+        applied = {*record.accepted_lines, *record.ambiguous}
+        sent_rows.add(row for row in sent if row.line in applied)
 
 
 def _settle_interrupted(record: PartRecord, checkpoints: CheckpointStore, file_id: str) -> None:
@@ -401,6 +435,7 @@ def _fold_part(report: FileReport, record: PartRecord) -> None:
     for _ in record.refused:
         report.count_rejection(by_api=True)
     report.counts.ambiguous += len(record.ambiguous)
+    report.counts.sent_earlier += len(record.sent_earlier_lines)
 
 
 def _list_rejected_and_ambiguous(
@@ -528,7 +563,7 @@ def _fail_unexpectedly(report: FileReport, exc: Exception, scrub: Callable[[str]
     report.stop_reason = StopReason.ERROR
     report.file_error = {
         "reason": f"an unexpected error stopped the run ({message[:300]})",
-        "hint": "handle the file again once the cause is fixed: rows already settled are "
+        "hint": "send the file again once the cause is fixed: rows already settled are "
         "not sent again",
         "errorType": type(exc).__name__,
         "message": message[:300],

@@ -25,6 +25,7 @@ from achieveit_sync.errors import (
     NotFoundError,
     PermanentApiError,
     RetryableApiError,
+    SecretUnavailableError,
     TransportSecurityError,
 )
 from achieveit_sync.ingest.checkpoints import CheckpointStore, PartRecord
@@ -45,9 +46,10 @@ class StopPublishingError(AchieveItSyncError):
     def __init__(self, message: str, *, retry_later: bool, hint: str = "") -> None:
         self.retry_later = retry_later
         self.hint = hint or (
-            "the run resumes from where it stopped"
+            "the next attempt resumes where this one stopped: rows already answered are "
+            "not sent again"
             if retry_later
-            else "fix the cause (API key, access, base URL), then handle the file again: rows "
+            else "fix the cause (API key, access, base URL), then send the file again: rows "
             "already accepted are not sent again"
         )
         super().__init__(message)
@@ -59,11 +61,11 @@ def _hint_for(exc: ApiError) -> str:
         return (
             "the server's certificate is not trusted, or it offers TLS below 1.2: a server "
             "with a private CA (such as the sandbox) needs ACHIEVEIT_CA_BUNDLE set to its CA "
-            "certificate; then handle the file again"
+            "certificate; then send the file again"
         )
     if isinstance(exc, AuthenticationError):
         return (
-            "set or rotate the API key, then handle the file again: rows already accepted are "
+            "set or rotate the API key, then send the file again: rows already accepted are "
             "not sent again"
         )
     if isinstance(exc, NotFoundError):
@@ -130,9 +132,13 @@ class PartPublisher:
             raise StopPublishingError(
                 str(exc),
                 retry_later=False,
-                hint="fix the setting or secret named above, then handle the file again: "
+                hint="fix the setting or secret named above, then send the file again: "
                 "rows already settled are not sent again",
             ) from exc
+        except SecretUnavailableError as exc:
+            # Secrets Manager did not answer: nothing was sent; a later attempt may succeed.
+            self._clear_in_flight(record)
+            raise StopPublishingError(str(exc), retry_later=True) from exc
         except AmbiguousDeliveryError as exc:
             # Recorded before the checkpoint clears "in flight": a crash in between must
             # leave these rows ambiguous, never unsettled (which would re-send them).

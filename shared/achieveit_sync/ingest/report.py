@@ -109,6 +109,8 @@ class Counts:
     skipped_untouched: int = 0
     """Upload-template rows with nothing filled in (not data rows)."""
     ambiguous: int = 0
+    sent_earlier: int = 0
+    """Valid rows not sent because an earlier run sent the same row (the CLI's ledger)."""
     not_sent: int = 0
 
     @classmethod
@@ -121,18 +123,7 @@ class Counts:
         return cls(**values)
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            "rowsRead": self.rows_read,
-            "valid": self.valid,
-            "published": self.published,
-            "rejected": self.rejected,
-            "rejectedByValidation": self.rejected_by_validation,
-            "rejectedByApi": self.rejected_by_api,
-            "skippedBlank": self.skipped_blank,
-            "skippedUntouched": self.skipped_untouched,
-            "ambiguous": self.ambiguous,
-            "notSent": self.not_sent,
-        }
+        return {key: getattr(self, name) for name, key in _COUNT_KEYS.items()}
 
 
 @dataclass
@@ -226,6 +217,14 @@ class FileReport:
             else ""
         )
         published = f"{plural(counts.published, 'row')} published"
+        earlier = (
+            f"{plural(counts.sent_earlier, 'row')} already sent by an earlier run (not sent "
+            "again; --restart sends them)"
+            if counts.sent_earlier
+            else ""
+        )
+        if earlier:  # "0 rows published" says nothing next to it
+            published = ", ".join(p for p in (published if counts.published else "", earlier) if p)
         if self.status is FileStatus.FAILED:
             reason = (self.file_error or {}).get("reason", "")
             done = ", ".join(p for p in (published if counts.published else "", rejected) if p)
@@ -241,7 +240,7 @@ class FileReport:
                 f" ({why})" if why else ""
             )
         if self.status is FileStatus.COMPLETED:
-            return f"{plural(counts.published, 'row')} published, none rejected"
+            return f"{published}, none rejected"
         return ", ".join(p for p in (published, ambiguous, rejected) if p)
 
     def full_headline(self) -> str:
@@ -316,6 +315,7 @@ _COUNT_KEYS = {
     "skipped_blank": "skippedBlank",
     "skipped_untouched": "skippedUntouched",
     "ambiguous": "ambiguous",
+    "sent_earlier": "sentEarlier",
     "not_sent": "notSent",
 }
 

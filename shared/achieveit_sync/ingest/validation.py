@@ -82,6 +82,11 @@ _SPACED_THOUSANDS = re.compile("[+-]?\\d{1,3}(?:[ \u00a0\u202f]\\d{3})+(?:[.,]\\
 _TYPOGRAPHIC_MINUS = ("\u2212", "\u2013", "\u2012", "\ufe63", "\uff0d")
 _US_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})", re.ASCII)
 _ISO_DATE_PREFIX = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:$|[T ])", re.ASCII)
+_US_DATE_TIME = re.compile(
+    r"(\d{1,2}/\d{1,2}/\d{4}) +(\d{1,2}):(\d{2})(?::(\d{2}))?(?: *([AaPp][Mm]))?", re.ASCII
+)
+"""A US date with a time, as Excel writes a date column formatted m/d/yyyy h:mm."""
+_DASHED_OR_DOTTED_DATE = re.compile(r"(\d{1,2})([-.])(\d{1,2})\2(\d{4})", re.ASCII)
 _STATUS_HINTS = {
     "cancelled": "AchieveIt spells it 'Canceled' (one l)",
     "complete": "did you mean 'Achieved'?",
@@ -313,7 +318,7 @@ class Validator:
         template row."""
         if record.problem is not None:
             if record.cells is not None:
-                hint = "fix the row's quotation marks and drop it again"
+                hint = "fix the row's quotation marks"
             elif record.fields is not None:
                 hint = "name each field once"
             else:
@@ -559,7 +564,8 @@ class Validator:
         raw_date = values.get(AS_OF_DATE)
         as_of_date = _as_of_date(raw_date, problems)
         if type(raw_date) is str and "/" in raw_date:
-            as_of_date = self._slash_date(raw_date.strip(), as_of_date, record.line, problems)
+            slash_date = _without_time(raw_date.strip())
+            as_of_date = self._slash_date(slash_date, as_of_date, record.line, problems)
         comment = _comment(values.get(COMMENT), problems)
         if problems or external_id is None or as_of_date is None:
             return RejectedRow(record.line, tuple(problems), record)
@@ -641,8 +647,7 @@ def _require_columns(kind: UpdateKind | None, named: set[str], kind_reason: str 
         raise FileLayoutError(
             f"the header has no {' or '.join(repr(name) for name in missing)} column, which "
             f"every {kind_text} update needs{why}; add the column (the documented columns "
-            f"are: {', '.join(documented)}), and "
-            "drop the file again"
+            f"are: {', '.join(documented)}), then send the file again"
         )
 
 
@@ -942,6 +947,14 @@ def _parse_date(text: str) -> date | tuple[str, str]:  # noqa: PLR0911 - one per
                     "write 2026-11-30 or 2026-11-30T17:00:00Z (only the date is used)",
                 )
         return _checked_date(year, month, day)
+    with_time = _US_DATE_TIME.fullmatch(text)
+    if with_time:
+        if not _valid_time(with_time):
+            return (
+                "has a time that is not a time of day",
+                f"write the date alone: {with_time[1]} (only the date is used)",
+            )
+        text = with_time[1]  # only the date is used, as with an ISO date-time
     us = _US_DATE.fullmatch(text)
     if us:
         month_text, day_text, year_text = us.groups()
@@ -958,6 +971,9 @@ def _parse_date(text: str) -> date | tuple[str, str]:  # noqa: PLR0911 - one per
                 f"(ISO) or {day:02d}/{month:02d}/{year}",
             )
         return _checked_date(year, month, day)
+    dashed = _DASHED_OR_DOTTED_DATE.fullmatch(text)
+    if dashed:
+        return _dashed_date_hint(int(dashed[1]), dashed[2], int(dashed[3]), int(dashed[4]))
     if text.isascii() and text.isdigit() and 20000 < int(text) < 80000:
         return (
             "looks like an Excel date serial number",
@@ -966,6 +982,42 @@ def _parse_date(text: str) -> date | tuple[str, str]:  # noqa: PLR0911 - one per
     return (
         "is not a date AchieveIt accepts",
         "write an ISO date (2026-11-30) or a US date (11/30/2026)",
+    )
+
+
+def _without_time(text: str) -> str:
+    """The date of a US date-time whose time is a time of day; any other text as it is."""
+    with_time = _US_DATE_TIME.fullmatch(text)
+    return with_time[1] if with_time and _valid_time(with_time) else text
+
+
+def _valid_time(match: re.Match[str]) -> bool:
+    hour, minute, second = int(match[2]), int(match[3]), int(match[4] or 0)
+    hours = range(1, 13) if match[5] else range(24)
+    return hour in hours and minute < 60 and second < 60
+
+
+def _dashed_date_hint(first: int, separator: str, second: int, year: int) -> tuple[str, str]:
+    """30-11-2026 or 30.11.2026: the day-first forms of Europe, which AchieveIt does not
+    take; the hint writes the date as it is meant, or both ways when it reads either way."""
+    day_first = _checked_date(year, second, first)
+    month_first = _checked_date(year, first, second)
+    written = f"has '{separator}' between its parts, which AchieveIt does not accept"
+    if isinstance(day_first, date) and isinstance(month_first, date) and first != second:
+        return (
+            f"{written}, and reads either way (day-month or month-day)",
+            f"write the ISO date: {day_first.isoformat()} if the day comes first, "
+            f"{month_first.isoformat()} if the month does",
+        )
+    if isinstance(day_first, date):
+        meant = day_first
+    elif isinstance(month_first, date):
+        meant = month_first
+    else:
+        return day_first  # not a date either way: said as the day-first reading
+    return (
+        written,
+        f"write {meant.isoformat()} (ISO) or {meant.month}/{meant.day}/{meant.year} (US)",
     )
 
 
@@ -1023,7 +1075,7 @@ def _near_miss_header(cells: list[str], folded: list[str]) -> str | None:
             known = ", ".join(DISPLAY_NAMES.values())
             return (
                 f"line 1 looks like a header, but its column '{_preview(cell, 40)}' is not "
-                f"'External ID'; name the columns as documented ({known}), and drop the "
+                f"'External ID'; name the columns as documented ({known}), then send the "
                 "file again"
             )
     return None
