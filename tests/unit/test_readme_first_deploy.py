@@ -99,3 +99,17 @@ def test_the_upgrade_notes_cover_what_an_update_replaces() -> None:
     assert "`UpdateReplacePolicy: Retain`" in notes
     assert "replaces the ingest queue" in notes
     assert "ApproximateNumberOfMessagesNotVisible" in notes
+
+
+def test_the_checklist_says_which_checks_come_before_anything_is_created() -> None:
+    """CloudFormation validates parameter constraints (AllowedPattern, AllowedValues,
+    MaxLength) and the Rules section before it creates or updates anything; every other check
+    is made by the service that receives the value, while the stack is being created. The
+    checklist must not promise that all bad configuration is refused up front."""
+    step = " ".join(
+        FIRST_DEPLOY[FIRST_DEPLOY.index("1. **Deploy**") : FIRST_DEPLOY.index("2. **")].split()
+    )
+    assert "is refused before anything is created" not in step
+    assert "before it creates anything" in step
+    assert "Other checks happen only while the stack is being created or updated" in step
+    assert "rolls the deploy back" in step

@@ -579,6 +579,48 @@ def test_an_existing_secret_must_be_named_by_its_complete_arn(template: dict[str
         assert not re.fullmatch(pattern, partial), partial
 
 
+@pytest.mark.parametrize(
+    ("secret_arn", "stack_region", "refused"),
+    [
+        ("", "us-east-1", False),
+        (SECRET, "us-east-1", False),
+        (SECRET, "eu-west-1", True),
+        (SECRET.replace("us-east-1", "us-east-2"), "us-east-1", True),
+        (
+            "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:a/b-a1B2c3",
+            "us-gov-west-1",
+            False,
+        ),
+    ],
+)
+def test_an_existing_secret_must_be_in_the_stacks_region(
+    template: dict[str, Any], secret_arn: str, stack_region: str, refused: bool
+) -> None:
+    """The kms:Decrypt grant names Secrets Manager in the stack's region (kms:ViaService), so
+    a secret elsewhere would fail at run time. A pattern cannot see the stack's region and
+    Rules cannot take a field out of the ARN: a condition compares the ARN's region field
+    with AWS::Region and, only when they differ, adds a wait condition nothing signals, which
+    fails (1-second timeout) and rolls the deploy back."""
+    from achieveit_sandbox.cloudformation import Resolver
+
+    resolver = Resolver(template, {"ExistingApiKeySecretArn": secret_arn}, region=stack_region)
+    assert resolver.condition("ExistingApiKeySecretInAnotherRegion") == refused
+    resources = template["Resources"]
+    check = resources["ExistingApiKeySecretArnIsNotInThisStacksRegion"]
+    assert check["Type"] == "AWS::CloudFormation::WaitCondition"
+    assert check["Condition"] == "ExistingApiKeySecretInAnotherRegion"
+    handle = check["Properties"]["Handle"]["Ref"]
+    assert resources[handle]["Type"] == "AWS::CloudFormation::WaitConditionHandle"
+    assert resources[handle]["Condition"] == check["Condition"]
+    assert check["Properties"]["Count"] == 1
+    assert int(check["Properties"]["Timeout"]) <= 60
+    assert "DependsOn" not in check  # nothing delays it: it fails in the first wave
+    readme = (TEMPLATE.parent / "README.md").read_text()
+    row = [line for line in readme.splitlines() if line.startswith("| `ExistingApiKeySecretArn`")]
+    assert "in the stack's own region" in row[0]
+    assert "`ExistingApiKeySecretArnIsNotInThisStacksRegion`" in row[0]
+
+
 def test_the_time_zone_is_an_iana_name(template: dict[str, Any]) -> None:
     """EventBridge Scheduler takes an IANA zone of at most 50 characters and checks it only
     when it creates the schedule."""
@@ -607,7 +649,9 @@ def test_the_time_zone_is_an_iana_name(template: dict[str, Any]) -> None:
 
 def test_the_schedule_is_an_at_rate_or_cron_expression(template: dict[str, Any]) -> None:
     """Scheduler: at(yyyy-mm-ddThh:mm:ss), rate(value unit) with a positive whole value and
-    minute(s), hour(s) or day(s), cron(...) with six fields; at most 256 characters."""
+    minute(s), hour(s) or day(s), cron(...) with six fields; at most 256 characters. In cron,
+    one of day-of-month and day-of-week must be "?" ("*" in one needs "?" in the other), and
+    "?" belongs in those two fields only (EventBridge cron expressions reference)."""
     parameter = template["Parameters"]["BackupScheduleExpression"]
     assert parameter["MaxLength"] == 256
     pattern = parameter["AllowedPattern"]
@@ -616,6 +660,9 @@ def test_the_schedule_is_an_at_rate_or_cron_expression(template: dict[str, Any])
         "cron(30 4 * * ? *)",
         "cron(0 5 ? * MON-FRI *)",
         "cron(0/30 1,13 1-7 * ? 2027)",
+        "cron(0 12 L * ? *)",
+        "cron(0 8 ? * 2#1 *)",
+        "cron(15 10 ? * 6L 2027-2030)",
         "rate(1 day)",
         "rate(12 hours)",
         "rate(90 minutes)",
@@ -628,6 +675,15 @@ def test_the_schedule_is_an_at_rate_or_cron_expression(template: dict[str, Any])
         "cron(30 4 * * ?)",
         "cron(30 4 * * ? * *)",
         "cron(30  4 * * ? *)",
+        # Neither day field is "?": AWS refuses it when it creates the schedule.
+        "cron(30 4 * * * *)",
+        "cron(0 5 1 * MON *)",
+        "cron(0 5 * * MON-FRI *)",
+        # Both are, or "?" is somewhere else.
+        "cron(0 5 ? * ? *)",
+        "cron(? 5 1 * ? *)",
+        "cron(0 5 1 ? ? *)",
+        "cron(0 5 1 * ? ?)",
         "cron(30 4 * * ? *) ",
         "rate(0 days)",
         "rate(1 week)",
@@ -638,20 +694,95 @@ def test_the_schedule_is_an_at_rate_or_cron_expression(template: dict[str, Any])
         assert not re.fullmatch(pattern, invalid), invalid
 
 
+def test_the_readme_says_which_scheduler_and_how_it_keeps_time(template: dict[str, Any]) -> None:
+    """The nightly backup is an EventBridge Scheduler schedule, which evaluates its
+    expression in a time zone (EventBridge rules' cron is UTC only): the README says which one
+    the stack uses, the "?" rule, what at() does and what daylight saving time does."""
+    schedule = nightly_schedule(template)
+    assert schedule["ScheduleExpressionTimezone"] == {"Ref": "BackupTimeZone"}
+    readme = " ".join((TEMPLATE.parent / "README.md").read_text().split())
+    section = readme[readme.index("### When backups run") : readme.index("- Every page is fetched")]
+    for words in (
+        "EventBridge Scheduler schedule",
+        "not an EventBridge rule",
+        "always evaluated in UTC",
+        "exactly one of them is `?`",
+        "one-time schedule",
+        "on the day clocks spring forward",
+        "runs once",
+    ):
+        assert words in section, words
+    row = readme[readme.index("| `BackupScheduleExpression` |") :].split(" | `BackupTimeZone`")[0]
+    assert "`?` in exactly one of DAY and WEEKDAY" in row
+    assert "`at(yyyy-mm-ddThh:mm:ss)` for one backup, once" in row
+
+
 def test_object_lock_days_is_a_whole_number_of_days(template: dict[str, Any]) -> None:
     """DefaultRetention Days is an integer: 1.5 or 1e3 would pass a Number parameter and fail
-    the bucket's creation. 0 (no Object Lock) to 3653, written as UseObjectLock compares."""
+    the bucket's creation. The choices are whole days, written as UseObjectLock compares."""
     parameter = template["Parameters"]["BackupObjectLockDays"]
     assert parameter["Type"] == "String"
     assert parameter["Default"] == "0"
     assert template["Conditions"]["UseObjectLock"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "BackupObjectLockDays"}, "0"]}]
     }
-    pattern = parameter["AllowedPattern"]
-    for days in range(5000):
-        assert bool(re.fullmatch(pattern, str(days))) == (days <= 3653), days
-    for invalid in ("", "-1", "1.5", "1e3", "007", "00", " 30", "30 ", "3654", "100000"):
-        assert not re.fullmatch(pattern, invalid), invalid
+    for days in parameter["AllowedValues"]:
+        assert re.fullmatch(r"0|[1-9][0-9]*", days), days
+        assert int(days) <= 3653
+
+
+def test_object_lock_never_outlasts_the_expiration(template: dict[str, Any]) -> None:
+    """S3 Lifecycle cannot delete a locked version: a lock longer than BackupExpirationDays
+    would keep backups past the retention the README states. Every pair of allowed values
+    is accepted by the Rules exactly when the lock is not longer than the expiration."""
+    locks = template["Parameters"]["BackupObjectLockDays"]["AllowedValues"]
+    expirations = template["Parameters"]["BackupExpirationDays"]["AllowedValues"]
+    assert "0" in locks
+    assert max(int(days) for days in locks) == max(expirations)
+    for lock in locks:
+        for expiration in expirations:
+            accepted = rules_accept(
+                template, BackupObjectLockDays=lock, BackupExpirationDays=str(expiration)
+            )
+            assert accepted == (int(lock) <= expiration), (lock, expiration)
+
+
+NONCURRENT_DAYS = 30
+
+
+def test_a_backup_is_kept_its_expiration_plus_a_short_noncurrent_window(
+    template: dict[str, Any],
+) -> None:
+    """In a versioned bucket an expired object becomes a noncurrent version, kept until
+    NoncurrentVersionExpiration: the real retention is ExpirationInDays + NoncurrentDays.
+    NoncurrentDays was BackupExpirationDays, which doubled it (and kept a version of
+    latest.json for every night); it is a short, fixed window, and the README states the sum."""
+    [rule] = template["Resources"]["BackupBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == {"Ref": "BackupExpirationDays"}
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": NONCURRENT_DAYS}
+    default = template["Parameters"]["BackupExpirationDays"]["Default"]
+    readme = " ".join((TEMPLATE.parent / "README.md").read_text().split())
+    assert (
+        f"stored for `BackupExpirationDays` + {NONCURRENT_DAYS} days "
+        f"({default + NONCURRENT_DAYS} by default)"
+    ) in readme
+    assert f"deleted after {default + NONCURRENT_DAYS})" in readme  # Costs
+
+
+def test_every_free_text_parameter_has_a_maximum_length(template: dict[str, Any]) -> None:
+    """A String parameter without AllowedValues takes text of any length unless it has a
+    MaxLength: an ARN, an address or a name that no service accepts would then reach the
+    resource (and the role policies, whose size IAM bounds) before anything refuses it."""
+    for name, spec in template["Parameters"].items():
+        if spec["Type"] == "String" and "AllowedValues" not in spec:
+            assert isinstance(spec.get("MaxLength"), int), f"{name} has no MaxLength"
+    kms = template["Parameters"]["ExistingApiKeySecretKmsKeyArn"]
+    longest_key = (
+        "arn:aws-iso-b:kms:" + "r" * 32 + ":123456789012:key/mrk-" + "0123456789abcdef" * 2
+    )
+    assert re.fullmatch(kms["AllowedPattern"], longest_key)
+    assert len(longest_key) <= kms["MaxLength"]
+    assert template["Parameters"]["AlertEmail"]["MaxLength"] == 254  # RFC 5321 path, less <>
 
 
 LAMBDA_ENVIRONMENT_LIMIT = 4 * 1024
@@ -791,6 +922,68 @@ def test_two_stacks_in_one_account_share_no_name(template: dict[str, Any]) -> No
             assert name != elsewhere[logical_id], f"{logical_id} is {name} in both regions"
 
 
+# CloudFormation stack ids end in a time-based (version 1) UUID: time_low-time_mid-
+# time_hi_and_version-clock_seq-node. The node group is the host's and can repeat between
+# stacks; time_low changes from one stack to the next.
+SAME_HOST = ("51af3dc0-da77-11e4-872e-50e2416294e0", "7f00e1a0-da78-11e4-872e-50e2416294e0")
+SAME_TICK = ("51af3dc0-da77-11e4-872e-50e2416294e0", "51af3dc0-da77-11e4-872e-0a1b2c3d4e5f")
+STACK_SUFFIX = {
+    "Fn::Join": [
+        "-",
+        [
+            {
+                "Fn::Select": [
+                    index,
+                    {
+                        "Fn::Split": [
+                            "-",
+                            {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]},
+                        ]
+                    },
+                ]
+            }
+            for index in (0, 4)
+        ],
+    ]
+}
+
+
+@pytest.mark.parametrize("uuids", [SAME_HOST, SAME_TICK])
+def test_names_from_the_stack_id_differ_between_stacks(
+    template: dict[str, Any], uuids: tuple[str, str]
+) -> None:
+    """The drop bucket and the ingest queue are named after the stack id's UUID, groups 0
+    (time_low) and 4 (node): two stacks from one host (same node), or from one tick (same
+    time_low), still get names of their own. Group 4 alone gave SAME_HOST's two stacks one
+    bucket name, and the second stack failed to create it."""
+    first, second = (
+        physical_names(template, name, "us-east-1", uuid)
+        for name, uuid in zip(("achieveit-sync", "achieveit-sync-dev"), uuids, strict=True)
+    )
+    for logical_id in ("DropBucket", "IngestQueue"):
+        assert first[logical_id] != second[logical_id], logical_id
+    assert len(first["DropBucket"]) <= 63  # S3 bucket names
+    assert len(first["IngestQueue"]) <= 80  # SQS queue names
+    assert first["DropBucket"].endswith("-51af3dc0-50e2416294e0")
+
+
+def test_every_name_from_the_stack_id_uses_one_suffix(template: dict[str, Any]) -> None:
+    """The bucket's and the queue's names are written out wherever a policy must name them
+    before they exist (no GetAtt: a cycle): each place derives the same suffix, so the names
+    and the ARNs in the policies agree."""
+    substitutions = [
+        node["Fn::Sub"]
+        for node in walk(template["Resources"])
+        if isinstance(node, dict) and isinstance(node.get("Fn::Sub"), list)
+    ]
+    suffixes = [variables["Suffix"] for _, variables in substitutions if "Suffix" in variables]
+    assert len(suffixes) == 4
+    assert all(suffix == STACK_SUFFIX for suffix in suffixes)
+    readme = " ".join((TEMPLATE.parent / "README.md").read_text().split())
+    assert "Upgrading a stack deployed before the name suffix had two parts" in readme
+    assert "renamed, which CloudFormation does by replacing them" in readme
+
+
 def test_the_secrets_name_comes_from_the_stacks(template: dict[str, Any]) -> None:
     """Empty ApiKeySecretName derives STACK-NAME/api-key: for the stack name the README uses
     that is the former default, so that stack keeps its secret; a name given is used."""
@@ -807,6 +1000,39 @@ def test_the_secrets_name_comes_from_the_stacks(template: dict[str, Any]) -> Non
     assert given.resolve(name) == "team/achieveit"
 
 
+def test_the_secret_name_cannot_end_like_secrets_managers_suffix(template: dict[str, Any]) -> None:
+    """CreateSecret: names are letters, digits and /_+=.@-, at most 512 characters, and should
+    not end in a hyphen followed by six characters: Secrets Manager appends "-" and six
+    random characters in the ARN, and takes a partial ARN whose name ends that way for a
+    complete one. The derived default (STACK/api-key) never ends that way."""
+    from achieveit_sandbox.cloudformation import Resolver
+
+    parameter = template["Parameters"]["ApiKeySecretName"]
+    pattern = parameter["AllowedPattern"]
+    for name in ("", "team/achieveit", "achieveit-sync/api-key", "a-b", "-abcde", "key-AbCdE"):
+        assert re.fullmatch(pattern, name), name
+    for name in (
+        "team/key-AbCdEf",
+        "achieveit-sync/api-key-123456",
+        "x-abcdef",
+        "-abcdef",
+        "a--/_+=.",
+        "team key",
+        "team/api-key!",
+    ):
+        assert not re.fullmatch(pattern, name), name
+    for length in range(1, 40):
+        name = "a" * length
+        hyphened = name[:-7] + "-" + name[-6:] if length >= 7 else name
+        assert re.fullmatch(pattern, name), name
+        assert bool(re.fullmatch(pattern, hyphened)) == (length < 7), hyphened
+    derived = template["Resources"]["ApiKeySecret"]["Properties"]["Name"]
+    for stack_name in ("achieveit-sync", "x", "S-" * 64):
+        resolved = Resolver(template, stack_name=stack_name).resolve(derived)
+        assert re.fullmatch(pattern, resolved), resolved
+    assert '"-" followed by six' in parameter["ConstraintDescription"]
+
+
 def test_the_layer_name_fits_at_the_longest_stack_name(template: dict[str, Any]) -> None:
     """Lambda layer names: at most 140 characters of [a-zA-Z0-9-_]."""
     from achieveit_sandbox.cloudformation import Resolver
@@ -817,21 +1043,46 @@ def test_the_layer_name_fits_at_the_longest_stack_name(template: dict[str, Any])
 
 
 RETAINED = {"ApiKeySecret", "BackupBucket", "DropBucket", "AccessLogsBucket"}
+# DeletionPolicy takes Delete, Retain, RetainExceptOnCreate and (some types) Snapshot;
+# UpdateReplacePolicy takes Delete, Retain and Snapshot only (CloudFormation's attribute
+# reference; cfn-lint E3035 and E3036 hold the same lists).
+UPDATE_REPLACE_POLICIES = {"Delete", "Retain", "Snapshot"}
 
 
 def test_the_key_and_the_data_outlive_the_stack(template: dict[str, Any]) -> None:
     """DeletionPolicy (stack or resource deleted) and UpdateReplacePolicy (an update replaces
-    the resource, e.g. renames the secret) both default to Delete. The key and the buckets
-    are retained by both; nothing else is (the template says why, as does the README)."""
+    the resource, e.g. renames the secret) both default to Delete. The key, the buckets and
+    their bucket policies (a kept bucket stays TLS-only) are kept by both; nothing else is
+    (the template says why, as does the README)."""
+    bucket_policies = {
+        name
+        for name, policy in resources_of(template, "AWS::S3::BucketPolicy").items()
+        if policy["Properties"]["Bucket"]["Ref"] in RETAINED
+    }
+    assert len(bucket_policies) == 3
     for logical_id, resource in template["Resources"].items():
-        policies = {resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy")}
-        if logical_id in RETAINED:
-            assert policies == {"Retain"}, logical_id
+        deletion = resource.get("DeletionPolicy")
+        replacement = resource.get("UpdateReplacePolicy")
+        if logical_id in RETAINED | bucket_policies:
+            assert deletion == "RetainExceptOnCreate", logical_id
+            assert replacement == "Retain", logical_id
         else:
-            assert policies == {None}, logical_id
+            assert (deletion, replacement) == (None, None), logical_id
+        assert replacement in UPDATE_REPLACE_POLICIES | {None}, logical_id
     readme = (TEMPLATE.parent / "README.md").read_text()
-    assert "`DeletionPolicy: Retain`" in readme
+    assert "`DeletionPolicy: RetainExceptOnCreate`" in readme
     assert "`UpdateReplacePolicy: Retain`" in readme
+
+
+def test_a_failed_first_create_leaves_no_orphans(template: dict[str, Any]) -> None:
+    """With Retain, a first create that fails and rolls back leaves the new secret and
+    buckets behind, and the retry then fails on the secret's name (names are unique per
+    account and region). RetainExceptOnCreate deletes what the failed create made and keeps
+    it in every later operation; the README says which."""
+    for logical_id in RETAINED:
+        assert template["Resources"][logical_id]["DeletionPolicy"] != "Retain", logical_id
+    readme = " ".join((TEMPLATE.parent / "README.md").read_text().split())
+    assert "a first deploy that fails and rolls back deletes" in readme
 
 
 # ---------------------------------------------------------------------------------------
