@@ -8,15 +8,14 @@ from decimal import Decimal
 from pathlib import Path
 
 from achieveit_sync.ingest.sent_rows import SentLedger, row_digest
-from achieveit_sync.ingest.validation import ValidRow
 from achieveit_sync.updates import MetricUpdate, ProgressUpdate, Status
 
 SERVER = "https://api.achieveit.com"
 NOV_1 = date(2026, 11, 1)
 
 
-def _row(update: ProgressUpdate | MetricUpdate, line: int = 2) -> ValidRow:
-    return ValidRow(line, update, {})  # type: ignore[arg-type]
+def _digest(update: ProgressUpdate | MetricUpdate) -> int:
+    return row_digest(update)
 
 
 def test_the_same_row_written_another_way_is_the_same_row() -> None:
@@ -48,8 +47,8 @@ def test_rows_added_are_found_by_the_next_process_and_a_torn_append_is_ignored(
     tmp_path: Path,
 ) -> None:
     first, second = (
-        _row(MetricUpdate("M-1", Decimal(5), NOV_1)),
-        _row(MetricUpdate("M-2", Decimal(6), NOV_1)),
+        _digest(MetricUpdate("M-1", Decimal(5), NOV_1)),
+        _digest(MetricUpdate("M-2", Decimal(6), NOV_1)),
     )
     ledger = SentLedger(tmp_path, SERVER)
     ledger.add([first, first])
@@ -65,12 +64,12 @@ def test_rows_added_are_found_by_the_next_process_and_a_torn_append_is_ignored(
 
 
 def test_send_again_finds_nothing_but_still_remembers(tmp_path: Path) -> None:
-    row = _row(MetricUpdate("M-1", Decimal(5), NOV_1))
+    row = _digest(MetricUpdate("M-1", Decimal(5), NOV_1))
     SentLedger(tmp_path, SERVER).add([row])
 
     restarting = SentLedger(tmp_path, SERVER, send_again=True)
     assert row not in restarting
-    other = _row(MetricUpdate("M-3", Decimal(5), NOV_1))
+    other = _digest(MetricUpdate("M-3", Decimal(5), NOV_1))
     restarting.add([other])
 
     assert other in SentLedger(tmp_path, SERVER)
@@ -78,7 +77,7 @@ def test_send_again_finds_nothing_but_still_remembers(tmp_path: Path) -> None:
 
 def test_the_ledger_holds_digests_only(tmp_path: Path) -> None:
     ledger = SentLedger(tmp_path, SERVER)
-    ledger.add([_row(ProgressUpdate("SECRET-ID-42", Status.ON_TRACK, NOV_1, None, "hush"))])
+    ledger.add([_digest(ProgressUpdate("SECRET-ID-42", Status.ON_TRACK, NOV_1, None, "hush"))])
 
     stored = ledger.path.read_bytes()
     assert len(stored) == 8

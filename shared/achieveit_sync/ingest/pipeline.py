@@ -352,7 +352,8 @@ def _publish_parts(
         if stop_status is None and not record.complete:
             settled = record.settled_lines()
             pending = [row for row in rows if row.line not in settled]
-            sent_earlier = _skip_sent_earlier(run.sent_rows, record, pending)
+            digests = _digests(run.sent_rows, pending)
+            sent_earlier = _skip_sent_earlier(run.sent_rows, record, pending, digests)
             if sent_earlier:
                 pending = [row for row in pending if row.line not in sent_earlier]
             if pending and run.should_stop():
@@ -372,7 +373,7 @@ def _publish_parts(
                     )
                     report.file_error = {"reason": str(exc), "hint": exc.hint}
                 finally:
-                    _remember_sent(run.sent_rows, record, pending)
+                    _remember_sent(run.sent_rows, record, pending, digests)
         _fold_part(report, record)
         if run.on_progress is not None:
             run.on_progress(report)
@@ -393,27 +394,38 @@ def _parts(
         yield part
 
 
+def _digests(sent_rows: SentRows | None, rows: list[ValidRow]) -> dict[int, int]:
+    """Each row's ledger digest by line, computed once (only when there is a ledger)."""
+    if sent_rows is None:
+        return {}
+    from achieveit_sync.ingest.sent_rows import row_digest
+
+    return {row.line: row_digest(row.update) for row in rows}
+
+
 def _skip_sent_earlier(
-    sent_rows: SentRows | None, record: PartRecord, pending: list[ValidRow]
+    sent_rows: SentRows | None, record: PartRecord, pending: list[ValidRow], digests: dict[int, int]
 ) -> set[int]:
     """The lines of ``pending`` an earlier run already sent, now settled as sent earlier."""
     if sent_rows is None:
         return set()
-    lines = {row.line for row in pending if row in sent_rows}
+    lines = {row.line for row in pending if digests[row.line] in sent_rows}
     record.sent_earlier_lines.extend(sorted(lines))
     return lines
 
 
-def _remember_sent(sent_rows: SentRows | None, record: PartRecord, sent: list[ValidRow]) -> None:
+def _remember_sent(
+    sent_rows: SentRows | None, record: PartRecord, sent: list[ValidRow], digests: dict[int, int]
+) -> None:
     """Rows AchieveIt accepted or may have applied go into the ledger; refused rows do not
     (sent again once their cause is fixed), nor rows never sent (a stop mid-part)."""
     if sent_rows is None or not sent:
         return
     if record.complete:
-        sent_rows.add(row for row in sent if row.line not in record.refused)
+        sent_rows.add(digests[row.line] for row in sent if row.line not in record.refused)
     else:
         applied = {*record.accepted_lines, *record.ambiguous}
-        sent_rows.add(row for row in sent if row.line in applied)
+        sent_rows.add(digests[row.line] for row in sent if row.line in applied)
 
 
 def _settle_interrupted(record: PartRecord, checkpoints: CheckpointStore, file_id: str) -> None:

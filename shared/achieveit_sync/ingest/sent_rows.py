@@ -20,60 +20,49 @@ at most the part in flight, whose rows the checkpoints report as "may have been 
 from __future__ import annotations
 
 import hashlib
-import os
 from array import array
 from collections.abc import Iterable
-from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from achieveit_sync.ingest.validation import ValidRow
 from achieveit_sync.key_index import SeenKeys
 from achieveit_sync.updates import MetricUpdate, Update
 
 _SEPARATOR = "\x1f"
+_blake2b = hashlib.blake2b
 _DIGEST_BYTES = 8
 
 
 class SentRows(Protocol):
-    """Rows sent by earlier runs (``publish`` skips them) and the place to add new ones."""
+    """Rows sent by earlier runs, by ``row_digest`` (``publish`` skips them), and the place
+    to add new ones."""
 
-    def __contains__(self, row: ValidRow) -> bool: ...
+    def __contains__(self, digest: int) -> bool: ...
 
-    def add(self, rows: Iterable[ValidRow]) -> None:
-        """Remember ``rows`` as sent, durably, before returning."""
+    def add(self, digests: Iterable[int]) -> None:
+        """Remember ``digests`` as sent before returning."""
         ...
 
 
 def row_digest(update: Update) -> int:
     """A signed 64-bit digest of what ``update`` says: the same row written another way
-    (ID case, ``1.50`` for ``1.5``) gets the same digest."""
+    (ID case, ``1.50`` for ``1.5``) gets the same digest. (About 3 us a row: it is computed
+    once per row and run.)"""
     if isinstance(update, MetricUpdate):
-        fields = (
-            "metric",
-            update.external_id.casefold(),
-            update.as_of_date.isoformat(),
-            "",
-            _number(update.metric_value),
-            update.comment,
+        text = (
+            f"metric{_SEPARATOR}{update.external_id.casefold()}{_SEPARATOR}"
+            f"{update.as_of_date.toordinal()}{_SEPARATOR}{_SEPARATOR}"
+            f"{update.metric_value.normalize()}{_SEPARATOR}{update.comment}"
         )
     else:
-        metric = "" if update.metric_value is None else _number(update.metric_value)
-        fields = (
-            "progress",
-            update.external_id.casefold(),
-            update.as_of_date.isoformat(),
-            update.status.value,
-            metric,
-            update.comment,
+        metric = "" if update.metric_value is None else str(update.metric_value.normalize())
+        text = (
+            f"progress{_SEPARATOR}{update.external_id.casefold()}{_SEPARATOR}"
+            f"{update.as_of_date.toordinal()}{_SEPARATOR}{update.status.value}{_SEPARATOR}"
+            f"{metric}{_SEPARATOR}{update.comment}"
         )
-    text = _SEPARATOR.join(fields).encode("utf-8", "surrogatepass")
-    digest = hashlib.blake2b(text, digest_size=_DIGEST_BYTES).digest()
+    digest = _blake2b(text.encode("utf-8", "surrogatepass"), digest_size=_DIGEST_BYTES).digest()
     return int.from_bytes(digest, "little", signed=True)
-
-
-def _number(value: Decimal) -> str:
-    return str(value.normalize())
 
 
 class SentLedger:
@@ -91,22 +80,18 @@ class SentLedger:
     def __len__(self) -> int:
         return len(self._seen)
 
-    def __contains__(self, row: ValidRow) -> bool:
-        return not self._send_again and row_digest(row.update) in self._seen
+    def __contains__(self, digest: int) -> bool:
+        return not self._send_again and digest in self._seen
 
-    def add(self, rows: Iterable[ValidRow]) -> None:
-        digests = array("q")
-        for row in rows:
-            digest = row_digest(row.update)
-            if self._seen.remember(digest, 0):
-                digests.append(digest)
-        if not digests:
+    def add(self, digests: Iterable[int]) -> None:
+        """Appended and flushed to the operating system (not fsync'd, like the checkpoints:
+        a power cut may lose the last parts' digests, never corrupt the rest)."""
+        new = array("q", (digest for digest in digests if self._seen.remember(digest, 0)))
+        if not new:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("ab") as ledger:
-            ledger.write(digests.tobytes())
-            ledger.flush()
-            os.fsync(ledger.fileno())
+            ledger.write(new.tobytes())
 
     def _load(self) -> None:
         try:
