@@ -16,6 +16,7 @@ do (``ACHIEVEIT_SYNC_DEBUG=1`` shows the trace, for a bug report).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import logging
@@ -59,7 +60,8 @@ _EXIT_CODES = """exit codes:
      applied, a plan not backed up completely)
   2  usage or configuration (arguments, paths, the key or its access refused,
      AWS credentials)
-  3  AchieveIt or AWS failed (unreachable, erroring)"""
+  3  AchieveIt or AWS failed (unreachable, erroring)
+  130, 143  stopped by Ctrl-C, or by a termination signal"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,6 +131,45 @@ def _stop_on_sigterm() -> Callable[[], None]:
         signal.signal(signal.SIGTERM, previous)
 
     return restore
+
+
+class _GracefulStop:
+    """While ``publish`` runs, the first Ctrl-C (or SIGTERM) asks it to stop after the
+    request in flight, so that it ends with a report and no row left "may have been
+    applied"; a second one stops at once (``KeyboardInterrupt``)."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def requested(self) -> bool | StopReason:
+        return StopReason.INTERRUPTED if self.signal_name else False
+
+    def __enter__(self) -> _GracefulStop:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        import signal
+
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        import signal
+
+        if self.signal_name is not None:  # the second time: at once
+            raise _TerminatedError if signum == signal.SIGTERM else KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+        print(
+            "\nachieveit-sync: stopping after the request in flight (Ctrl-C again to stop at once)",
+            file=sys.stderr,
+        )
 
 
 _LOG_DETAILS = ("operation", "status", "reason", "attempt", "wait_seconds", "plan", "error")
@@ -494,18 +535,24 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
     _check_input(path)
     outputs = _RowFiles.checked(args, path)
     source, options = _source_and_options(args, path, cli_settings)
-    client = _client_from_env() if send else None
-    sending: _Sending | None = None
-    if client is not None:
-        try:
-            sending = _Sending.prepare(args, path, client.base_url, cli_settings)
-        except BaseException:
-            client.close()
-            raise
-        # This content, sent to this server: what progress belongs to (whatever the key).
-        source = replace(source, file_id=sending.file_id)
-    progress = _PublishProgress(sys.stderr) if client is not None else None
-    with tempfile.TemporaryFile() as rejected, tempfile.TemporaryFile() as ambiguous:
+    if getattr(args, "dry_run", False):
+        from achieveit_sync.settings import ClientSettings
+
+        ClientSettings.from_env()  # a dry run says where rows would go: a bad URL is exit 2
+    with contextlib.ExitStack() as held:
+        client = _client_from_env() if send else None
+        sending: _Sending | None = None
+        stop: _GracefulStop | None = None
+        if client is not None:
+            held.callback(client.close)
+            # The ledger's lock is held until the run ends: no other run sends meanwhile.
+            sending = _Sending.prepare(args, path, client.base_url, cli_settings, held)
+            # This content, sent to this server: what progress belongs to (whatever the key).
+            source = replace(source, file_id=sending.file_id)
+            stop = held.enter_context(_GracefulStop())
+        progress = _PublishProgress(sys.stderr) if client is not None else None
+        rejected = held.enter_context(tempfile.TemporaryFile())
+        ambiguous = held.enter_context(tempfile.TemporaryFile())
         try:
             report = ingest_file(
                 source,
@@ -515,17 +562,23 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
                 checkpoints=sending.checkpoints if sending is not None else None,
                 sent_rows=sending.sent_rows if sending is not None else None,
                 options=options,
+                should_stop=stop.requested if stop is not None else lambda: False,
                 on_progress=progress.update if progress else None,
             )
         finally:
             if progress is not None:
                 progress.clear()
-            if client is not None:
-                client.close()
+        if sending is not None and report.status in _FINISHED:
+            # Finished: the ledger now holds what was sent. Kept, this content's progress
+            # would answer "done" to a later run of the same bytes, even after other files
+            # changed those items (0.7, then 0.9, then 0.7 again must send the 0.7).
+            sending.checkpoints.forget(sending.file_id)
         outputs, unwritten = outputs.write(report, rejected, ambiguous)
     code = _exit_code(report)
     if unwritten and code in (EXIT_OK, EXIT_DATA):
         code = EXIT_USAGE  # a script must see that a file it asked for is missing
+    if stop is not None and stop.signal_name:
+        code = EXIT_TERMINATED if stop.signal_name == "SIGTERM" else EXIT_INTERRUPTED
     if args.output_format == "json":
         sys.stdout.write(report.to_json().decode() + "\n")
     else:
@@ -541,7 +594,7 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
             )
         )
         if getattr(args, "dry_run", False) and report.counts.valid and not report.file_error:
-            sys.stdout.write(_dry_run_text(source, options))
+            sys.stdout.write(_dry_run_text(args, source, options, cli_settings))
     for failure in unwritten:
         print(f"achieveit-sync: {failure}", file=sys.stderr)
     return code
@@ -587,6 +640,16 @@ class _RowFiles:
         ):
             if target is not None:
                 _check_rows_out(option, target, source)
+        if (
+            files.rejected is not None
+            and files.ambiguous is not None
+            and files.rejected.resolve() == files.ambiguous.resolve()
+        ):
+            raise ConfigurationError(
+                f"--rejected-out and --ambiguous-out both name {files.rejected}: rows to fix "
+                "and rows to check before any is sent again must not share a file; give two "
+                "names"
+            )
         return files
 
     def write(
@@ -627,14 +690,23 @@ class _Sending:
 
     @classmethod
     def prepare(
-        cls, args: argparse.Namespace, path: Path, base_url: str, settings: CliSettings
+        cls,
+        args: argparse.Namespace,
+        path: Path,
+        base_url: str,
+        settings: CliSettings,
+        held: contextlib.ExitStack,
     ) -> _Sending:
+        """The progress and the ledger of this file and server; the ledger stays locked
+        until ``held`` closes."""
         from achieveit_sync.ingest.checkpoints import FileCheckpoints
         from achieveit_sync.ingest.sent_rows import SentLedger
 
         state_dir = _usable_state_dir(args.state_dir or settings.state_dir, args.state_dir)
         try:
-            sent_rows = SentLedger(state_dir / "sent", base_url, send_again=args.restart)
+            sent_rows = held.enter_context(
+                SentLedger.open(state_dir / "sent", base_url, send_again=args.restart)
+            )
         except OSError as exc:
             raise ConfigurationError(
                 f"the record of rows sent earlier, in {state_dir / 'sent'}, cannot be read "
@@ -656,6 +728,13 @@ def _usable_state_dir(state_dir: Path, given: Path | None) -> Path:
     """The folder progress is recorded in, created if missing; refused before anything is
     sent, since a run that cannot record progress cannot resume without sending twice."""
     named = "--state-dir" if given is not None else "ACHIEVEIT_SYNC_STATE_DIR"
+    for folder in (state_dir, *state_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConfigurationError(
+                    f"{named} {state_dir}: {folder} is a file, not a folder; give a folder"
+                )
+            break
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=state_dir, prefix=".probe-")  # noqa: SIM115
@@ -854,30 +933,44 @@ def _text_report(
     return "\n".join(lines) + "\n"
 
 
-def _dry_run_text(source: Any, options: Any) -> str:
+def _dry_run_text(
+    args: argparse.Namespace, source: Any, options: Any, settings: CliSettings
+) -> str:
     from achieveit_sync.ingest.pipeline import plan_requests, request_stem
+    from achieveit_sync.ingest.sent_rows import SentLedger
     from achieveit_sync.settings import ClientSettings
     from achieveit_sync.terminal import human_bytes
     from achieveit_sync.updates import UpdateKind
 
-    planned = plan_requests(source, options)
+    base_url = ClientSettings.from_env().base_url  # checked before validating
+    ledger = None
+    if not args.restart:  # what publish would skip, read without taking the lock
+        ledger = SentLedger.peek((args.state_dir or settings.state_dir) / "sent", base_url)
+    planned, sent_earlier = plan_requests(source, options, ledger)
+    earlier = (
+        f"  would not send {plural(sent_earlier, 'row')} already sent by an earlier run "
+        "(--restart sends them)\n"
+        if sent_earlier
+        else ""
+    )
     if not planned:
-        return "  would send nothing: no valid rows\n"
+        return earlier + "  would send nothing\n  dry run: nothing was sent\n"
     rows = sum(request.rows for request in planned)
     sizes = [request.body_bytes for request in planned]
-    try:
-        base_url = ClientSettings.from_env().base_url
-    except ConfigurationError as exc:
-        base_url = f"(ACHIEVEIT_BASE_URL: {exc})"
     kind = UpdateKind(source.kind) if source.kind else None
     collection = (kind or UpdateKind.PROGRESS).api_collection
     stem = request_stem(source.name)
     first = f"{base_url}/api/{collection}/{stem}.part-0001.{options.body_format.value}"
+    size_range = (
+        human_bytes(sizes[0])
+        if len(sizes) == 1
+        else f"{human_bytes(min(sizes))} to {human_bytes(max(sizes))}, "
+        f"{human_bytes(sum(sizes))} in all"
+    )
     return (
-        f"  would send {plural(rows, 'row')} in {plural(len(planned), 'request')} of up to "
-        f"{options.batch_size:,} rows ({options.body_format.value} bodies, "
-        f"{human_bytes(min(sizes))} to {human_bytes(max(sizes))}, "
-        f"{human_bytes(sum(sizes))} in all)\n"
+        earlier
+        + f"  would send {plural(rows, 'row')} in {plural(len(planned), 'request')} of up to "
+        f"{options.batch_size:,} rows ({options.body_format.value} bodies, {size_range})\n"
         f"  to POST {first}"
         + (f" ... part-{len(planned):04d}" if len(planned) > 1 else "")
         + "\n  dry run: nothing was sent\n"

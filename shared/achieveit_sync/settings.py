@@ -560,6 +560,11 @@ def normalise_base_url(url: str) -> str:
             f"{ENV_BASE_URL} must be a plain origin such as {COMMERCIAL_BASE_URL}, without "
             "credentials, query or fragment"
         )
+    if parts.path.rstrip("/").lower().endswith("/api"):
+        raise ConfigurationError(
+            f"{ENV_BASE_URL} is the server's origin, without /api: '{url}'; use "
+            f"'{url.rstrip('/')[: -len('/api')]}' (the client adds /api/... to each request)"
+        )
     try:
         port = parts.port
     except ValueError:

@@ -356,13 +356,12 @@ def test_the_sandbox_lists_its_plans_without_starting() -> None:
 # -- stopping and resuming -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("signal_number", "code", "said"),
-    [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")],
-)
-def test_a_publish_stopped_mid_request_says_how_to_resume_and_resumes(
-    sandbox: SandboxServer, tmp_path: Path, signal_number: int, code: int, said: str
-) -> None:
+def _publish_held_at_its_second_request(
+    sandbox: SandboxServer, tmp_path: Path
+) -> tuple[list[str], list[str], dict[str, str], subprocess.Popen[str]]:
+    """A publish of three rows, one request each, whose second request is processed and
+    then its answer held back for 10 s: a person presses Ctrl-C (or a scheduler sends
+    SIGTERM) while it waits."""
     import time
 
     from achieveit_sandbox.faults import Fault, FaultPlan
@@ -375,17 +374,60 @@ def test_a_publish_stopped_mid_request_says_how_to_resume_and_resumes(
     )
     env = {**os.environ, **sandbox_env(sandbox), "ACHIEVEIT_SYNC_STATE_DIR": str(tmp_path / "s")}
     env.pop("ACHIEVEIT_SYNC_DEBUG", None)
-    # The second request is processed, then its answer is held back: the command is
-    # stopped while it waits, as a person pressing Ctrl-C (or a scheduler's SIGTERM) would.
     sandbox.set_faults(FaultPlan(on_requests={2: Fault.SLOW}, slow_seconds=10))
     command = [CLI, "publish", "--batch-size", "1", str(path)]
     running = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    deadline = time.monotonic() + 60
+    while len(sandbox.recorded_requests()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # waiting for the request to arrive, not measuring time
+    return rows, command, env, running
+
+
+@pytest.mark.parametrize(("signal_number", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_publish_asked_to_stop_finishes_the_request_in_flight_and_reports(
+    sandbox: SandboxServer, tmp_path: Path, signal_number: int, code: int
+) -> None:
+    from achieveit_sandbox.faults import FaultPlan
+
+    rows, command, env, running = _publish_held_at_its_second_request(sandbox, tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while len(sandbox.recorded_requests()) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)  # waiting for the request to arrive, not measuring time
+        running.send_signal(signal_number)
+        out, err = running.communicate(timeout=60)
+    finally:
+        running.kill()
+
+    assert running.returncode == code, err
+    assert "stopping after the request in flight (Ctrl-C again to stop at once)" in err
+    assert "not finished: 2 rows published so far, 1 not sent yet" in out  # a report, at once
+    assert "may have been applied" not in out  # the answer was waited for
+    assert "Traceback" not in err + out
+
+    sandbox.set_faults(FaultPlan())
+    again = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [update.external_id for update in sandbox.stored_updates()] == rows  # each once
+
+
+@pytest.mark.parametrize(
+    ("signal_number", "code", "said"),
+    [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")],
+)
+def test_a_publish_stopped_at_once_says_how_to_resume_and_resumes(
+    sandbox: SandboxServer, tmp_path: Path, signal_number: int, code: int, said: str
+) -> None:
+    from achieveit_sandbox.faults import FaultPlan
+
+    rows, command, env, running = _publish_held_at_its_second_request(sandbox, tmp_path)
+    try:
+        running.send_signal(signal_number)
+        assert running.stderr is not None
+        while "stopping after the request in flight" not in running.stderr.readline():
+            pass  # the first signal was handled; the second stops at once
         running.send_signal(signal_number)
         out, err = running.communicate(timeout=60)
     finally:
@@ -417,3 +459,19 @@ def test_a_publish_stopped_mid_request_says_how_to_resume_and_resumes(
     listed = check_these.read_text().splitlines()
     assert listed[0] == "External ID,Status,Metric Value,As Of Date,Error"
     assert [line.split(",")[0] for line in listed[1:]] == ["PX-1.2"]
+
+    # That list, or the file edited, published: the row in flight is not sent again.
+    edited = tmp_path / "kpis.csv"
+    edited.write_text(edited.read_text() + "PX-2.1,On Track,1,2026-11-01\n")
+    for follow_up in (check_these, edited):
+        result = subprocess.run(
+            [CLI, "publish", str(follow_up)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert "already sent by an earlier run" in result.stdout, result.stdout + result.stderr
+    stored = [update.external_id for update in sandbox.stored_updates()]
+    assert stored == [*rows, "PX-2.1"]

@@ -88,9 +88,7 @@ def test_an_outage_stops_publish_and_the_same_command_resumes_without_sending_tw
     third = main(["publish", "--batch-size", "1", str(path)])
 
     assert third == 0
-    assert "nothing sent now: an earlier run of this command sent this file" in (
-        capsys.readouterr().out
-    )
+    assert "nothing sent now: 4 rows already sent by an earlier run" in capsys.readouterr().out
     assert len(configured.stored_updates()) == 4
 
 
@@ -341,3 +339,106 @@ def test_no_aws_credentials_for_the_secret_is_exit_2_saying_what_to_set(
     assert "no usable AWS credentials" in out
     assert "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" in out
     assert configured.stored_updates() == []
+
+
+# -- what outside eyes found in the ledger -------------------------------------------------
+
+
+def test_a_correction_undone_is_sent_again(
+    configured: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "r.csv"
+    for value in ("0.7", "0.9", "0.7"):  # a typo, then its fix
+        path.write_text(
+            f"External ID,Status,Metric Value,As Of Date\nPX-3.3,On Track,{value},2026-12-14\n"
+        )
+        assert main(["publish", str(path)]) == 0
+
+    assert [u.metric_value for u in configured.stored_updates()] == [0.7, 0.9, 0.7]
+    assert "already sent" not in capsys.readouterr().out
+
+
+def test_a_second_run_to_the_same_server_waits_its_turn(
+    configured: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from achieveit_sync.ingest.sent_rows import SentLedger
+    from achieveit_sync.settings import CliSettings
+
+    path = tmp_path / "kpis.csv"
+    path.write_text(_rows("PX-1.1"))
+    state = CliSettings.from_env().state_dir
+
+    with SentLedger.open(state / "sent", configured.base_url):  # a run in another terminal
+        code = main(["publish", str(path)])
+
+    assert code == 2
+    assert "another publish to https://127.0.0.1:" in capsys.readouterr().err
+    assert configured.stored_updates() == []
+    assert main(["publish", str(path)]) == 0  # once it is done
+
+
+def test_the_same_file_for_rejected_and_ambiguous_rows_is_refused(
+    configured: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "kpis.csv"
+    path.write_text(_rows("PX-1.1"))
+    same = tmp_path / "same.csv"
+
+    code = main(["publish", "--rejected-out", str(same), "--ambiguous-out", str(same), str(path)])
+
+    assert code == 2
+    assert "both name" in capsys.readouterr().err
+    assert configured.stored_updates() == []
+
+
+def test_a_dry_run_leaves_out_what_was_sent_earlier_and_json_says_what_this_run_sent(
+    configured: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    week1 = tmp_path / "week1.csv"
+    week1.write_text(_rows("PX-1.1", "PX-1.2"))
+    assert main(["publish", str(week1)]) == 0
+    week2 = tmp_path / "week2.csv"
+    week2.write_text(_rows("PX-1.1", "PX-1.2", "PX-1.3"))
+    capsys.readouterr()
+
+    assert main(["publish", "--dry-run", str(week2)]) == 0
+    out = capsys.readouterr().out
+    assert "would not send 2 rows already sent by an earlier run (--restart sends them)" in out
+    assert "would send 1 row in 1 request" in out
+
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(week1.read_bytes())
+    assert main(["publish", "--format", "json", str(copy)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["publishedThisRun"], report["counts"]["sentEarlier"]) == (0, 2)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "said"),
+    [("http://x", "must be an https:// URL"), ("https://api.achieveit.com/api", "without /api")],
+)
+def test_a_dry_run_with_a_base_url_that_cannot_work_is_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    base_url: str,
+    said: str,
+) -> None:
+    monkeypatch.setenv("ACHIEVEIT_BASE_URL", base_url)
+    path = tmp_path / "kpis.csv"
+    path.write_text(_rows("PX-1.1"))
+
+    assert main(["publish", "--dry-run", str(path)]) == 2
+    assert said in capsys.readouterr().err
+
+
+def test_a_state_folder_that_is_a_file_is_named_as_such(
+    configured: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "kpis.csv"
+    path.write_text(_rows("PX-1.1"))
+    not_a_folder = tmp_path / "state"
+    not_a_folder.write_text("")
+
+    assert main(["publish", "--state-dir", str(not_a_folder), str(path)]) == 2
+    assert f"{not_a_folder} is a file, not a folder" in capsys.readouterr().err

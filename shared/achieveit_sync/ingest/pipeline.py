@@ -98,7 +98,7 @@ def ingest_file(
     checkpoints: CheckpointStore | None = None,
     sent_rows: SentRows | None = None,
     options: IngestOptions | None = None,
-    should_stop: Callable[[], bool] = lambda: False,
+    should_stop: Callable[[], bool | StopReason] = lambda: False,
     on_progress: Callable[[FileReport], None] | None = None,
 ) -> FileReport:
     """Validate ``source`` and, with a ``client``, publish its valid rows.
@@ -107,9 +107,10 @@ def ingest_file(
     answer) to ``ambiguous_sink``, each in the file's own format with an ``Error`` column.
     Without a client nothing is sent (``validate``, ``publish --dry-run``). ``should_stop``
     is asked before each part and while validating: when it says yes (the Lambda is running
-    out of time) the run stops cleanly with status ``in_progress`` and a later run resumes
-    from the checkpoints. ``sent_rows`` (the CLI's ledger): rows found there are not sent
-    again but counted as sent earlier, and rows sent now are added to it.
+    out of time), or names a stop reason (``interrupted``: the CLI's Ctrl-C), the run stops
+    cleanly with status ``in_progress`` and a later run resumes from the checkpoints.
+    ``sent_rows`` (the CLI's ledger): rows that repeat what was last sent for their item and
+    date are not sent but counted as sent earlier; rows sent now are recorded in it.
 
     Whatever happens, a report comes back: an unexpected error (a bug, AWS failing) ends
     the run with status ``failed``, stop reason ``error`` and the error's type and a safe
@@ -155,7 +156,7 @@ class PublishingRun:
     checkpoints: CheckpointStore
     sent_rows: SentRows | None
     options: IngestOptions
-    should_stop: Callable[[], bool]
+    should_stop: Callable[[], bool | StopReason]
     on_progress: Callable[[FileReport], None] | None
     day_first_evidence: str | None = None
     """Found by the first pass: a date that can only be day-first (``line 4: 31/10/2026``),
@@ -235,8 +236,9 @@ def _validate_pass(run: PublishingRun) -> bool:
         if counts.rows_read % _ROWS_BETWEEN_TIME_CHECKS == 0:
             if counts.rows_read > options.max_rows:
                 raise _too_many_rows(options.max_rows, result.line)
-            if run.should_stop():
-                _stop_validating(report, result.line)
+            stop = run.should_stop()
+            if stop:
+                _stop_validating(report, result.line, _stop_reason(stop))
                 return False
         if isinstance(result, ValidRow):
             counts.valid += 1
@@ -264,12 +266,22 @@ def _validate_pass(run: PublishingRun) -> bool:
     return again
 
 
-def _stop_validating(report: FileReport, line: int) -> None:
+def _stop_reason(stop: bool | StopReason) -> StopReason:
+    return stop if isinstance(stop, StopReason) else StopReason.TIME
+
+
+_WHY_STOPPED = {
+    StopReason.TIME: "to finish within the time limit",
+    StopReason.INTERRUPTED: "as asked (Ctrl-C or a termination signal)",
+}
+
+
+def _stop_validating(report: FileReport, line: int, reason: StopReason) -> None:
     report.status = FileStatus.IN_PROGRESS
-    report.stop_reason = StopReason.TIME
+    report.stop_reason = reason
     report.counts.not_sent = report.counts.valid
     report.warnings.append(
-        f"stopped while validating (at line {line}) to finish within the time limit; nothing "
+        f"stopped while validating (at line {line}) {_WHY_STOPPED[reason]}; nothing "
         "was sent in this run, and the next run validates the file again from the start"
     )
 
@@ -298,6 +310,7 @@ def _publish(run: PublishingRun, client: AchieveItClient) -> None:
         stop_status = _publish_parts(run, run.open(), known_parts, publisher)
     finally:
         report.rows_settled_this_run = publisher.settled_rows
+        report.published_this_run = publisher.accepted_rows
     report.counts.not_sent = (
         report.counts.valid
         - report.counts.published
@@ -352,18 +365,19 @@ def _publish_parts(
         if stop_status is None and not record.complete:
             settled = record.settled_lines()
             pending = [row for row in rows if row.line not in settled]
-            digests = _digests(run.sent_rows, pending)
-            sent_earlier = _skip_sent_earlier(run.sent_rows, record, pending, digests)
-            if sent_earlier:
-                pending = [row for row in pending if row.line not in sent_earlier]
-            if pending and run.should_stop():
+            ledger = _LedgerEntries.of(run.sent_rows, record, pending)
+            pending = ledger.to_send if ledger is not None else pending
+            stop = run.should_stop() if pending else False
+            if stop:
                 stop_status = FileStatus.IN_PROGRESS
-                report.stop_reason = StopReason.TIME
+                report.stop_reason = _stop_reason(stop)
                 report.warnings.append(
-                    f"stopped before part {part_number} to finish within the time limit; "
+                    f"stopped before part {part_number} {_WHY_STOPPED[report.stop_reason]}; "
                     "the next run continues from there"
                 )
-            elif pending or sent_earlier:
+            elif pending or (ledger is not None and ledger.sent_earlier):
+                if ledger is not None:
+                    ledger.before_sending()
                 try:
                     publisher.publish(record, pending)
                 except StopPublishingError as exc:
@@ -373,7 +387,8 @@ def _publish_parts(
                     )
                     report.file_error = {"reason": str(exc), "hint": exc.hint}
                 finally:
-                    _remember_sent(run.sent_rows, record, pending, digests)
+                    if ledger is not None:
+                        ledger.after_sending(record)
         _fold_part(report, record)
         if run.on_progress is not None:
             run.on_progress(report)
@@ -394,38 +409,57 @@ def _parts(
         yield part
 
 
-def _digests(sent_rows: SentRows | None, rows: list[ValidRow]) -> dict[int, int]:
-    """Each row's ledger digest by line, computed once (only when there is a ledger)."""
-    if sent_rows is None:
-        return {}
-    from achieveit_sync.ingest.sent_rows import row_digest
+@dataclass
+class _LedgerEntries:
+    """One part's rows against the CLI's ledger: which repeat what was last sent for their
+    item and date (settled as sent earlier), and the entries to record around sending the
+    rest."""
 
-    return {row.line: row_digest(row.update) for row in rows}
+    ledger: SentRows
+    to_send: list[ValidRow]
+    sent_earlier: list[int]
+    digests: dict[int, tuple[int, int]]
+    """Line -> (key, content) of each row to send."""
+    before: dict[int, int] = field(default_factory=dict)
+    """Line -> what the ledger held for the row's key before it was sent."""
 
+    @classmethod
+    def of(
+        cls, ledger: SentRows | None, record: PartRecord, pending: list[ValidRow]
+    ) -> _LedgerEntries | None:
+        if ledger is None:
+            return None
+        from achieveit_sync.ingest.sent_rows import row_digests
 
-def _skip_sent_earlier(
-    sent_rows: SentRows | None, record: PartRecord, pending: list[ValidRow], digests: dict[int, int]
-) -> set[int]:
-    """The lines of ``pending`` an earlier run already sent, now settled as sent earlier."""
-    if sent_rows is None:
-        return set()
-    lines = {row.line for row in pending if digests[row.line] in sent_rows}
-    record.sent_earlier_lines.extend(sorted(lines))
-    return lines
+        entries = cls(ledger, [], [], {})
+        for row in pending:
+            key, content = row_digests(row.update)
+            if ledger.already_sent(key, content):
+                entries.sent_earlier.append(row.line)
+            else:
+                entries.to_send.append(row)
+                entries.digests[row.line] = (key, content)
+        record.sent_earlier_lines.extend(entries.sent_earlier)
+        return entries
 
+    def before_sending(self) -> None:
+        """Recorded as sent before any request leaves (as the checkpoint's "in flight"):
+        a run stopped mid-request leaves them recorded, never free to be sent again."""
+        self.before = {line: self.ledger.last_sent(key) for line, (key, _) in self.digests.items()}
+        self.ledger.record(self.digests.values())
 
-def _remember_sent(
-    sent_rows: SentRows | None, record: PartRecord, sent: list[ValidRow], digests: dict[int, int]
-) -> None:
-    """Rows AchieveIt accepted or may have applied go into the ledger; refused rows do not
-    (sent again once their cause is fixed), nor rows never sent (a stop mid-part)."""
-    if sent_rows is None or not sent:
-        return
-    if record.complete:
-        sent_rows.add(digests[row.line] for row in sent if row.line not in record.refused)
-    else:
-        applied = {*record.accepted_lines, *record.ambiguous}
-        sent_rows.add(digests[row.line] for row in sent if row.line in applied)
+    def after_sending(self, record: PartRecord) -> None:
+        """Rows AchieveIt refused, and rows never sent (a stop before their request), get
+        their earlier entry back; accepted, ambiguous and in-flight rows stay recorded."""
+        if record.complete:
+            unsent = set(record.refused)
+        else:
+            sent = {*record.accepted_lines, *record.ambiguous, *record.in_flight}
+            unsent = {line for line in self.digests if line not in sent}
+        self.ledger.record(
+            (self.digests[line][0], self.before[line])
+            for line in sorted(unsent & set(self.digests))
+        )
 
 
 def _settle_interrupted(record: PartRecord, checkpoints: CheckpointStore, file_id: str) -> None:
@@ -614,14 +648,37 @@ class PlannedRequest:
     body_bytes: int
 
 
-def plan_requests(source: FileSource, options: IngestOptions) -> list[PlannedRequest]:
-    """The requests ``publish`` would make for ``source`` (rows and body size each), without
-    sending anything: what ``publish --dry-run`` shows. Expects a file that validated."""
-    stream = open_records(source.open(), source.name, options.limits)
-    validator = Validator(source.kind)
-    return [
-        PlannedRequest(
-            len(rows), len(encode_updates([r.update for r in rows], options.body_format))
-        )
-        for rows in _parts(validator, stream.records, options.batch_size)
-    ]
+def plan_requests(
+    source: FileSource, options: IngestOptions, sent_rows: SentRows | None = None
+) -> tuple[list[PlannedRequest], int]:
+    """The requests ``publish`` would make for ``source`` (rows and body size each), and
+    how many valid rows it would not send because ``sent_rows`` says they were sent
+    earlier, without sending anything: what ``publish --dry-run`` shows. Validates as a
+    publishing run does (both passes, so a day-first or decimal-comma file plans the same
+    rows); expects a file that validated."""
+    from achieveit_sync.ingest.sent_rows import row_digests
+
+    run = PublishingRun(
+        source=source,
+        report=FileReport(source={"name": source.display_name}),
+        client=None,
+        checkpoints=InMemoryCheckpoints(),
+        sent_rows=None,
+        options=options,
+        should_stop=lambda: False,
+        on_progress=None,
+    )
+    if _validate_pass(run):
+        _validate_pass(run)
+    stream = run.open()
+    planned: list[PlannedRequest] = []
+    sent_earlier = 0
+    for part in _parts(run.validator(stream), stream.records, options.batch_size):
+        rows = part
+        if sent_rows is not None:  # the part as publish would send it
+            rows = [r for r in part if not sent_rows.already_sent(*row_digests(r.update))]
+            sent_earlier += len(part) - len(rows)
+        if rows:
+            body = encode_updates([row.update for row in rows], options.body_format)
+            planned.append(PlannedRequest(len(rows), len(body)))
+    return planned, sent_earlier

@@ -84,6 +84,8 @@ class PartPublisher:
     body_format: BodyFormat = BodyFormat.JSON
     settled_rows: int = field(default=0, init=False)
     """Rows this publisher settled (accepted, refused or ambiguous): progress of this run."""
+    accepted_rows: int = field(default=0, init=False)
+    """Of those, the rows AchieveIt accepted in this run."""
     _refusals_in_a_row: int = field(default=0, init=False)
     _refusal_limit: int = field(default=0, init=False)
 
@@ -170,6 +172,7 @@ class PartPublisher:
             )
             self._refusals_in_a_row = 0
             self.settled_rows += len(rows)
+            self.accepted_rows += len(rows)
             record.accepted += len(rows)
             record.accepted_lines.extend(row.line for row in rows)
             self._clear_in_flight(record)

@@ -46,6 +46,8 @@ class StopReason(StrEnum):
     """AchieveIt refused every request (key, access or base URL); fix, then re-process."""
     ERROR = "error"
     """An unexpected error (a bug, AWS failing); the file is tried again."""
+    INTERRUPTED = "interrupted"
+    """Stopped on request (the command line's Ctrl-C); running it again continues."""
 
 
 class FileStatus(StrEnum):
@@ -152,6 +154,9 @@ class FileReport:
     stop_reason: StopReason | None = None
     rows_settled_this_run: int = 0
     """Rows this run got an answer for (accepted, refused or ambiguous): its progress."""
+    published_this_run: int = 0
+    """Rows AchieveIt accepted in this run (``counts.published`` also holds the rows
+    earlier runs of the same file published: the file's total)."""
     rejection_summary: RejectionSummary = field(default_factory=RejectionSummary)
 
     def count_rejection(self, *, by_api: bool) -> None:
@@ -228,7 +233,7 @@ class FileReport:
         if self.status is FileStatus.FAILED:
             reason = (self.file_error or {}).get("reason", "")
             done = ", ".join(p for p in (published if counts.published else "", rejected) if p)
-            return f"failed: {reason}" + (f" ({done} before that)" if done else "")
+            return f"failed: {reason}" + (f" ({done} so far)" if done else "")
         if self.status is FileStatus.VALIDATED:
             if not counts.rows_read:
                 return "no rows to check: nothing was sent"
@@ -299,6 +304,7 @@ class FileReport:
             "outputs": self.outputs,
             "stopReason": self.stop_reason.value if self.stop_reason else None,
             "rowsSettledThisRun": self.rows_settled_this_run,
+            "publishedThisRun": self.published_this_run,
         }
 
     def to_json(self) -> bytes:
