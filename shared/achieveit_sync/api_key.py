@@ -20,6 +20,11 @@ if TYPE_CHECKING:
 
 REDACTED = "********"
 _SHORTEST_SCRUBBED = 8
+_LONGEST_KEY = 1024
+"""Far above any real key, far below what HTTP servers take in one header (8 KB)."""
+_FRAGMENT = 12
+"""A run of this many characters of the key, echoed in clear, is blanked too: a server that
+cuts what it echoes must not leak the key's first half."""
 PLACEHOLDER = "REPLACE_WITH_YOUR_ACHIEVEIT_API_KEY"
 """What the template puts in a secret it creates, until someone sets the real key."""
 
@@ -32,7 +37,7 @@ class ApiKey:
     written, after work was marked as sent.
     """
 
-    __slots__ = ("_pattern", "_value")
+    __slots__ = ("_fragments", "_pattern", "_value")
 
     def __init__(self, value: str) -> None:
         value = value.strip()
@@ -51,8 +56,14 @@ class ApiKey:
                     f"(at position {position}); copy the key again as plain text, without "
                     "typographic quotes or other characters an editor may have added"
                 )
+        if len(value) > _LONGEST_KEY:
+            raise ConfigurationError(
+                f"the AchieveIt API key is {len(value):,} characters long, far longer than a "
+                "key: check that the setting or secret holds the key alone"
+            )
         self._value = value
         self._pattern: re.Pattern[str] | None = None
+        self._fragments: frozenset[str] | None = None
 
     def reveal(self) -> str:
         """The key itself. Only the HTTP boundary calls this."""
@@ -75,7 +86,28 @@ class ApiKey:
             return text
         if self._pattern is None:
             self._pattern = _echo_pattern(self._value)
-        return self._pattern.sub(REDACTED, text)
+        return self._blank_fragments(self._pattern.sub(REDACTED, text))
+
+    def _blank_fragments(self, text: str) -> str:
+        """Runs of at least ``_FRAGMENT`` characters of the key (a cut echo), blanked."""
+        key = self._value
+        if len(key) < _FRAGMENT or len(text) < _FRAGMENT:
+            return text
+        if self._fragments is None:
+            self._fragments = frozenset(
+                key[start : start + _FRAGMENT] for start in range(len(key) - _FRAGMENT + 1)
+            )
+        pieces, start, index = [], 0, 0
+        while index <= len(text) - _FRAGMENT:
+            if text[index : index + _FRAGMENT] not in self._fragments:
+                index += 1
+                continue
+            end = index + _FRAGMENT
+            while end < len(text) and text[index : end + 1] in key:
+                end += 1
+            pieces += [text[start:index], REDACTED]
+            start = index = end
+        return "".join([*pieces, text[start:]]) if pieces else text
 
     def __repr__(self) -> str:
         return f"ApiKey('{REDACTED}')"

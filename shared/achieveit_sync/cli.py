@@ -702,7 +702,8 @@ class _Sending:
         from achieveit_sync.ingest.checkpoints import FileCheckpoints
         from achieveit_sync.ingest.sent_rows import SentLedger
 
-        state_dir = _usable_state_dir(args.state_dir or settings.state_dir, args.state_dir)
+        given = args.state_dir.expanduser() if args.state_dir else None
+        state_dir = _usable_state_dir(given or settings.state_dir, given)
         try:
             sent_rows = held.enter_context(
                 SentLedger.open(state_dir / "sent", base_url, send_again=args.restart)
@@ -945,7 +946,8 @@ def _dry_run_text(
     base_url = ClientSettings.from_env().base_url  # checked before validating
     ledger = None
     if not args.restart:  # what publish would skip, read without taking the lock
-        ledger = SentLedger.peek((args.state_dir or settings.state_dir) / "sent", base_url)
+        state_dir = args.state_dir.expanduser() if args.state_dir else settings.state_dir
+        ledger = SentLedger.peek(state_dir / "sent", base_url)
     planned, sent_earlier = plan_requests(source, options, ledger)
     earlier = (
         f"  would not send {plural(sent_earlier, 'row')} already sent by an earlier run "

@@ -504,7 +504,14 @@ class CliSettings:
         env = environment(environ)
         state = text(env, "ACHIEVEIT_SYNC_STATE_DIR")
         if state:
-            state_dir = Path(state)
+            state_dir = Path(state).expanduser()
+            if not state_dir.is_absolute():
+                # A relative folder would keep another record of what was sent in every
+                # folder the command runs from: rows would be sent twice.
+                raise ConfigurationError(
+                    f"ACHIEVEIT_SYNC_STATE_DIR must be an absolute path (or start with ~), "
+                    f"got '{state}': a relative one is another folder wherever you run from"
+                )
         else:
             base = text(env, "XDG_STATE_HOME")
             state_dir = (Path(base) if base else Path.home() / ".local" / "state") / (

@@ -197,7 +197,9 @@ def _declared_charset(content_type: str) -> str:
 
 def request_may_have_arrived(exc: requests.exceptions.RequestException) -> bool:
     """False only when the connection provably never carried the request."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ProxyError):
+        # A proxy that cannot be reached, or refuses the tunnel (407): the request was
+        # never written to AchieveIt's connection.
         return False
     if isinstance(exc, requests.exceptions.ConnectionError):
         reason = exc.args[0] if exc.args else None

@@ -79,3 +79,30 @@ def test_export_shows_progress_on_a_terminal(
     assert "\r\x1b[2K  PX-2027: 12 of 12 items (100%)" in captured.err
     assert captured.err.endswith("\r\x1b[2K")  # the line is cleared, not left behind
     assert "PX-2027: complete, 12 items" in captured.out
+
+
+def test_an_export_with_a_refused_key_is_exit_2_like_publish(
+    configured: SandboxServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACHIEVEIT_API_KEY", "not-the-key-0123456789")
+
+    code = main(["export", configured.plan_ids[0], "--out", str(tmp_path / "out")])
+
+    assert code == 2  # a key to fix, as publish says for the same 401
+    assert "401" in capsys.readouterr().out
+
+
+def test_an_export_into_a_file_is_exit_2_without_lambda_words(
+    configured: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+
+    code = main(["export", configured.plan_ids[0], "--out", str(a_file)])
+
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "function's log" not in captured.out + captured.err

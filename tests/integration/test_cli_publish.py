@@ -442,3 +442,32 @@ def test_a_state_folder_that_is_a_file_is_named_as_such(
 
     assert main(["publish", "--state-dir", str(not_a_folder), str(path)]) == 2
     assert f"{not_a_folder} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_disk_that_fills_after_an_answer_still_counts_the_row_as_published(
+    configured: SandboxServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from achieveit_sync.ingest.checkpoints import FileCheckpoints
+
+    path = tmp_path / "kpis.csv"
+    path.write_text(_rows("PX-1.1", "PX-1.2", "PX-1.3"))
+    real_save = FileCheckpoints.save
+    saves = []
+
+    def fills_up(self: FileCheckpoints, file_id: str, record: Any) -> None:
+        saves.append(record.part)
+        if len(saves) == 5:  # part 2: in flight (4), then its answer (5) cannot be saved
+            raise OSError(28, "No space left on device")
+        real_save(self, file_id, record)
+
+    monkeypatch.setattr(FileCheckpoints, "save", fills_up)
+
+    code = main(["publish", "--batch-size", "1", "--format", "json", str(path)])
+
+    report = json.loads(capsys.readouterr().out)
+    assert code == 3
+    assert len(configured.stored_updates()) == 2  # AchieveIt took part 2 before the disk filled
+    assert (report["counts"]["published"], report["counts"]["notSent"]) == (2, 1)

@@ -107,3 +107,47 @@ def test_the_tunnelled_connection_still_refuses_tls_below_1_2(
         client_for(old_tls, max_attempts=1).export_page("PX-2027")
 
     assert len(proxy.tunnels) == 1
+
+
+class RefusingProxy(ConnectProxy):
+    """A proxy that wants credentials: every CONNECT is answered 407."""
+
+    def _tunnel(self, client: socket.socket) -> None:
+        with contextlib.closing(client):
+            client.recv(4096)
+            client.sendall(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+            )
+
+
+@pytest.mark.parametrize("proxy_answers", ["nothing (no proxy listens)", "407"])
+def test_a_proxy_that_never_opens_the_tunnel_leaves_rows_unsent_not_ambiguous(
+    start_sandbox: SandboxFactory,
+    client_for: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    proxy_answers: str,
+) -> None:
+    from datetime import date
+
+    from achieveit_sync.errors import RetryableApiError
+    from achieveit_sync.updates import ProgressUpdate, Status
+
+    sandbox = start_sandbox()
+    if proxy_answers == "407":
+        refusing = RefusingProxy()
+        url = refusing.url
+    else:
+        with socket.create_server(("127.0.0.1", 0)) as closed:
+            url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", url)
+    monkeypatch.setenv("https_proxy", url)
+
+    # Not AmbiguousDeliveryError: nothing reached AchieveIt, so the rows can be sent later.
+    with pytest.raises(RetryableApiError):
+        client_for(sandbox).submit_updates(
+            "via-proxy.json", [ProgressUpdate("PX-1.1", Status.ON_TRACK, date(2026, 11, 1))]
+        )
+
+    assert sandbox.recorded_requests() == []

@@ -111,3 +111,20 @@ def test_a_failing_secrets_manager_is_for_a_later_run(error: str, status: int) -
 def test_a_missing_or_forbidden_secret_is_for_the_user_to_fix(error: str) -> None:
     with pytest.raises(ConfigurationError, match=f"cannot read the API key secret.*{error}"):
         _secret_holding(None, error=error).current()
+
+
+def test_a_cut_echo_of_the_key_is_blanked_too() -> None:
+    key = ApiKey(RECOGNISABLE_KEY)
+    cut = RECOGNISABLE_KEY[:20]
+
+    scrubbed = key.scrub(f"header was 'API-KEY {cut}' [truncated]; see the docs")
+
+    assert cut not in scrubbed
+    assert scrubbed == "header was 'API-KEY ********' [truncated]; see the docs"
+
+
+def test_a_key_far_longer_than_a_key_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigurationError, match="2,000 characters long") as refused:
+        ApiKey("K" * 2000)
+
+    assert "KKKK" not in str(refused.value)

@@ -336,3 +336,11 @@ def test_a_file_of_documented_columns_only_has_nothing_ignored() -> None:
 
     assert report.ignored == []
     assert not report.has_problems
+
+
+def test_an_invisible_character_in_an_id_is_named_so_it_can_be_found() -> None:
+    report = validated("ids.csv", "External ID,Status,As Of Date\nPX-\u200b1,On Track,2026-11-30\n")
+
+    [(field, reason)] = rejected(report)[2]
+    assert field == "externalId"
+    assert reason == "contains an invisible character (U+200B, zero width space)"

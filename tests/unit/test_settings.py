@@ -216,6 +216,10 @@ def test_the_cli_state_folder() -> None:
     assert CliSettings.from_env({"ACHIEVEIT_SYNC_STATE_DIR": "/s"}).state_dir == Path("/s")
     assert CliSettings.from_env({"XDG_STATE_HOME": "/x"}).state_dir == Path("/x/achieveit-sync")
     assert CliSettings.from_env({}).state_dir.parts[-3:] == (".local", "state", "achieveit-sync")
+    home = CliSettings.from_env({"ACHIEVEIT_SYNC_STATE_DIR": "~/sync-state"}).state_dir
+    assert home == Path.home() / "sync-state"  # not a folder named '~' wherever one runs
+    with pytest.raises(ConfigurationError, match="must be an absolute path"):
+        CliSettings.from_env({"ACHIEVEIT_SYNC_STATE_DIR": "state"})
 
 
 def test_observability_defaults() -> None:

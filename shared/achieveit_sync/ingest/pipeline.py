@@ -361,35 +361,43 @@ def _publish_parts(
             part_number, rows=len(rows), batch_size=options.batch_size
         )
         run.parts[part_number] = record
-        _settle_interrupted(record, run.checkpoints, run.source.file_id)
-        if stop_status is None and not record.complete:
-            settled = record.settled_lines()
-            pending = [row for row in rows if row.line not in settled]
-            ledger = _LedgerEntries.of(run.sent_rows, record, pending)
-            pending = ledger.to_send if ledger is not None else pending
-            stop = run.should_stop() if pending else False
-            if stop:
-                stop_status = FileStatus.IN_PROGRESS
-                report.stop_reason = _stop_reason(stop)
-                report.warnings.append(
-                    f"stopped before part {part_number} {_WHY_STOPPED[report.stop_reason]}; "
-                    "the next run continues from there"
-                )
-            elif pending or (ledger is not None and ledger.sent_earlier):
-                if ledger is not None:
-                    ledger.before_sending()
-                try:
-                    publisher.publish(record, pending)
-                except StopPublishingError as exc:
-                    stop_status = FileStatus.IN_PROGRESS if exc.retry_later else FileStatus.FAILED
-                    report.stop_reason = (
-                        StopReason.API_UNAVAILABLE if exc.retry_later else StopReason.API_REFUSED
+        try:
+            _settle_interrupted(record, run.checkpoints, run.source.file_id)
+            if stop_status is None and not record.complete:
+                settled = record.settled_lines()
+                pending = [row for row in rows if row.line not in settled]
+                ledger = _LedgerEntries.of(run.sent_rows, record, pending)
+                pending = ledger.to_send if ledger is not None else pending
+                stop = run.should_stop() if pending else False
+                if stop:
+                    stop_status = FileStatus.IN_PROGRESS
+                    report.stop_reason = _stop_reason(stop)
+                    report.warnings.append(
+                        f"stopped before part {part_number} {_WHY_STOPPED[report.stop_reason]}; "
+                        "the next run continues from there"
                     )
-                    report.file_error = {"reason": str(exc), "hint": exc.hint}
-                finally:
+                elif pending or (ledger is not None and ledger.sent_earlier):
                     if ledger is not None:
-                        ledger.after_sending(record)
-        _fold_part(report, record)
+                        ledger.before_sending()
+                    try:
+                        publisher.publish(record, pending)
+                    except StopPublishingError as exc:
+                        stop_status = (
+                            FileStatus.IN_PROGRESS if exc.retry_later else FileStatus.FAILED
+                        )
+                        report.stop_reason = (
+                            StopReason.API_UNAVAILABLE
+                            if exc.retry_later
+                            else StopReason.API_REFUSED
+                        )
+                        report.file_error = {"reason": str(exc), "hint": exc.hint}
+                    finally:
+                        if ledger is not None:
+                            ledger.after_sending(record)
+        finally:
+            # Also when something unexpected stops the run (a full disk, a bug): rows
+            # AchieveIt answered in this part are counted in the report, not left "not sent".
+            _fold_part(report, record)
         if run.on_progress is not None:
             run.on_progress(report)
     return stop_status
@@ -619,7 +627,8 @@ def _fail_unexpectedly(report: FileReport, exc: Exception, scrub: Callable[[str]
         report.counts.valid
         - report.counts.published
         - report.counts.rejected_by_api
-        - report.counts.ambiguous,
+        - report.counts.ambiguous
+        - report.counts.sent_earlier,
     )
 
 

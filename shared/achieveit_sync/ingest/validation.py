@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -628,6 +629,15 @@ class Validator:
         return self._seen.first_line(duplicate_key(external_id, as_of_date), line)
 
 
+def _invisible(text: str) -> str:
+    """Which invisible character an ID holds, named so that it can be found and removed."""
+    found = _CONTROL_CHARACTER.search(text)
+    character = found.group() if found else ""
+    name = unicodedata.name(character, "a control character").lower()
+    kind = "a line break" if character in "\r\n\u2028\u2029" else "an invisible character"
+    return f"{kind} (U+{ord(character):04X}, {name})" if character else kind
+
+
 def _given(value: object) -> bool:
     return value is not None and not (isinstance(value, str) and not value.strip())
 
@@ -692,8 +702,8 @@ def _external_id(raw: object, problems: list[FieldProblem]) -> str | None:
             FieldProblem(
                 EXTERNAL_ID,
                 _preview(text),
-                "contains a line break or control character",
-                "remove it; external IDs are single-line text",
+                f"contains {_invisible(text)}",
+                "remove it; external IDs are single-line text of visible characters",
             )
         )
         return None
