@@ -96,7 +96,7 @@ def test_each_function_reads_only_its_secret(template: dict[str, Any]) -> None:
 def test_every_bucket_is_encrypted_private_and_tls_only(template: dict[str, Any]) -> None:
     buckets = resources_of(template, "AWS::S3::Bucket")
     policies = resources_of(template, "AWS::S3::BucketPolicy")
-    assert len(buckets) == 3
+    assert len(buckets) == 4  # drop, backups, access logs, Athena query results
     for name, bucket in buckets.items():
         properties = bucket["Properties"]
         assert properties["BucketEncryption"]["ServerSideEncryptionConfiguration"], name
@@ -816,7 +816,13 @@ def test_the_layer_name_fits_at_the_longest_stack_name(template: dict[str, Any])
     assert re.fullmatch(r"[a-zA-Z0-9_-]{1,140}", name), name
 
 
-RETAINED = {"ApiKeySecret", "BackupBucket", "DropBucket", "AccessLogsBucket"}
+RETAINED = {
+    "ApiKeySecret",
+    "BackupBucket",
+    "DropBucket",
+    "AccessLogsBucket",
+    "HistoryQueryResultsBucket",
+}
 
 
 def test_the_key_and_the_data_outlive_the_stack(template: dict[str, Any]) -> None:
