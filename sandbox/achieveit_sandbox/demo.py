@@ -110,6 +110,7 @@ class Demo:
         )
         self.files: list[str] = []
         self.changed = ""
+        self.backup_results: list[dict[str, Any]] = []
         self.history_answer = ""
         self._handlers: dict[str, ModuleType] = {}
         # The functions' JSON logs and EMF metrics, as CloudWatch would receive them.
@@ -140,9 +141,11 @@ class Demo:
         self._use_environment("ExportFunction")
         event = json.loads((ROOT / "events" / "export-schedule.json").read_text())
         with contextlib.redirect_stdout(self.function_output):
-            self.backup_result = self._handler("export").lambda_handler(
+            result = self._handler("export").lambda_handler(
                 event, LocalLambdaContext(function_name="achieveit-sync-export")
             )
+        self.backup_results.append(result)
+        self.backup_result = self.backup_results[0]
 
     def change_an_item(self) -> None:
         """Someone edits the plan in AchieveIt between two backups: the first On Track item
@@ -231,6 +234,9 @@ class Demo:
         for plan in self.backup_result["plans"]:
             where = plan["manifest"]
             print(f"  {plan['planId']}: {plan['status']}, {plan['items']} items -> {where}")
+        for later in self.backup_results[1:]:
+            again = ", ".join(f"{p['planId']}: {p['status']}" for p in later["plans"])
+            print(f"  and again after a change in AchieveIt: {again}")
         updates = self.sandbox.stored_updates()
         names = {i.external_id: i.name for p in self.organisation.plans.values() for i in p.items}
         print(f"\nAchieveIt (the sandbox) stored {len(updates)} updates:")
