@@ -5,7 +5,8 @@ Used by ingest_bench.py in fresh interpreters, so that each figure is one proces
     python bench/_measure.py validate FILE
     python bench/_measure.py reject FILE   (validate, spooling rejected rows as the Lambda does)
     python bench/_measure.py publish FILE   (ACHIEVEIT_* variables point at a sandbox)
-    python bench/_measure.py backup PLAN_ID OUT_DIR   (likewise)
+    python bench/_measure.py backup PLAN_ID OUT_DIR   (likewise; with the plan history)
+    python bench/_measure.py backup-without-history PLAN_ID OUT_DIR   (the baseline)
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ def main() -> None:
 
     report = None
     spooled_mb = None
-    if mode == "backup":
+    if mode in ("backup", "backup-without-history"):
         print(
             json.dumps(
                 {
                     "mode": mode,
-                    **_backup(sys.argv[2], Path(sys.argv[3])),
+                    **_backup(sys.argv[2], Path(sys.argv[3]), history=mode == "backup"),
                     "peak_mb": round(_peak_rss_kb() / 1024, 1),
                     "seconds": round(time.perf_counter() - started, 2),
                 }
@@ -74,7 +75,7 @@ def main() -> None:
     )
 
 
-def _backup(plan_id: str, out: Path) -> dict[str, object]:
+def _backup(plan_id: str, out: Path, *, history: bool) -> dict[str, object]:
 
     from achieveit_sync.api_key import provider_for
     from achieveit_sync.backup.run import back_up_plans
@@ -85,10 +86,20 @@ def _backup(plan_id: str, out: Path) -> dict[str, object]:
     settings = ClientSettings.from_env()
     with AchieveItClient(settings, provider_for(ApiKeySettings.from_env())) as client:
         run = back_up_plans(
-            [plan_id], client=client, target=LocalTarget(out), api_base_url=settings.base_url
+            [plan_id],
+            client=client,
+            target=LocalTarget(out),
+            api_base_url=settings.base_url,
+            write_history=history,
         )
     [outcome] = run.outcomes
-    return {"status": outcome.status, "items": outcome.items, "error": outcome.error}
+    snapshots = list(out.glob(f"history/plan_id={plan_id}/*/*.jsonl.gz"))
+    return {
+        "status": outcome.status,
+        "items": outcome.items,
+        "error": outcome.error,
+        "history_mb": round(sum(p.stat().st_size for p in snapshots) / 1024**2, 1),
+    }
 
 
 def _peak_rss_kb() -> int:

@@ -4,7 +4,10 @@
 
 Figures: requests made for the large plan (goal: exactly ceil(items / 1500)), peak RSS of a
 fresh process backing up each plan (goal: large within 20% of small, under 200 MB), and wall
-time. The sandbox runs in its own process, so its memory is not counted.
+time. The large plan is also backed up without the plan history snapshot, in the same run:
+the history write's cost in memory and time is the difference (goal: within 10% of the
+peak without it), and the snapshot's size is reported. The sandbox runs in its own process,
+so its memory is not counted.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ def main() -> None:
             small = measure("backup", "SMALL", str(work / "out"), env=env)
             large = measure("backup", "LARGE", str(work / "out"), env=env)
             large_requests = requests_for(info, "LARGE")
+            without = measure("backup-without-history", "LARGE", str(work / "bare"), env=env)
     results = {
         "items": args.items,
         "requests": large_requests,
@@ -55,6 +59,11 @@ def main() -> None:
             3,
         ),  # type: ignore[arg-type]
         "items_per_second": round(args.items / float(large["seconds"]), 0),  # type: ignore[arg-type]
+        "large_without_history": without,
+        "history_peak_over_without": round(
+            float(large["peak_mb"]) / float(without["peak_mb"]),  # type: ignore[arg-type]
+            3,
+        ),
     }
     print(json.dumps(results, indent=2))
 

@@ -4,8 +4,10 @@ moto in server mode plays S3, SQS, DynamoDB, SNS and Secrets Manager; the sandbo
 AchieveIt with a small organisation. The resources and the functions' environment come from
 template.yaml. Sample files are dropped under incoming/, S3 notifies the queue, and the real
 handlers run on the queue's messages exactly as Lambda would (SQS batch events, a Lambda
-context), then the backup handler runs on a schedule event. Everything started is stopped at
-the end, on Ctrl-C and on failure.
+context), then the backup handler runs on a schedule event; an item's status is changed in
+AchieveIt and the backup runs again, and one of the template's named Athena queries
+(status-changes-last-7-days) runs with DuckDB over the plan history those two backups wrote.
+Everything started is stopped at the end, on Ctrl-C and on failure.
 
     python -m achieveit_sandbox.demo [--keep] [--output DIR]
 
@@ -39,6 +41,7 @@ from achieveit_sandbox.server import SandboxServer
 ROOT = TEMPLATE.parent
 REGION = "us-east-1"
 _STOP_AFTER_SECONDS = 3600
+HISTORY_QUERY = "status-changes-last-7-days"
 
 
 class Interrupted(Exception):  # noqa: N818 - it names what happened
@@ -72,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             demo.drop_samples()
             demo.run_ingest()
             demo.run_backup()
+            demo.change_an_item()
+            demo.run_backup()
+            demo.query_history()
             demo.download_outputs()
             demo.print_summary(time.monotonic() - started)
             if args.keep:
@@ -103,6 +109,9 @@ class Demo:
             self.session, stack.physical_id("NotificationTopic")
         )
         self.files: list[str] = []
+        self.changed = ""
+        self.backup_results: list[dict[str, Any]] = []
+        self.history_answer = ""
         self._handlers: dict[str, ModuleType] = {}
         # The functions' JSON logs and EMF metrics, as CloudWatch would receive them.
         self.function_output = (output / "function-output.jsonl").open("a", encoding="utf-8")
@@ -132,14 +141,33 @@ class Demo:
         self._use_environment("ExportFunction")
         event = json.loads((ROOT / "events" / "export-schedule.json").read_text())
         with contextlib.redirect_stdout(self.function_output):
-            self.backup_result = self._handler("export").lambda_handler(
+            result = self._handler("export").lambda_handler(
                 event, LocalLambdaContext(function_name="achieveit-sync-export")
             )
+        self.backup_results.append(result)
+        self.backup_result = self.backup_results[0]
+
+    def change_an_item(self) -> None:
+        """Someone edits the plan in AchieveIt between two backups: the first On Track item
+        of the first plan goes Off Track."""
+        with self.sandbox.organisation() as organisation:
+            plan = next(iter(organisation.plans.values()))
+            item = next(i for i in plan.items if i.status == "On Track")
+            item.status = "Off Track"
+            self.changed = f"{plan.id} {item.sequence_id} {item.name!r}: On Track -> Off Track"
+
+    def query_history(self) -> None:
+        """A named query of the template, run with DuckDB over the history in the bucket."""
+        from achieveit_sync.backup.query import format_result, named_queries, run_query
+
+        [named] = [q for q in named_queries(TEMPLATE) if q.name == HISTORY_QUERY]
+        result = run_query(f"s3://{self.backup_bucket}", named.sql)
+        self.history_answer = format_result(result, "table")
 
     def download_outputs(self) -> None:
         for bucket, prefixes in (
             (self.drop_bucket, ("reports/", "rejected/", "archive/")),
-            (self.backup_bucket, ("backups/", "templates/")),
+            (self.backup_bucket, ("backups/", "templates/", "history/")),
         ):
             for prefix in prefixes:
                 for key in _keys(self.s3, bucket, prefix):
@@ -206,6 +234,9 @@ class Demo:
         for plan in self.backup_result["plans"]:
             where = plan["manifest"]
             print(f"  {plan['planId']}: {plan['status']}, {plan['items']} items -> {where}")
+        for later in self.backup_results[1:]:
+            again = ", ".join(f"{p['planId']}: {p['status']}" for p in later["plans"])
+            print(f"  and again after a change in AchieveIt: {again}")
         updates = self.sandbox.stored_updates()
         names = {i.external_id: i.name for p in self.organisation.plans.values() for i in p.items}
         print(f"\nAchieveIt (the sandbox) stored {len(updates)} updates:")
@@ -218,6 +249,12 @@ class Demo:
             )
         if len(updates) > 8:
             print(f"  ... and {len(updates) - 8} more")
+        print(f"\nChanged in AchieveIt between the two backups: {self.changed}")
+        print(
+            f"Plan history, the named query {HISTORY_QUERY} (Athena's SQL, run here with "
+            f"achieveit-sync query):"
+        )
+        print("  " + self.history_answer.rstrip("\n").replace("\n", "\n  "))
         print(f"\nOutputs (reports, rejected rows, archive, backups): {self.output / 's3'}")
         print(f"The functions' JSON logs and metrics: {self.function_output.name}")
 

@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": _run_export,
         "diff": _run_diff,
         "status": _run_status,
+        "query": _run_query,
         "smoke": _run_smoke,
     }
     command = commands.get(args.command or "")
@@ -228,11 +229,12 @@ def describe_failure(exc: BaseException) -> tuple[str, int]:  # noqa: PLR0911 - 
     )
 
     from achieveit_sync.backup.diff import BackupNotFoundError, DamagedBackupError
+    from achieveit_sync.backup.query import QueryDataError
     from achieveit_sync.plan_ids import InvalidPlanIdError
 
     if isinstance(exc, ConfigurationError | InvalidPlanIdError | BackupNotFoundError):
         return _printable(str(exc)), EXIT_USAGE
-    if isinstance(exc, DamagedBackupError):
+    if isinstance(exc, DamagedBackupError | QueryDataError):
         return _printable(str(exc)), EXIT_DATA
     if isinstance(exc, NoCredentialsError | PartialCredentialsError | ProfileNotFound):
         return (
@@ -424,6 +426,48 @@ def _build_parser() -> argparse.ArgumentParser:
         default="table",
         dest="output_format",
         help="a table (default) or JSON",
+    )
+
+    query = _command(
+        commands,
+        "query",
+        "SQL over the plan history (DuckDB), as Athena runs it in AWS",
+        "Run SQL with DuckDB over the plan history that backups write (history/ in the backups "
+        "bucket or an export --out folder). The table is plan_item_history, partitioned by "
+        "plan_id and snapshot_date: filter on them and only those partitions are read (from "
+        "S3, only those files are fetched). SQL may also be the name of one of the template's "
+        "named queries; --list prints them.",
+        "achieveit-sync query --backups plan-backups \\\n"
+        '      "SELECT plan_id, status, COUNT(*) AS items FROM plan_item_history GROUP BY 1, 2"\n'
+        "  achieveit-sync query --backups s3://my-backups-bucket status-changes-last-7-days\n"
+        "  achieveit-sync query --list",
+    )
+    query.add_argument(
+        "sql",
+        nargs="?",
+        metavar="SQL",
+        help="the query, or the name of a named query (see --list)",
+    )
+    query.add_argument(
+        "--backups",
+        metavar="DIR|s3://BUCKET[/PREFIX]",
+        help="the backups bucket (and prefix) or an export --out folder: where history/ is",
+    )
+    query.add_argument(
+        "--list", action="store_true", help="print the template's named queries and stop"
+    )
+    query.add_argument(
+        "--template",
+        type=Path,
+        metavar="FILE",
+        help="the stack's template.yaml, for the named queries (default: the checkout's)",
+    )
+    query.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        dest="output_format",
+        help="a table (default), CSV with a header, or a JSON array of objects",
     )
 
     smoke = _command(
@@ -1092,6 +1136,39 @@ def _run_status(args: argparse.Namespace) -> int:
         p.newest_complete is False or p.problem for p in plans
     )
     return EXIT_DATA if problems else EXIT_OK
+
+
+def _run_query(args: argparse.Namespace) -> int:
+    from achieveit_sync.backup.query import TEMPLATE, format_result, named_queries, run_query
+
+    queries = named_queries(args.template or TEMPLATE)
+    if args.list:
+        if args.sql or args.backups:
+            raise ConfigurationError("--list prints the named queries: give it alone")
+        for named in queries:
+            sys.stdout.write(f"{named.name}\n  {named.description}\n\n")
+            sys.stdout.write("".join(f"    {line}\n" for line in named.sql.splitlines()) + "\n")
+        return EXIT_OK
+    if not args.sql or not args.sql.strip():
+        raise ConfigurationError(
+            "give the SQL to run (or the name of a named query: achieveit-sync query --list)"
+        )
+    if not args.backups:
+        raise ConfigurationError(
+            "say where the history is: --backups s3://BUCKET[/PREFIX] or --backups DIR (an "
+            "export --out folder)"
+        )
+    by_name = {named.name: named for named in queries}
+    sql = by_name[args.sql].sql if args.sql in by_name else args.sql
+    result = run_query(args.backups, sql)
+    if result.files_listed is not None:
+        print(
+            f"achieveit-sync: read {result.files_read} of {result.files_listed} snapshot "
+            f"file(s) under {args.backups.rstrip('/')}/history/",
+            file=sys.stderr,
+        )
+    sys.stdout.write(format_result(result, args.output_format))
+    return EXIT_OK
 
 
 def _table_of_files(files: list[Any]) -> str:

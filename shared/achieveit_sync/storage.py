@@ -216,6 +216,13 @@ class S3Storage:
             for item in page.get("Contents", []):
                 yield item["Key"], item["LastModified"]
 
+    def list_sizes(self, bucket: str, prefix: str) -> Iterator[tuple[str, int]]:
+        """Every key under ``prefix``, with its size in bytes."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"], item.get("Size", 0)
+
     def exists(self, bucket: str, key: str) -> bool:
         """Whether ``key`` is there, by listing (s3:ListBucket; no read of the object)."""
         listing = self._client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)

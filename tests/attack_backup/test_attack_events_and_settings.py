@@ -90,7 +90,8 @@ def test_odd_but_harmless_events(
     result, error = invoke(handler, event)
 
     assert [(o["planId"], o["status"]) for o in outcomes(result, error)] == expected
-    assert {k.split("/")[1] for k in keys(s3)} <= {"SMALL"}
+    # backups/SMALL/..., templates/SMALL/..., history/plan_id=SMALL/...
+    assert {k.split("/")[1].removeprefix("plan_id=") for k in keys(s3)} <= {"SMALL"}
 
 
 @pytest.mark.parametrize(

@@ -80,5 +80,6 @@ def test_a_valid_plan_id_still_exports_inside_the_folder(
     assert finished.returncode == 0, finished.stderr
     assert "PX-1: complete, 2 items" in finished.stdout
     written = files_under(tmp_path) - before
-    assert len(written) == 5  # two data files, the manifest, latest.json, the template
+    # two data files, the manifest, latest.json, the template, the history snapshot
+    assert len(written) == 6
     assert all((tmp_path / "out") in path.parents for path in written)

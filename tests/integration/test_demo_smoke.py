@@ -40,6 +40,14 @@ def test_the_demo_runs_end_to_end_and_leaves_its_outputs(tmp_path: Path) -> None
     assert "Notification: AchieveIt ingest: 3 rows rejected in needs-fixing.csv" in summary
     assert "PX-2027: complete, 12 items" in summary
     assert "AchieveIt (the sandbox) stored 10 updates" in summary
+    # two backups with a status change between; the named query finds it in the history
+    assert re.search(r"and again after a change in AchieveIt: .*: complete", summary)
+    changed = re.search(r"between the two backups: \S+ (\S+) '", summary)
+    assert changed is not None
+    answer = summary[summary.index("status-changes-last-7-days") :]
+    assert re.search(rf"\s{re.escape(changed.group(1))}\s.*On Track\s+Off Track", answer)
+    assert "(1 row)" in answer
+    assert list((output / "s3").glob("*/history/plan_id=*/snapshot_date=*/*.jsonl.gz"))
     reports = sorted((output / "s3").glob("*/reports/incoming/*/*.json"))
     assert [p.name for p in reports] == [
         "warehouse-2026-11.json.json",

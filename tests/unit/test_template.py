@@ -96,7 +96,7 @@ def test_each_function_reads_only_its_secret(template: dict[str, Any]) -> None:
 def test_every_bucket_is_encrypted_private_and_tls_only(template: dict[str, Any]) -> None:
     buckets = resources_of(template, "AWS::S3::Bucket")
     policies = resources_of(template, "AWS::S3::BucketPolicy")
-    assert len(buckets) == 3
+    assert len(buckets) == 4  # drop, backups, access logs, Athena query results
     for name, bucket in buckets.items():
         properties = bucket["Properties"]
         assert properties["BucketEncryption"]["ServerSideEncryptionConfiguration"], name
@@ -742,7 +742,10 @@ def test_object_lock_never_outlasts_the_expiration(template: dict[str, Any]) -> 
     for lock in locks:
         for expiration in expirations:
             accepted = rules_accept(
-                template, BackupObjectLockDays=lock, BackupExpirationDays=str(expiration)
+                template,
+                BackupObjectLockDays=lock,
+                BackupExpirationDays=str(expiration),
+                HistoryRetentionDays="3653",  # so that only the expiration's rules can refuse
             )
             assert accepted == (int(lock) <= expiration), (lock, expiration)
 
@@ -757,9 +760,16 @@ def test_a_backup_is_kept_its_expiration_plus_a_short_noncurrent_window(
     NoncurrentVersionExpiration: the real retention is ExpirationInDays + NoncurrentDays.
     NoncurrentDays was BackupExpirationDays, which doubled it (and kept a version of
     latest.json for every night); it is a short, fixed window, and the README states the sum."""
-    [rule] = template["Resources"]["BackupBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
-    assert rule["ExpirationInDays"] == {"Ref": "BackupExpirationDays"}
-    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": NONCURRENT_DAYS}
+    rules = {
+        rule["Id"]: rule
+        for rule in template["Resources"]["BackupBucket"]["Properties"]["LifecycleConfiguration"][
+            "Rules"
+        ]
+    }
+    for backed_up in ("age-out-backups", "age-out-templates"):
+        rule = rules[backed_up]
+        assert rule["ExpirationInDays"] == {"Ref": "BackupExpirationDays"}
+        assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": NONCURRENT_DAYS}
     default = template["Parameters"]["BackupExpirationDays"]["Default"]
     readme = " ".join((TEMPLATE.parent / "README.md").read_text().split())
     assert (
@@ -767,6 +777,24 @@ def test_a_backup_is_kept_its_expiration_plus_a_short_noncurrent_window(
         f"({default + NONCURRENT_DAYS} by default)"
     ) in readme
     assert f"deleted after {default + NONCURRENT_DAYS})" in readme  # Costs
+
+
+def test_the_object_lock_never_outlasts_the_history_it_also_locks(
+    template: dict[str, Any],
+) -> None:
+    """history/ lives in the locked bucket: a lock longer than HistoryRetentionDays would
+    keep snapshots past their expiry. Every pair is checked as CloudFormation would (with
+    the longest BackupExpirationDays, so that only this rule can refuse)."""
+    longest = str(max(template["Parameters"]["BackupExpirationDays"]["AllowedValues"]))
+    for lock in template["Parameters"]["BackupObjectLockDays"]["AllowedValues"]:
+        for retention in template["Parameters"]["HistoryRetentionDays"]["AllowedValues"]:
+            accepted = rules_accept(
+                template,
+                BackupObjectLockDays=str(lock),
+                HistoryRetentionDays=str(retention),
+                BackupExpirationDays=longest,
+            )
+            assert accepted == (int(lock) <= int(retention)), (lock, retention)
 
 
 def test_every_free_text_parameter_has_a_maximum_length(template: dict[str, Any]) -> None:
@@ -979,6 +1007,9 @@ def test_every_name_from_the_stack_id_uses_one_suffix(template: dict[str, Any]) 
     suffixes = [variables["Suffix"] for _, variables in substitutions if "Suffix" in variables]
     assert len(suffixes) == 4
     assert all(suffix == STACK_SUFFIX for suffix in suffixes)
+    # Glue names take no "-": the history database joins the same two groups with "_".
+    [database_suffix] = [v["DatabaseSuffix"] for _, v in substitutions if "DatabaseSuffix" in v]
+    assert database_suffix == {"Fn::Join": ["_", STACK_SUFFIX["Fn::Join"][1]]}
     readme = " ".join((TEMPLATE.parent / "README.md").read_text().split())
     assert "Upgrading a stack deployed before the name suffix had two parts" in readme
     assert "renamed, which CloudFormation does by replacing them" in readme
@@ -1042,7 +1073,13 @@ def test_the_layer_name_fits_at_the_longest_stack_name(template: dict[str, Any])
     assert re.fullmatch(r"[a-zA-Z0-9_-]{1,140}", name), name
 
 
-RETAINED = {"ApiKeySecret", "BackupBucket", "DropBucket", "AccessLogsBucket"}
+RETAINED = {
+    "ApiKeySecret",
+    "BackupBucket",
+    "DropBucket",
+    "AccessLogsBucket",
+    "HistoryQueryResultsBucket",
+}
 # DeletionPolicy takes Delete, Retain, RetainExceptOnCreate and (some types) Snapshot;
 # UpdateReplacePolicy takes Delete, Retain and Snapshot only (CloudFormation's attribute
 # reference; cfn-lint E3035 and E3036 hold the same lists).
@@ -1059,7 +1096,7 @@ def test_the_key_and_the_data_outlive_the_stack(template: dict[str, Any]) -> Non
         for name, policy in resources_of(template, "AWS::S3::BucketPolicy").items()
         if policy["Properties"]["Bucket"]["Ref"] in RETAINED
     }
-    assert len(bucket_policies) == 3
+    assert len(bucket_policies) == 4
     for logical_id, resource in template["Resources"].items():
         deletion = resource.get("DeletionPolicy")
         replacement = resource.get("UpdateReplacePolicy")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from achieveit_sync import exact_json
+from achieveit_sync.backup.history import Snapshot, history_line
 from achieveit_sync.client import MAX_PAGE_SIZE, AchieveItClient
 from achieveit_sync.errors import PlanChangedWhilePagedError
 from achieveit_sync.key_index import SeenKeys
@@ -119,9 +120,12 @@ class PlanExport:
     template: ExportedFile | None = None
     warnings: list[str] = field(default_factory=list)
     """What was stored differently from how the API sent it (NaN or Infinity as strings)."""
+    history: ExportedFile | None = None
+    """The plan's history snapshot (``backup.history``), when one was asked for."""
 
     def close(self) -> None:
-        for exported in [*self.files, *([self.template] if self.template else [])]:
+        extra = [f for f in (self.template, self.history) if f is not None]
+        for exported in [*self.files, *extra]:
             exported.body.close()
 
 
@@ -134,10 +138,13 @@ def export_plan(
     on_page: Callable[[int, int, int | None], None] | None = None,
     max_items: int = DEFAULT_BACKUP_MAX_ITEMS,
     deadline: float | None = None,
+    snapshot: Snapshot | None = None,
 ) -> PlanExport:
     """Export ``plan_id`` until one attempt is whole, at most ``max_attempts`` times, and
     never past ``deadline`` (``time.monotonic()``): an incomplete attempt is not repeated
     when its time is up, and a request that would run past it raises ``OutOfTimeError``.
+    With ``snapshot``, the items also stream into the plan's history file
+    (``PlanExport.history``).
 
     API errors (403, 404, the API down), a plan of more than ``max_items`` items and running
     out of time propagate: the caller records the plan as failed.
@@ -150,7 +157,9 @@ def export_plan(
                 log.warning("no time left to export the plan again", extra={"plan": plan_id})
                 break
             export.close()
-        export = _export_once(client, plan_id, attempt, page_size, on_page, max_items, deadline)
+        export = _export_once(
+            client, plan_id, attempt, page_size, on_page, max_items, deadline, snapshot
+        )
         findings.append(export.attempts[0])
         if export.complete:
             break
@@ -171,8 +180,9 @@ def _export_once(
     on_page: Callable[[int, int, int | None], None] | None,
     max_items: int,
     deadline: float | None,
+    snapshot: Snapshot | None,
 ) -> PlanExport:
-    sinks = _ExportSinks()
+    sinks = _ExportSinks(snapshot)
     shifted: list[str] = []
     try:
         pages = 0
@@ -203,8 +213,12 @@ def _export_once(
 class _ExportSinks:
     """The files one export attempt writes, and the counts its verdict rests on."""
 
-    def __init__(self) -> None:
+    def __init__(self, snapshot: Snapshot | None = None) -> None:
         self.json_file = _FileSink("items.json.gz", "application/json")
+        self.snapshot = snapshot
+        self.history_file = (
+            _FileSink("history.jsonl.gz", "application/x-ndjson") if snapshot is not None else None
+        )
         # The flat table and the template are views for people: a lone surrogate (which no
         # UTF-8 file can hold) becomes '?' there; items.json.gz keeps it escaped, exactly.
         self.csv_file = _FileSink("items.csv.gz", "text/csv; charset=utf-8", errors="replace")
@@ -231,6 +245,8 @@ class _ExportSinks:
             self.json_file.write_bytes(data)
             self.content_digest.update(data)
             self.content_digest.update(b"\n")
+            if self.history_file is not None and self.snapshot is not None:
+                self.history_file.write_bytes(history_line(self.snapshot, item, data))
             self.csv_writer.writerow([_csv_cell(item.get(column)) for column in CSV_COLUMNS])
             external_id = item.get("externalId")
             if isinstance(external_id, str) and external_id:
@@ -257,8 +273,9 @@ class _ExportSinks:
                 self.duplicates += 1
 
     def discard(self) -> None:
-        for sink in (self.json_file, self.csv_file, self.template_file):
-            sink.discard()
+        for sink in (self.json_file, self.csv_file, self.template_file, self.history_file):
+            if sink is not None:
+                sink.discard()
 
     def finish(
         self,
@@ -307,6 +324,7 @@ class _ExportSinks:
             external_ids=self.external_ids,
             template=self.template_file.finish() if self.external_ids else None,
             warnings=warnings,
+            history=self.history_file.finish() if self.history_file is not None else None,
         )
 
 

@@ -7,9 +7,12 @@ Layout (relative to the bucket, or to ``--out DIR``)::
     backups/<planId>/<YYYY>/<MM>/<DD>/<timestamp>/manifest.json   what, when, checksums, verdict
     backups/<planId>/latest.json                                  the newest complete backup
     templates/<planId>/progress-updates.csv                       an upload template
+    history/plan_id=<planId>/snapshot_date=<date>/<timestamp>.jsonl.gz   the plan history
 
 Write order makes a crash harmless: data files, then the manifest, then ``latest.json``, so
-``latest.json`` never points at a partial backup.
+``latest.json`` never points at a partial backup. The history snapshot (``backup.history``)
+comes last, for complete backups only (unchanged ones too: the history is by date); one that
+cannot be written is a warning, as the template is.
 
 ``latest.json`` only moves forward: a run that finds it naming a backup started after its
 own (two runs of a plan overlapped, and the later one finished first) leaves it there.
@@ -51,6 +54,7 @@ from achieveit_sync.backup.documents import (
     latest_key,
 )
 from achieveit_sync.backup.exporter import DEFAULT_EXPORT_ATTEMPTS, PlanExport, export_plan
+from achieveit_sync.backup.history import Snapshot
 from achieveit_sync.backup.targets import BackupTarget
 from achieveit_sync.client import AchieveItClient
 from achieveit_sync.errors import (
@@ -173,6 +177,7 @@ def back_up_plans(
     on_plan: Callable[[PlanOutcome], None] | None = None,
     on_page: Callable[[str, int, int, int | None], None] | None = None,
     retry_hint: str = LAMBDA_RETRY_HINT,
+    write_history: bool = True,
 ) -> BackupRun:
     """Back up every plan; never stop early. Check ``run.failed`` (or let the caller raise
     ``BackupRunError``) afterwards.
@@ -184,7 +189,8 @@ def back_up_plans(
     left, less a margin). Each plan may run until the time left minus what every plan after
     it keeps (``PLAN_RESERVE_SECONDS`` each, or an equal share when less is left), so every
     plan gets a result: a plan reached when no time is left fails as "not tried: out of
-    time". ``retry_hint`` ends the message of an unexpected error.
+    time". ``retry_hint`` ends the message of an unexpected error. ``write_history=False``
+    leaves out the plan history snapshot (a benchmark's baseline).
     """
     requested = list(_requested_plans(plan_ids))
     outcomes = []
@@ -213,6 +219,7 @@ def back_up_plans(
                 deadline=plan_deadline,
                 clock=clock,
                 on_page=on_page,
+                write_history=write_history,
             )
         outcomes.append(outcome)
         if on_plan is not None:
@@ -310,6 +317,7 @@ def back_up_plan(
     deadline: float | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_page: Callable[[str, int, int, int | None], None] | None = None,
+    write_history: bool = True,
 ) -> PlanOutcome:
     """Export one plan and store it; ``on_page(plan_id, pages, items, total)`` follows
     progress (``total``: the plan's ``totalCount``, when the API gives one). ``deadline``
@@ -327,6 +335,7 @@ def back_up_plan(
         on_page=progress,
         max_items=max_items,
         deadline=deadline,
+        snapshot=Snapshot(plan_id, started) if write_history else None,
     )
     try:
         return _store(
@@ -429,6 +438,8 @@ def _store(
         target.write_json(latest_key(plan_id), pointer.to_json())
         if export.template is not None:
             _write_template(export, target, warnings)
+    if export.history is not None:
+        _write_history(export, started, target, warnings)
     log.info(
         "plan backed up",
         extra={
@@ -543,6 +554,25 @@ def _write_template(export: PlanExport, target: BackupTarget, warnings: list[str
             "again)"
         )
         log.warning("template not written", extra={"plan": export.plan_id, "problem": warning})
+        warnings.append(warning)
+
+
+def _write_history(
+    export: PlanExport, started: datetime, target: BackupTarget, warnings: list[str]
+) -> None:
+    """The plan's history snapshot, after everything else; a failure to write it is a
+    warning: the backup is complete, only that day's history lacks it."""
+    assert export.history is not None  # noqa: S101 - the caller checked
+    key = Snapshot(export.plan_id, started).key
+    try:
+        target.write_file(key, export.history.body, export.history.content_type)
+    except Exception as exc:  # noqa: BLE001 - the backup is stored; only the history is not
+        warning = (
+            f"the plan history snapshot {target.describe(key)} could not be written "
+            f"({_describe_error(exc)}); the backup is complete, but this snapshot is missing "
+            "from the history (check that the role may write history/)"
+        )
+        log.warning("history not written", extra={"plan": export.plan_id, "problem": warning})
         warnings.append(warning)
 
 
