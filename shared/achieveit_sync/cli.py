@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -28,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from achieveit_sync import __version__
 from achieveit_sync.errors import (
@@ -40,6 +39,9 @@ from achieveit_sync.errors import (
 from achieveit_sync.ingest.report import FileReport, FileStatus, StopReason
 from achieveit_sync.ingest.summary import plural
 from achieveit_sync.settings import CliSettings, api_key_as_set, debug_requested
+
+if TYPE_CHECKING:
+    from achieveit_sync.ingest.local_state import PublishState
 
 EXIT_OK = 0
 EXIT_DATA = 1
@@ -585,13 +587,17 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
         ClientSettings.from_env()  # a dry run says where rows would go: a bad URL is exit 2
     with contextlib.ExitStack() as held:
         client = _client_from_env() if send else None
-        sending: _Sending | None = None
+        sending: PublishState | None = None
         stop: _GracefulStop | None = None
         if client is not None:
             held.callback(client.close)
+            from achieveit_sync.ingest.local_state import PublishState
+
+            state_dir, named = _state_dir(args, cli_settings)
             # The ledger's lock is held until the run ends: no other run sends meanwhile.
-            sending = _Sending.prepare(args, path, client.base_url, cli_settings, held)
-            # This content, sent to this server: what progress belongs to (whatever the key).
+            sending = PublishState.open(
+                path, client.base_url, state_dir, held, restart=args.restart, named=named
+            )
             source = replace(source, file_id=sending.file_id)
             stop = held.enter_context(_GracefulStop())
         progress = _PublishProgress(sys.stderr) if client is not None else None
@@ -612,11 +618,8 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
         finally:
             if progress is not None:
                 progress.clear()
-        if sending is not None and report.status in _FINISHED:
-            # Finished: the ledger now holds what was sent. Kept, this content's progress
-            # would answer "done" to a later run of the same bytes, even after other files
-            # changed those items (0.7, then 0.9, then 0.7 again must send the 0.7).
-            sending.checkpoints.forget(sending.file_id)
+        if sending is not None:
+            sending.conclude(report)
         outputs, unwritten = outputs.write(report, rejected, ambiguous)
     code = _exit_code(report)
     if unwritten and code in (EXIT_OK, EXIT_DATA):
@@ -717,87 +720,11 @@ class _RowFiles:
         return written, failures
 
 
-@dataclass
-class _Sending:
-    """What ``publish`` keeps on disk about what it sends to one server: each file's
-    progress (to resume where a run stopped), and every row sent (so that an edited file,
-    a copy, or next week's file never sends a row twice)."""
-
-    base_url: str
-    content_sha256: str
-    checkpoints: Any
-    sent_rows: Any
-
-    @property
-    def file_id(self) -> str:
-        return f"{self.content_sha256}|{self.base_url}"
-
-    @classmethod
-    def prepare(
-        cls,
-        args: argparse.Namespace,
-        path: Path,
-        base_url: str,
-        settings: CliSettings,
-        held: contextlib.ExitStack,
-    ) -> _Sending:
-        """The progress and the ledger of this file and server; the ledger stays locked
-        until ``held`` closes."""
-        from achieveit_sync.ingest.checkpoints import FileCheckpoints
-        from achieveit_sync.ingest.sent_rows import SentLedger
-
-        given = args.state_dir.expanduser() if args.state_dir else None
-        state_dir = _usable_state_dir(given or settings.state_dir, given)
-        try:
-            sent_rows = held.enter_context(
-                SentLedger.open(state_dir / "sent", base_url, send_again=args.restart)
-            )
-        except OSError as exc:
-            raise ConfigurationError(
-                f"the record of rows sent earlier, in {state_dir / 'sent'}, cannot be read "
-                f"({exc.strerror or exc}); fix its permissions, or give another --state-dir "
-                "(rows sent from the old one would then be sent again)"
-            ) from None
-        sending = cls(
-            base_url=base_url,
-            content_sha256=_content_sha256(path),
-            checkpoints=FileCheckpoints(state_dir / "checkpoints"),
-            sent_rows=sent_rows,
-        )
-        if args.restart:
-            sending.checkpoints.forget(sending.file_id)
-        return sending
-
-
-def _usable_state_dir(state_dir: Path, given: Path | None) -> Path:
-    """The folder progress is recorded in, created if missing; refused before anything is
-    sent, since a run that cannot record progress cannot resume without sending twice."""
-    named = "--state-dir" if given is not None else "ACHIEVEIT_SYNC_STATE_DIR"
-    for folder in (state_dir, *state_dir.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise ConfigurationError(
-                    f"{named} {state_dir}: {folder} is a file, not a folder; give a folder"
-                )
-            break
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=state_dir, prefix=".probe-")  # noqa: SIM115
-        probe.close()
-    except OSError as exc:
-        raise ConfigurationError(
-            f"{named} {state_dir} cannot hold the record of what was sent "
-            f"({exc.strerror or exc}); give a writable folder"
-        ) from None
-    return state_dir
-
-
-def _content_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _state_dir(args: argparse.Namespace, settings: CliSettings) -> tuple[Path, str]:
+    """Where publish keeps its state, and how messages name it."""
+    if args.state_dir:
+        return args.state_dir.expanduser(), "--state-dir"
+    return settings.state_dir, "ACHIEVEIT_SYNC_STATE_DIR"
 
 
 def _check_input(path: Path) -> None:
@@ -990,8 +917,7 @@ def _dry_run_text(
     base_url = ClientSettings.from_env().base_url  # checked before validating
     ledger = None
     if not args.restart:  # what publish would skip, read without taking the lock
-        state_dir = args.state_dir.expanduser() if args.state_dir else settings.state_dir
-        ledger = SentLedger.peek(state_dir / "sent", base_url)
+        ledger = SentLedger.peek(_state_dir(args, settings)[0] / "sent", base_url)
     planned, sent_earlier = plan_requests(source, options, ledger)
     earlier = (
         f"  would not send {plural(sent_earlier, 'row')} already sent by an earlier run "
