@@ -106,6 +106,7 @@ def test_a_latin1_page_that_says_so_is_decoded_by_its_charset(
     assert json.loads(stored_items_text(s3))[0]["name"] == "caf\xe9"
 
 
+@pytest.mark.timeout(360)  # building and inflating 600 MB under tracemalloc is slow on a busy machine
 def test_a_gzip_bomb_page_fails_its_plan_within_bounded_memory(
     hostile: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
