@@ -106,7 +106,8 @@ def test_a_latin1_page_that_says_so_is_decoded_by_its_charset(
     assert json.loads(stored_items_text(s3))[0]["name"] == "caf\xe9"
 
 
-@pytest.mark.timeout(360)  # building and inflating 600 MB under tracemalloc is slow on a busy machine
+# Building and inflating 600 MB under tracemalloc outlasts 120 s on a busy machine.
+@pytest.mark.timeout(360)
 def test_a_gzip_bomb_page_fails_its_plan_within_bounded_memory(
     hostile: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
