@@ -187,6 +187,7 @@ def test_formulas_in_items_are_neutralised_in_the_csv_views(
 
 
 @pytest.mark.parametrize("field", ["id", "description"])
+@pytest.mark.timeout(360)  # 128 MB of items backed up (and their history) under tracemalloc
 def test_long_ids_do_not_make_memory_grow_with_the_plan(
     hostile: Any, monkeypatch: pytest.MonkeyPatch, field: str
 ) -> None:
