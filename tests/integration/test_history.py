@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from achieveit_sandbox import SandboxServer
-from achieveit_sync.backup.history import HISTORY_COLUMNS
+from achieveit_sync.backup.history import HISTORY_COLUMNS, Snapshot, history_line
 from achieveit_sync.backup.query import named_queries
 from achieveit_sync.backup.run import back_up_plans
 from achieveit_sync.backup.targets import BackupTarget, LocalTarget, S3Target
@@ -70,6 +70,10 @@ def two_snapshots(sandbox: SandboxServer, client: Any, target: BackupTarget) -> 
     assert all(o.succeeded for o in back_up(client, target, clock, [PLAN]).outcomes)
 
 
+def plan_items(client: Any, plan_id: str) -> list[dict[str, Any]]:
+    return [item for page in client.iter_plan_pages(plan_id) for item in page.items]
+
+
 def history_files(root: Path) -> list[Path]:
     return sorted((root / "history").glob("*/*/*"))
 
@@ -94,11 +98,12 @@ def test_each_complete_backup_writes_one_snapshot_in_its_partition_with_every_co
 
     first, second = history_files(tmp_path)
     yesterday, today = (datetime.now(UTC) - timedelta(days=1)).date(), datetime.now(UTC).date()
-    assert first.parent == tmp_path / "history" / f"plan_id={PLAN}" / f"snapshot_date={yesterday}"
-    assert second.parent.name == f"snapshot_date={today}"
+    # By day, then plan: the Glue table's one partition is the day (every plan is in it).
+    assert first.parent == tmp_path / "history" / f"snapshot_date={yesterday}" / f"plan_id={PLAN}"
+    assert second.parent.parent.name == f"snapshot_date={today}"
     assert first.name.endswith("Z.jsonl.gz")
     rows = read_lines(second)
-    items = list(client.iter_plan_items(PLAN))
+    items = plan_items(client, PLAN)
     assert len(rows) == len(items) == 12
     assert [list(row) for row in rows] == [[name for name, _ in HISTORY_COLUMNS]] * 12
     row, item = rows[0], items[0]
@@ -113,6 +118,66 @@ def test_each_complete_backup_writes_one_snapshot_in_its_partition_with_every_co
     assert isinstance(metric["current_value"], float)
     plain = next(r for r in rows if not json.loads(r["item"])["hasMetric"])
     assert plain["current_value"] is None  # the API sent null: null, not 0
+
+
+def write_snapshot(root: Path, plan_id: str, days_ago: int, statuses: dict[str, str]) -> None:
+    """A history file as a backup writes it, ``days_ago`` days back at 05:00 UTC."""
+    moment = datetime.now(UTC).replace(hour=5, minute=0, second=0, microsecond=0)
+    snapshot = Snapshot(plan_id, moment - timedelta(days=days_ago))
+    lines = b"".join(
+        history_line(snapshot, item, json.dumps(item).encode())
+        for item in (
+            {"id": item_id, "sequenceId": item_id, "name": f"item {item_id}", "statusName": status}
+            for item_id, status in statuses.items()
+        )
+    )
+    path = root / snapshot.key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(lines))
+
+
+def test_status_changes_are_found_however_far_back_the_previous_snapshot_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Item 1 changed between a snapshot 12 days ago and one 6 days ago (weekday backups, a
+    # missed week): the previous snapshot is outside the last 8 days, still it is a change
+    # of the last 7. Item 2 changed 40 days ago (beyond the 35-day look-back) and stays.
+    write_snapshot(tmp_path, PLAN, 40, {"1": "On Track", "2": "On Track"})
+    write_snapshot(tmp_path, PLAN, 38, {"1": "On Track", "2": "Off Track"})
+    write_snapshot(tmp_path, PLAN, 12, {"1": "On Track", "2": "Off Track"})
+    write_snapshot(tmp_path, PLAN, 6, {"1": "At Risk", "2": "Off Track"})
+    write_snapshot(tmp_path, PLAN, 1, {"1": "At Risk", "2": "Off Track"})
+
+    code, changes, _ = run_cli(
+        capsys, "--backups", str(tmp_path), "--format", "json", "status-changes-last-7-days"
+    )
+
+    assert code == 0
+    six_days_ago = (datetime.now(UTC) - timedelta(days=6)).date()
+    assert [(r["item_id"], r["previous_status"], r["status"]) for r in changes] == [
+        ("1", "On Track", "At Risk")
+    ]
+    assert changes[0]["changed_at"].startswith(str(six_days_ago))
+
+
+def test_every_plan_is_in_the_table_without_a_plan_filter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Any plan backed up (scheduled or on demand) is queried alike; plan_id is a column.
+    write_snapshot(tmp_path, PLAN, 1, {"1": "On Track"})
+    write_snapshot(tmp_path, OTHER, 1, {"1": "Off Track", "2": "On Track"})
+
+    code, rows, _ = run_cli(
+        capsys,
+        "--backups",
+        str(tmp_path),
+        "--format",
+        "json",
+        "SELECT plan_id, COUNT(*) AS n FROM plan_item_history GROUP BY 1 ORDER BY 1",
+    )
+
+    assert code == 0
+    assert [(r["plan_id"], r["n"]) for r in rows] == [(PLAN, 1), (OTHER, 2)]
 
 
 def test_an_unchanged_plan_still_gets_its_days_snapshot(
@@ -173,7 +238,7 @@ def test_every_named_query_answers_what_it_should(
 
     code, changes, _ = run_cli(capsys, *backups, "status-changes-last-7-days")
     assert code == 0
-    items = list(client_for(history_sandbox).iter_plan_items(PLAN))
+    items = plan_items(client_for(history_sandbox), PLAN)
     assert sorted((r["item_id"], r["previous_status"], r["status"]) for r in changes) == sorted(
         [(items[0]["id"], "On Track", "Off Track"), (items[2]["id"], "On Track", "Achieved")]
     )

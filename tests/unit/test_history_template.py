@@ -31,7 +31,10 @@ def test_the_table_declares_the_columns_the_backup_writes(template: dict[str, An
 
     assert table["Name"] == "plan_item_history"
     assert columns == [c for c in HISTORY_COLUMNS if c[0] not in PARTITION_COLUMNS]
-    assert partitions == [("plan_id", "string"), ("snapshot_date", "string")]
+    # Partitioned by day alone: plan_id is a column, so no query needs a plan_id predicate
+    # and every plan is in the table, in PlanIds or not.
+    assert partitions == [("snapshot_date", "string")]
+    assert columns[0] == ("plan_id", "string")
     assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == (
         "org.apache.hive.hcatalog.data.JsonSerDe"
     )
@@ -42,17 +45,17 @@ def test_partitions_are_projected_not_crawled(template: dict[str, Any]) -> None:
     parameters = resource(template, "HistoryTable")["TableInput"]["Parameters"]
 
     assert parameters["projection.enabled"] == "true"
-    assert parameters["projection.plan_id.type"] == {
-        "Fn::If": ["HasScheduledPlans", "enum", "injected"]
-    }
-    assert parameters["projection.plan_id.values"]["Fn::If"][1] == {"Ref": "PlanIds"}
+    # No projection of plan_id ("injected" refuses every query without WHERE plan_id = ...;
+    # an enum of PlanIds hides the plans outside it).
+    assert not [name for name in parameters if name.startswith("projection.plan_id")]
+    assert "injected" not in repr(parameters)
     assert parameters["projection.snapshot_date.type"] == "date"
     assert parameters["projection.snapshot_date.format"] == "yyyy-MM-dd"
     assert parameters["projection.snapshot_date.range"] == {
         "Fn::Sub": "NOW-${HistoryRetentionDays}DAYS,NOW"
     }
     assert parameters["storage.location.template"] == {
-        "Fn::Sub": "s3://${BackupBucket}/history/plan_id=${!plan_id}/snapshot_date=${!snapshot_date}/"
+        "Fn::Sub": "s3://${BackupBucket}/history/snapshot_date=${!snapshot_date}/"
     }
     types = {spec["Type"] for spec in template["Resources"].values()}
     assert "AWS::Glue::Crawler" not in types
@@ -92,6 +95,7 @@ def test_every_named_query_is_in_the_workgroup_and_database(template: dict[str, 
         assert query["Database"] == {"Ref": "HistoryDatabase"}
         assert "FROM plan_item_history" in query["QueryString"]  # unqualified
         assert "snapshot_date >=" in query["QueryString"]  # prunes partitions in Athena
+        assert "plan_id =" not in query["QueryString"]  # every plan, none named
 
 
 def statements(template: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:

@@ -1,9 +1,9 @@
 """``achieveit-sync query``: SQL over the plan history with DuckDB, locally, the way a data
 team queries it with Athena in AWS.
 
-``plan_item_history`` is a view over ``history/plan_id=*/snapshot_date=*/*.jsonl.gz`` under a
+``plan_item_history`` is a view over ``history/snapshot_date=*/plan_id=*/*.jsonl.gz`` under a
 folder (an ``export --out`` folder) or a bucket and prefix, with hive partitioning, so a
-filter on ``plan_id`` or ``snapshot_date`` skips the other partitions' files. From S3 the
+filter on ``snapshot_date`` or ``plan_id`` skips the other folders' files. From S3 the
 files come through ``storage.py`` (boto3) as DuckDB asks for them: only the partitions the
 query needs are fetched, and no DuckDB extension is downloaded (the JSON reader is built
 into DuckDB's wheel, and automatic extension installs are switched off).
@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from achieveit_sync.backup.history import HISTORY_COLUMNS, HISTORY_PREFIX, PARTITION_COLUMNS
+from achieveit_sync.backup.history import HISTORY_COLUMNS, HISTORY_PREFIX, PATH_PARTITIONS
 from achieveit_sync.errors import AchieveItSyncError, ConfigurationError
 
 if TYPE_CHECKING:
@@ -166,9 +166,9 @@ def _view_sql(source: str | None) -> str:
     columns = ", ".join(
         f"'{name}': '{_DUCKDB_TYPES[kind]}'"
         for name, kind in HISTORY_COLUMNS
-        if name not in PARTITION_COLUMNS
+        if name not in PATH_PARTITIONS
     )
-    partitions = ", ".join(f"'{name}': 'VARCHAR'" for name in PARTITION_COLUMNS)
+    partitions = ", ".join(f"'{name}': 'VARCHAR'" for name in PATH_PARTITIONS)
     # The names and types are ours and the path is quoted: nothing here comes from the query.
     return (
         f"CREATE VIEW {TABLE} AS SELECT {names} FROM read_json({_quoted(source)}, "  # noqa: S608
