@@ -109,13 +109,20 @@ def test_the_analyst_policy_reaches_the_history_and_nothing_else(
     granted = statements(template, "HistoryAnalystPolicy")
     resources = [
         r
-        for s in granted.values()
+        for sid, s in granted.items()
+        if sid != "ListAthenaWorkGroupsAndCatalogs"
         for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
     ]
     text = repr(resources)
 
     assert all(s["Effect"] == "Allow" for s in granted.values())
-    assert "'*'" not in text
+    assert "'*'" not in text  # only the List actions, which take no resource, have "*"
+    assert granted["ListAthenaWorkGroupsAndCatalogs"]["Resource"] == "*"
+    assert sorted(granted["ListAthenaWorkGroupsAndCatalogs"]["Action"]) == [
+        "athena:ListDataCatalogs",
+        "athena:ListEngineVersions",
+        "athena:ListWorkGroups",
+    ]
     assert "backups/" not in text
     assert "templates/" not in text
     assert granted["ReadTheHistoryFiles"]["Resource"] == {
@@ -127,6 +134,26 @@ def test_the_analyst_policy_reaches_the_history_and_nothing_else(
     assert granted["RunQueriesInTheHistoryWorkGroup"]["Resource"]["Fn::Sub"].endswith(
         ":workgroup/${HistoryWorkGroup}"
     )
+    # What Athena's guide lists for listing and reading the catalog: the history table,
+    # and the default database's definition (no more of it).
+    glue = f"arn:${{AWS::Partition}}:glue:${{AWS::Region}}:${{AWS::AccountId}}"
+    table = granted["ReadTheHistoryTable"]
+    assert {
+        "glue:GetDatabase",
+        "glue:GetDatabases",
+        "glue:GetTable",
+        "glue:GetTables",
+        "glue:GetPartition",
+        "glue:GetPartitions",
+    } <= set(table["Action"])
+    assert {"Fn::Sub": f"{glue}:catalog"} in table["Resource"]
+    default = granted["OpenTheDefaultDatabase"]
+    assert sorted(default["Action"]) == ["glue:GetDatabase", "glue:GetDatabases"]
+    assert default["Resource"] == [
+        {"Fn::Sub": f"{glue}:catalog"},
+        {"Fn::Sub": f"{glue}:database/default"},
+    ]
+    assert granted["LocateTheBuckets"]["Action"] == "s3:GetBucketLocation"
     for action in ("athena:CreateWorkGroup", "athena:DeleteWorkGroup", "glue:UpdateTable"):
         assert all(action not in repr(s["Action"]) for s in granted.values())
     assert template["Outputs"]["HistoryAnalystPolicyArn"]["Value"] == {
