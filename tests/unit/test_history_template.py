@@ -136,7 +136,7 @@ def test_the_analyst_policy_reaches_the_history_and_nothing_else(
     )
     # What Athena's guide lists for listing and reading the catalog: the history table,
     # and the default database's definition (no more of it).
-    glue = f"arn:${{AWS::Partition}}:glue:${{AWS::Region}}:${{AWS::AccountId}}"
+    glue = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}"
     table = granted["ReadTheHistoryTable"]
     assert {
         "glue:GetDatabase",
