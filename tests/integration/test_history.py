@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -293,15 +294,92 @@ def test_plain_sql_runs_and_errors_are_one_line_with_their_exit_code(
     assert "--backups" in err
 
 
-def test_an_empty_history_is_an_empty_table(
+def test_a_folder_without_history_is_a_usage_error_not_an_empty_answer(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, rows, _ = run_cli(
-        capsys, "--backups", str(tmp_path), "--format", "json", "status-changes-last-7-days"
-    )
+    code, _, err = run_cli(capsys, "--backups", str(tmp_path), "status-changes-last-7-days")
 
+    assert code == 2
+    assert f"no plan history under {tmp_path} (expected {tmp_path}/history/" in err
+    assert err.count("\n") == 1
+
+    # history/ itself given (the README's `aws s3 sync ... DIR/history`): say the parent.
+    write_snapshot(tmp_path, PLAN, 1, {"1": "On Track"})
+    code, _, err = run_cli(capsys, "--backups", str(tmp_path / "history"), "SELECT 1")
+    assert code == 2
+    assert f"give --backups {tmp_path}" in err
+
+
+def test_usage_mistakes_are_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_snapshot(tmp_path, PLAN, 1, {"1": "On Track"})
+    backups = ["--backups", str(tmp_path)]
+
+    for empty in (";", "-- just a comment", "/* c */"):
+        code, _, err = run_cli(capsys, *backups, empty)
+        assert (code, err.count("\n")) == (2, 1), empty
+        assert "holds no statement" in err
+
+    code, _, err = run_cli(capsys, *backups, "status-changes-last-7-day")
+    assert code == 2
+    assert "no named query 'status-changes-last-7-day'" in err
+    assert "did you mean status-changes-last-7-days?" in err
+
+    for extension in ("INSTALL httpfs", "LOAD httpfs", "SELECT 1; FORCE INSTALL httpfs"):
+        code, _, err = run_cli(capsys, *backups, extension)
+        assert code == 2, extension
+        assert "INSTALL and LOAD are refused" in err
+
+
+def test_missing_query_dependencies_are_named_with_what_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "duckdb", None)  # as after `pip install -e .` alone
+
+    code, _, err = run_cli(capsys, "--backups", str(tmp_path), "SELECT 1")
+
+    assert code == 2
+    assert "needs duckdb" in err
+    assert "pip install 'achieveit-sync[query]'" in err
+    assert err.count("\n") == 1
+
+
+def test_time_zones_nan_and_formulas_come_out_usable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_snapshot(tmp_path, PLAN, 1, {"1": "On Track"})
+    backups = ["--backups", str(tmp_path)]
+
+    # TIMESTAMP WITH TIME ZONE needs pytz in DuckDB's Python API.
+    code, rows, err = run_cli(
+        capsys,
+        *backups,
+        "--format",
+        "json",
+        "SELECT max(snapshot_at AT TIME ZONE 'UTC') AS t, TIMESTAMPTZ '2026-01-02 03:04:05+00' "
+        "AS fixed FROM plan_item_history",
+    )
+    assert code == 0, err
+    assert rows[0]["fixed"].startswith("2026-01-0")
+
+    # Strict JSON: no bare NaN or Infinity.
+    code, out, _ = run_cli(
+        capsys,
+        *backups,
+        "--format",
+        "json",
+        "SELECT 'nan'::DOUBLE AS a, 'inf'::DOUBLE AS b, '-inf'::DOUBLE AS c",
+    )
     assert code == 0
-    assert rows == []
+    assert out == [{"a": "NaN", "b": "Infinity", "c": "-Infinity"}]
+
+    # CSV cells a spreadsheet would run as formulas are neutralised, numbers are not.
+    code, out, _ = run_cli(
+        capsys, *backups, "--format", "csv", "SELECT '=HYPERLINK(1)' AS name, -3.5 AS v"
+    )
+    assert code == 0
+    assert out.splitlines() == ["name,v", "'=HYPERLINK(1),-3.5"]
 
 
 def test_list_prints_each_named_query_with_its_sql(capsys: pytest.CaptureFixture[str]) -> None:
@@ -356,6 +434,26 @@ def test_from_s3_only_the_partitions_the_query_needs_are_fetched(
     assert code == 0
     assert len(changes) == 2
     assert "read 3 of 3" in err
+
+    # A query that scans the view twice still counts each file once.
+    code, _, err = run_cli(
+        capsys,
+        "--backups",
+        "S3://" + location.removeprefix("s3://"),  # the scheme in capitals: the same bucket
+        "SELECT COUNT(*) FROM plan_item_history "
+        "WHERE snapshot_date = (SELECT max(snapshot_date) FROM plan_item_history)",
+    )
+    assert code == 0, err
+    assert "read 3 of 3" in err
+
+
+def test_from_s3_an_empty_history_is_a_usage_error(
+    s3: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(capsys, "--backups", f"s3://{BUCKET}/prod", "SELECT 1")
+
+    assert code == 2
+    assert f"no plan history under s3://{BUCKET}/prod" in err
 
 
 def test_from_s3_a_bucket_that_does_not_exist_is_one_line(
