@@ -67,6 +67,10 @@ def test_the_workgroup_enforces_encrypted_results_and_a_scan_limit(
     configuration = resource(template, "HistoryWorkGroup")["WorkGroupConfiguration"]
     results = configuration["ResultConfiguration"]
 
+    # Not from the stack name (up to 128 characters alone; a workgroup name is at most 128).
+    name = resource(template, "HistoryWorkGroup")["Name"]["Fn::Sub"]
+    assert name[0] == "achieveit-sync-history-${Suffix}"
+    assert "AWS::StackName" not in repr(name)
     assert configuration["EnforceWorkGroupConfiguration"] is True
     assert configuration["BytesScannedCutoffPerQuery"] == {
         "Ref": "HistoryBytesScannedCutoffPerQuery"
