@@ -93,7 +93,7 @@ def _backup(plan_id: str, out: Path, *, history: bool) -> dict[str, object]:
             write_history=history,
         )
     [outcome] = run.outcomes
-    snapshots = list(out.glob(f"history/plan_id={plan_id}/*/*.jsonl.gz"))
+    snapshots = list(out.glob(f"history/*/plan_id={plan_id}/*.jsonl.gz"))
     return {
         "status": outcome.status,
         "items": outcome.items,

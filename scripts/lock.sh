@@ -8,7 +8,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 RUNTIME=("aws-lambda-powertools[tracer]" boto3 requests tzdata)  # tzdata: Lambda images may lack zoneinfo
-DEV=(aiohttp setuptools hypothesis "moto[server]" duckdb fsspec mypy pytest pytest-timeout responses ruff trustme types-requests types-PyYAML
+DEV=(aiohttp setuptools hypothesis "moto[server]" duckdb fsspec pytz mypy pytest pytest-timeout responses ruff trustme types-requests types-PyYAML
      "boto3-stubs[s3,sqs,dynamodb,secretsmanager,sns,scheduler]")
 TOOLS=(aws-sam-cli cfn-lint)
 SCAN=(checkov)

@@ -1065,8 +1065,16 @@ def _run_status(args: argparse.Namespace) -> int:
 
 
 def _run_query(args: argparse.Namespace) -> int:
-    from achieveit_sync.backup.query import TEMPLATE, format_result, named_queries, run_query
+    from achieveit_sync.backup.query import (
+        TEMPLATE,
+        format_result,
+        named_queries,
+        require_dependencies,
+        resolve_named_query,
+        run_query,
+    )
 
+    require_dependencies()
     queries = named_queries(args.template or TEMPLATE)
     if args.list:
         if args.sql or args.backups:
@@ -1084,9 +1092,7 @@ def _run_query(args: argparse.Namespace) -> int:
             "say where the history is: --backups s3://BUCKET[/PREFIX] or --backups DIR (an "
             "export --out folder)"
         )
-    by_name = {named.name: named for named in queries}
-    sql = by_name[args.sql].sql if args.sql in by_name else args.sql
-    result = run_query(args.backups, sql)
+    result = run_query(args.backups, resolve_named_query(args.sql, queries))
     if result.files_listed is not None:
         print(
             f"achieveit-sync: read {result.files_read} of {result.files_listed} snapshot "

@@ -90,8 +90,11 @@ def test_odd_but_harmless_events(
     result, error = invoke(handler, event)
 
     assert [(o["planId"], o["status"]) for o in outcomes(result, error)] == expected
-    # backups/SMALL/..., templates/SMALL/..., history/plan_id=SMALL/...
-    assert {k.split("/")[1].removeprefix("plan_id=") for k in keys(s3)} <= {"SMALL"}
+    # backups/SMALL/..., templates/SMALL/..., history/snapshot_date=<day>/plan_id=SMALL/...
+    assert {
+        k.split("/")[2 if k.startswith("history/") else 1].removeprefix("plan_id=")
+        for k in keys(s3)
+    } <= {"SMALL"}
 
 
 @pytest.mark.parametrize(

@@ -41,8 +41,11 @@ def test_an_on_demand_event_with_bad_plan_ids_fails_them_alone(
     # Nothing was asked of AchieveIt for them, and nothing written outside the two plans.
     exported = {r.path for r in plans_sandbox.recorded_requests()}
     assert exported == {"/exports/plans/SMALL", "/exports/plans/P3001"}
-    # backups/<plan>/..., templates/<plan>/..., history/plan_id=<plan>/...
-    prefixes = {k.split("/")[1].removeprefix("plan_id=") for k in keys(s3, "")}
+    # backups/<plan>/..., templates/<plan>/..., history/snapshot_date=<day>/plan_id=<plan>/...
+    prefixes = {
+        k.split("/")[2 if k.startswith("history/") else 1].removeprefix("plan_id=")
+        for k in keys(s3, "")
+    }
     assert prefixes == {"SMALL", "P3001"}
 
 

@@ -47,7 +47,7 @@ def test_the_demo_runs_end_to_end_and_leaves_its_outputs(tmp_path: Path) -> None
     answer = summary[summary.index("status-changes-last-7-days") :]
     assert re.search(rf"\s{re.escape(changed.group(1))}\s.*On Track\s+Off Track", answer)
     assert "(1 row)" in answer
-    assert list((output / "s3").glob("*/history/plan_id=*/snapshot_date=*/*.jsonl.gz"))
+    assert list((output / "s3").glob("*/history/snapshot_date=*/plan_id=*/*.jsonl.gz"))
     reports = sorted((output / "s3").glob("*/reports/incoming/*/*.json"))
     assert [p.name for p in reports] == [
         "warehouse-2026-11.json.json",

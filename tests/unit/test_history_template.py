@@ -31,7 +31,10 @@ def test_the_table_declares_the_columns_the_backup_writes(template: dict[str, An
 
     assert table["Name"] == "plan_item_history"
     assert columns == [c for c in HISTORY_COLUMNS if c[0] not in PARTITION_COLUMNS]
-    assert partitions == [("plan_id", "string"), ("snapshot_date", "string")]
+    # Partitioned by day alone: plan_id is a column, so no query needs a plan_id predicate
+    # and every plan is in the table, in PlanIds or not.
+    assert partitions == [("snapshot_date", "string")]
+    assert columns[0] == ("plan_id", "string")
     assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == (
         "org.apache.hive.hcatalog.data.JsonSerDe"
     )
@@ -42,17 +45,17 @@ def test_partitions_are_projected_not_crawled(template: dict[str, Any]) -> None:
     parameters = resource(template, "HistoryTable")["TableInput"]["Parameters"]
 
     assert parameters["projection.enabled"] == "true"
-    assert parameters["projection.plan_id.type"] == {
-        "Fn::If": ["HasScheduledPlans", "enum", "injected"]
-    }
-    assert parameters["projection.plan_id.values"]["Fn::If"][1] == {"Ref": "PlanIds"}
+    # No projection of plan_id ("injected" refuses every query without WHERE plan_id = ...;
+    # an enum of PlanIds hides the plans outside it).
+    assert not [name for name in parameters if name.startswith("projection.plan_id")]
+    assert "injected" not in repr(parameters)
     assert parameters["projection.snapshot_date.type"] == "date"
     assert parameters["projection.snapshot_date.format"] == "yyyy-MM-dd"
     assert parameters["projection.snapshot_date.range"] == {
         "Fn::Sub": "NOW-${HistoryRetentionDays}DAYS,NOW"
     }
     assert parameters["storage.location.template"] == {
-        "Fn::Sub": "s3://${BackupBucket}/history/plan_id=${!plan_id}/snapshot_date=${!snapshot_date}/"
+        "Fn::Sub": "s3://${BackupBucket}/history/snapshot_date=${!snapshot_date}/"
     }
     types = {spec["Type"] for spec in template["Resources"].values()}
     assert "AWS::Glue::Crawler" not in types
@@ -64,6 +67,10 @@ def test_the_workgroup_enforces_encrypted_results_and_a_scan_limit(
     configuration = resource(template, "HistoryWorkGroup")["WorkGroupConfiguration"]
     results = configuration["ResultConfiguration"]
 
+    # Not from the stack name (up to 128 characters alone; a workgroup name is at most 128).
+    name = resource(template, "HistoryWorkGroup")["Name"]["Fn::Sub"]
+    assert name[0] == "achieveit-sync-history-${Suffix}"
+    assert "AWS::StackName" not in repr(name)
     assert configuration["EnforceWorkGroupConfiguration"] is True
     assert configuration["BytesScannedCutoffPerQuery"] == {
         "Ref": "HistoryBytesScannedCutoffPerQuery"
@@ -92,6 +99,7 @@ def test_every_named_query_is_in_the_workgroup_and_database(template: dict[str, 
         assert query["Database"] == {"Ref": "HistoryDatabase"}
         assert "FROM plan_item_history" in query["QueryString"]  # unqualified
         assert "snapshot_date >=" in query["QueryString"]  # prunes partitions in Athena
+        assert "plan_id =" not in query["QueryString"]  # every plan, none named
 
 
 def statements(template: dict[str, Any], name: str) -> dict[str, dict[str, Any]]:
@@ -105,13 +113,20 @@ def test_the_analyst_policy_reaches_the_history_and_nothing_else(
     granted = statements(template, "HistoryAnalystPolicy")
     resources = [
         r
-        for s in granted.values()
+        for sid, s in granted.items()
+        if sid != "ListAthenaWorkGroupsAndCatalogs"
         for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
     ]
     text = repr(resources)
 
     assert all(s["Effect"] == "Allow" for s in granted.values())
-    assert "'*'" not in text
+    assert "'*'" not in text  # only the List actions, which take no resource, have "*"
+    assert granted["ListAthenaWorkGroupsAndCatalogs"]["Resource"] == "*"
+    assert sorted(granted["ListAthenaWorkGroupsAndCatalogs"]["Action"]) == [
+        "athena:ListDataCatalogs",
+        "athena:ListEngineVersions",
+        "athena:ListWorkGroups",
+    ]
     assert "backups/" not in text
     assert "templates/" not in text
     assert granted["ReadTheHistoryFiles"]["Resource"] == {
@@ -123,6 +138,26 @@ def test_the_analyst_policy_reaches_the_history_and_nothing_else(
     assert granted["RunQueriesInTheHistoryWorkGroup"]["Resource"]["Fn::Sub"].endswith(
         ":workgroup/${HistoryWorkGroup}"
     )
+    # What Athena's guide lists for listing and reading the catalog: the history table,
+    # and the default database's definition (no more of it).
+    glue = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}"
+    table = granted["ReadTheHistoryTable"]
+    assert {
+        "glue:GetDatabase",
+        "glue:GetDatabases",
+        "glue:GetTable",
+        "glue:GetTables",
+        "glue:GetPartition",
+        "glue:GetPartitions",
+    } <= set(table["Action"])
+    assert {"Fn::Sub": f"{glue}:catalog"} in table["Resource"]
+    default = granted["OpenTheDefaultDatabase"]
+    assert sorted(default["Action"]) == ["glue:GetDatabase", "glue:GetDatabases"]
+    assert default["Resource"] == [
+        {"Fn::Sub": f"{glue}:catalog"},
+        {"Fn::Sub": f"{glue}:database/default"},
+    ]
+    assert granted["LocateTheBuckets"]["Action"] == "s3:GetBucketLocation"
     for action in ("athena:CreateWorkGroup", "athena:DeleteWorkGroup", "glue:UpdateTable"):
         assert all(action not in repr(s["Action"]) for s in granted.values())
     assert template["Outputs"]["HistoryAnalystPolicyArn"]["Value"] == {

@@ -3,9 +3,12 @@ DuckDB alike (hive partitions, gzip-compressed JSON lines, flat lower-case colum
 
 Layout (relative to the bucket, or to ``--out DIR``)::
 
-    history/plan_id=<planId>/snapshot_date=<YYYY-MM-DD>/<snapshot timestamp>.jsonl.gz
+    history/snapshot_date=<YYYY-MM-DD>/plan_id=<planId>/<snapshot timestamp>.jsonl.gz
 
-One JSON object per item per line, with the columns in ``HISTORY_COLUMNS``. The history is by
+One JSON object per item per line, with the columns in ``HISTORY_COLUMNS``. The Glue table
+is partitioned by ``snapshot_date`` alone (a date projection: every plan is in the table,
+whichever plans the stack schedules); ``plan_id`` is a column read from each line there, and
+its folder lets DuckDB skip other plans' files (``PATH_PARTITIONS``). The history is by
 date, so every complete backup writes a snapshot, also when the plan is unchanged (its data
 then reused). It is written after the backup's own files and ``latest.json``, and never for
 an incomplete export. ``snapshot_at`` is the backup's start in UTC, written as
@@ -51,9 +54,11 @@ HISTORY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("last_updated", "string"),
     ("item", "string"),
 )
-"""Every column of a history line, with its type (Glue/Hive names). ``plan_id`` and
-``snapshot_date`` are also the partitions: a query reads them from the path."""
-PARTITION_COLUMNS = ("plan_id", "snapshot_date")
+"""Every column of a history line, with its type (Glue/Hive names)."""
+PARTITION_COLUMNS = ("snapshot_date",)
+"""The Glue table's partition keys (Athena reads them from the path, the rest from the line)."""
+PATH_PARTITIONS = ("snapshot_date", "plan_id")
+"""The ``name=value`` folders of a key, in order: DuckDB reads both from the path."""
 
 _FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("item_id", ("id",)),
@@ -94,7 +99,7 @@ class Snapshot:
     def key(self) -> str:
         moment = self.taken_at.astimezone(UTC)
         return (
-            f"{HISTORY_PREFIX}plan_id={self.plan_id}/snapshot_date={self.snapshot_date}/"
+            f"{HISTORY_PREFIX}snapshot_date={self.snapshot_date}/plan_id={self.plan_id}/"
             f"{moment:%Y%m%dT%H%M%S.%fZ}.jsonl.gz"
         )
 

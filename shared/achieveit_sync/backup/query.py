@@ -1,9 +1,9 @@
 """``achieveit-sync query``: SQL over the plan history with DuckDB, locally, the way a data
 team queries it with Athena in AWS.
 
-``plan_item_history`` is a view over ``history/plan_id=*/snapshot_date=*/*.jsonl.gz`` under a
+``plan_item_history`` is a view over ``history/snapshot_date=*/plan_id=*/*.jsonl.gz`` under a
 folder (an ``export --out`` folder) or a bucket and prefix, with hive partitioning, so a
-filter on ``plan_id`` or ``snapshot_date`` skips the other partitions' files. From S3 the
+filter on ``snapshot_date`` or ``plan_id`` skips the other folders' files. From S3 the
 files come through ``storage.py`` (boto3) as DuckDB asks for them: only the partitions the
 query needs are fetched, and no DuckDB extension is downloaded (the JSON reader is built
 into DuckDB's wheel, and automatic extension installs are switched off).
@@ -11,15 +11,20 @@ into DuckDB's wheel, and automatic extension installs are switched off).
 The named queries are the template's (``AWS::Athena::NamedQuery`` resources): one SQL text
 for Athena and DuckDB, written in what both accept.
 
-DuckDB is a development and command-line dependency (requirements-dev.txt), never in the
-Lambda layer: this module imports it only when a query runs.
+DuckDB is a development and command-line dependency (requirements-dev.txt, or the
+``achieveit-sync[query]`` extra), never in the Lambda layer: this module imports it only when
+a query runs, after ``require_dependencies`` has said what is missing.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
+import importlib
 import io
 import json
+import math
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,8 +33,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from achieveit_sync.backup.history import HISTORY_COLUMNS, HISTORY_PREFIX, PARTITION_COLUMNS
+from achieveit_sync.backup.history import HISTORY_COLUMNS, HISTORY_PREFIX, PATH_PARTITIONS
 from achieveit_sync.errors import AchieveItSyncError, ConfigurationError
+from achieveit_sync.spreadsheet import neutralise
 
 if TYPE_CHECKING:
     from achieveit_sync.storage import S3Storage
@@ -48,6 +54,51 @@ _PROTOCOL = "achieveit-history"
 
 class QueryDataError(AchieveItSyncError):
     """The query ran into history files it could not read (exit 1)."""
+
+
+QUERY_DEPENDENCIES = (
+    ("duckdb", "duckdb"),
+    ("yaml", "PyYAML"),
+    ("fsspec", "fsspec"),
+    ("pytz", "pytz"),
+)
+"""(module, package) the query command needs: the ``query`` extra in pyproject.toml. DuckDB
+needs pytz to return a TIMESTAMP WITH TIME ZONE (``now()``, ``AT TIME ZONE``)."""
+
+
+def require_dependencies() -> None:
+    """A usage error naming what to install when a query dependency is missing."""
+    missing = []
+    for module, package in QUERY_DEPENDENCIES:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(package)
+    if missing:
+        raise ConfigurationError(
+            f"achieveit-sync query needs {', '.join(missing)}, which are not installed: "
+            "pip install 'achieveit-sync[query]' (in a checkout: pip install -e '.[query]', "
+            "or pip install -r requirements-dev.txt)"
+        )
+
+
+_NAME_LIKE = re.compile(r"[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)+")
+"""A word with dashes: a named query's shape, which is never SQL on its own."""
+
+
+def resolve_named_query(text: str, queries: Sequence[NamedQuery]) -> str:
+    """The SQL of the named query ``text``, ``text`` itself if it is SQL; a usage error for
+    what looks like a mistyped name."""
+    by_name = {named.name: named for named in queries}
+    if text.strip() in by_name:
+        return by_name[text.strip()].sql
+    if _NAME_LIKE.fullmatch(text.strip()):
+        close = difflib.get_close_matches(text.strip(), list(by_name), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigurationError(
+            f"no named query {text.strip()!r}{hint}; achieveit-sync query --list shows them"
+        )
+    return text
 
 
 @dataclass(frozen=True)
@@ -114,6 +165,9 @@ def run_query(
     folder, or ``s3://bucket[/prefix]``)."""
     import duckdb
 
+    _checked_statements(sql)
+    if location[:5].lower() == "s3://":
+        location = "s3://" + location[5:]  # S3://bucket: the same bucket
     connection = duckdb.connect(
         config={"autoinstall_known_extensions": False, "threads": 2},
     )
@@ -121,9 +175,10 @@ def run_query(
     try:
         if location.startswith("s3://"):
             s3_files = _HistoryFiles.listed(location, storage_factory)
-            source = f"{_PROTOCOL}://{HISTORY_PREFIX}*/*/*.jsonl.gz" if s3_files.keys else None
-            if source is not None:
-                connection.register_filesystem(s3_files.filesystem())
+            if not s3_files.keys:
+                raise _no_history(location.rstrip("/"), "")
+            source = f"{_PROTOCOL}://{HISTORY_PREFIX}*/*/*.jsonl.gz"
+            connection.register_filesystem(s3_files.filesystem())
         else:
             source = _local_source(Path(location))
         connection.execute(_view_sql(source))
@@ -139,10 +194,39 @@ def run_query(
         connection.close()
     if s3_files is None:
         return QueryResult(columns, rows)
-    return QueryResult(columns, rows, len(s3_files.fetched), len(s3_files.keys))
+    return QueryResult(columns, rows, len(set(s3_files.fetched)), len(s3_files.keys))
 
 
-def _local_source(root: Path) -> str | None:
+def _checked_statements(sql: str) -> None:
+    """Usage errors before anything runs: no statement at all (``;``, a comment alone), or
+    an extension INSTALL/LOAD (nothing is downloaded or loaded: the JSON reader is built in)."""
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise _translated(exc) from None
+    if not statements:
+        raise ConfigurationError(
+            "the SQL holds no statement: give the SQL to run (or the name of a named query: "
+            "achieveit-sync query --list)"
+        )
+    if any(statement.type == duckdb.StatementType.LOAD for statement in statements):
+        raise ConfigurationError(
+            "INSTALL and LOAD are refused: achieveit-sync query downloads and loads no DuckDB "
+            "extension (plan_item_history needs none)"
+        )
+
+
+def _no_history(where: str, hint: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"no plan history under {where} (expected {where}/history/snapshot_date=.../plan_id=..."
+        f"/*.jsonl.gz){hint}: give the folder an export wrote (its --out) or the backups "
+        "bucket, s3://bucket[/prefix]; a complete backup writes the history"
+    )
+
+
+def _local_source(root: Path) -> str:
     if not root.is_dir():
         what = "does not exist" if not root.exists() else "is not a folder"
         raise ConfigurationError(
@@ -151,24 +235,21 @@ def _local_source(root: Path) -> str | None:
         )
     history = root / HISTORY_PREFIX
     if not any(history.glob("*/*/*.jsonl.gz")):
-        return None
+        inside = root.name == HISTORY_PREFIX.strip("/") or any(root.glob("snapshot_date=*"))
+        hint = f" (it looks like history/ itself: give --backups {root.parent})" if inside else ""
+        raise _no_history(str(root).rstrip("/"), hint)
     return (history / "*" / "*" / "*.jsonl.gz").as_posix()
 
 
-def _view_sql(source: str | None) -> str:
-    """``plan_item_history`` over ``source`` (a glob), or empty when there is no history."""
+def _view_sql(source: str) -> str:
+    """``plan_item_history`` over ``source`` (a glob)."""
     names = ", ".join(name for name, _ in HISTORY_COLUMNS)
-    if source is None:
-        empty = ", ".join(
-            f"CAST(NULL AS {_DUCKDB_TYPES[kind]}) AS {name}" for name, kind in HISTORY_COLUMNS
-        )
-        return f"CREATE VIEW {TABLE} AS SELECT {empty} WHERE false"
     columns = ", ".join(
         f"'{name}': '{_DUCKDB_TYPES[kind]}'"
         for name, kind in HISTORY_COLUMNS
-        if name not in PARTITION_COLUMNS
+        if name not in PATH_PARTITIONS
     )
-    partitions = ", ".join(f"'{name}': 'VARCHAR'" for name in PARTITION_COLUMNS)
+    partitions = ", ".join(f"'{name}': 'VARCHAR'" for name in PATH_PARTITIONS)
     # The names and types are ours and the path is quoted: nothing here comes from the query.
     return (
         f"CREATE VIEW {TABLE} AS SELECT {names} FROM read_json({_quoted(source)}, "  # noqa: S608
@@ -186,6 +267,10 @@ _USAGE_ERRORS = ("ParserException", "BinderException", "CatalogException", "Synt
 
 def _translated(exc: Exception) -> AchieveItSyncError:
     message = " ".join(str(exc).split())
+    if "Required module 'pytz'" in message:
+        return ConfigurationError(
+            "a TIMESTAMP WITH TIME ZONE result needs pytz: pip install 'achieveit-sync[query]'"
+        )
     if type(exc).__name__ in _USAGE_ERRORS:
         return ConfigurationError(f"the SQL was refused: {message}")
     return QueryDataError(f"the query failed: {message}")
@@ -288,11 +373,15 @@ def as_text(value: Any) -> str:
 
 
 def as_json_value(value: Any) -> Any:
+    """``value`` as strict JSON (RFC 8259 has no NaN or Infinity: they become the strings
+    "NaN", "Infinity", "-Infinity", as elsewhere in this package)."""
     converted: Any
-    if isinstance(value, datetime | date):
+    if isinstance(value, float) and not math.isfinite(value):
+        converted = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    elif isinstance(value, datetime | date):
         converted = value.isoformat()
     elif isinstance(value, Decimal):
-        converted = float(value)
+        converted = as_json_value(float(value))
     elif isinstance(value, list | tuple):
         converted = [as_json_value(v) for v in value]
     elif isinstance(value, dict):
@@ -313,12 +402,14 @@ def format_result(result: QueryResult, output_format: str) -> str:
             }
             for row in result.rows
         ]
-        return json.dumps(records, indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(records, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if output_format == "csv":
+        # Formula-like cells (an item named "=HYPERLINK(...)") are neutralised with "'" as
+        # in every CSV this package writes (achieveit_sync.spreadsheet).
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(result.columns)
-        writer.writerows([as_text(value) for value in row] for row in result.rows)
+        writer.writerow([neutralise(column) for column in result.columns])
+        writer.writerows([neutralise(as_text(value)) for value in row] for row in result.rows)
         return buffer.getvalue()
     return _table(result.columns, [[as_text(v) for v in row] for row in result.rows])
 

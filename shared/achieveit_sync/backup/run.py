@@ -7,7 +7,7 @@ Layout (relative to the bucket, or to ``--out DIR``)::
     backups/<planId>/<YYYY>/<MM>/<DD>/<timestamp>/manifest.json   what, when, checksums, verdict
     backups/<planId>/latest.json                                  the newest complete backup
     templates/<planId>/progress-updates.csv                       an upload template
-    history/plan_id=<planId>/snapshot_date=<date>/<timestamp>.jsonl.gz   the plan history
+    history/snapshot_date=<date>/plan_id=<planId>/<timestamp>.jsonl.gz   the plan history
 
 Write order makes a crash harmless: data files, then the manifest, then ``latest.json``, so
 ``latest.json`` never points at a partial backup. The history snapshot (``backup.history``)
