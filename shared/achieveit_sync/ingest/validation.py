@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from achieveit_sync.errors import AchieveItSyncError
-from achieveit_sync.ingest.reading import LongJsonNumber, RawRecord
+from achieveit_sync.ingest.reading import CsvBatch, LongJsonNumber, RawRecord
 from achieveit_sync.key_index import SeenKeys
 from achieveit_sync.spreadsheet import PLAIN_NUMBER, unneutralise
 from achieveit_sync.updates import (
@@ -202,6 +202,7 @@ class Validator:
     _seen: SeenKeys = field(default_factory=SeenKeys)
     _column_index: dict[str, int] = field(default_factory=dict)
     _fast_columns: tuple[int, int, int, int, int, int] | None = None
+    _fast: Callable[[list[str], int], Update | None] | None = None
     _unknown_json_fields: set[str] = field(default_factory=set)
     untouched_rows: int = 0
     """Rows of an upload template left as they were: an external ID (and the item's name),
@@ -216,89 +217,108 @@ class Validator:
 
     def validate(self, records: Iterator[RawRecord]) -> Iterator[ValidRow | RejectedRow]:
         validate_one = self.validate_one
-        fast: Callable[[RawRecord, list[str]], ValidRow | None] | None = None
+        fast: Callable[[list[str], int], Update | None] | None = None
+        new = tuple.__new__
         for record in records:
             cells = record.cells
             if cells is not None and record.problem is None:  # the reader saw nothing odd
                 if fast is None and self._fast_columns is not None:
                     fast = self._fast_path(self._fast_columns)
                 if fast is not None:
-                    valid = fast(record, cells)
-                    if valid is not None:
-                        yield valid
+                    update = fast(cells, record[0])
+                    if update is not None:
+                        yield new(ValidRow, (record[0], update, record))
                         continue
             result = validate_one(record)
             if result is not None:
                 yield result
 
+    def validate_batch(self, batch: CsvBatch) -> tuple[list[tuple[int, Update]], int]:
+        """The valid rows of ``batch`` (line and update, in order) and how many it rejects:
+        the same verdicts as ``validate``, without a ``ValidRow`` for each valid row. Rows
+        the fast checks do not pass take the detailed path, which explains any problem."""
+        valid: list[tuple[int, Update]] = []
+        rejected = 0
+        if self._fast_columns is None:
+            for result in self.validate(iter(batch.records())):
+                if isinstance(result, ValidRow):
+                    valid.append((result.line, result.update))
+                else:
+                    rejected += 1
+            return valid, rejected
+        if self._fast is None:
+            self._fast = self._fast_path(self._fast_columns)
+        fast = self._fast
+        append = valid.append
+        for line, cells in enumerate(batch.rows, start=batch.first_line):
+            update = fast(cells, line)
+            if update is not None:
+                append((line, update))
+                continue
+            record = tuple.__new__(RawRecord, (line, cells, None, None, None, None))
+            verdict = self.validate_one(record)
+            if isinstance(verdict, ValidRow):
+                append((line, verdict.update))
+            elif verdict is not None:
+                rejected += 1
+        return valid, rejected
+
     def _fast_path(
         self, columns: tuple[int, int, int, int, int, int]
-    ) -> Callable[[RawRecord, list[str]], ValidRow | None]:
-        """The common case, for files of a million rows: a clean CSV row becomes a
-        ``ValidRow`` in one function with everything it needs bound locally. Anything
-        unusual returns ``None`` and takes the full path, which gives the same verdict and
-        explains any problem."""
+    ) -> Callable[[list[str], int], Update | None]:
+        """The common case, for files of a million rows: a clean CSV row becomes an update
+        in one function with everything it needs bound locally, and the rules it shares
+        with the detailed path (``iso_date``, ``plain_metric``, the statuses) memoised.
+        Anything unusual returns ``None`` and takes the detailed path, which gives the
+        same verdict and explains any problem (a property test holds them to that)."""
         id_at, status_at, metric_at, date_at, comment_at, width = columns
-        remember = self._seen.remember
-        european = self.decimal_comma_evidence is not None
-        dot_grouped = _DOT_GROUPED.fullmatch
+        first_position = self._seen.first_position
+        european = self.decimal_comma_evidence
         control_character = _CONTROL_CHARACTER.search
+        dates: dict[str, tuple[date, str] | None] = {}
+        statuses: dict[str, Status | None] = {}
         status_by_spelling = _STATUS_BY_SPELLING.get
-        from_iso = date.fromisoformat
         progress = status_at >= 0
         # tuple.__new__ skips NamedTuple's Python-level __new__: a third of the time per row.
         new = tuple.__new__
 
-        def fast(record: RawRecord, cells: list[str]) -> ValidRow | None:  # noqa: PLR0911, PLR0912
+        def fast(cells: list[str], line: int) -> Update | None:  # noqa: PLR0911, PLR0912
             if len(cells) != width:
                 return None
             external_id = cells[id_at].strip()
-            date_text = cells[date_at].strip()
-            if (
-                not external_id
-                or external_id[0] == "'"  # maybe our own neutralising mark: the full path
-                or len(date_text) != 10
-                or date_text[4] != "-"
-                or date_text[7] != "-"
-                or control_character(external_id)
-            ):
+            if not external_id or external_id[0] == "'" or control_character(external_id):
+                # (a leading ' may be our own neutralising mark: the detailed path)
                 return None
-            try:
-                as_of_date = from_iso(date_text)
-            except ValueError:
+            date_text = cells[date_at]
+            known = dates.get(date_text, _UNSEEN)
+            if known is _UNSEEN:
+                if len(dates) > _MEMO_ENTRIES:
+                    dates.clear()
+                as_of = iso_date(date_text.strip())
+                known = dates[date_text] = None if as_of is None else (as_of, as_of.isoformat())
+            if known is None:
                 return None
-            if not EARLIEST_YEAR <= as_of_date.year <= LATEST_YEAR:
-                return None
-            metric_text = cells[metric_at].strip() if metric_at >= 0 else ""
+            as_of_date, iso = known
             metric_value = None
-            if metric_text:
-                # Decimal also takes "1_000", "NaN" and non-ASCII digits; those go the full
-                # path, which refuses them with a hint. So do exponents and long numbers,
-                # whose range the full path checks exactly.
-                if (
-                    not metric_text.isascii()
-                    or "_" in metric_text
-                    or "e" in metric_text
-                    or "E" in metric_text
-                    or len(metric_text) - metric_text.count(".") - (metric_text[0] in "+-")
-                    > _FAST_METRIC_DIGITS
-                    or (european and dot_grouped(metric_text))
-                ):
-                    return None
-                try:
-                    metric_value = Decimal(metric_text)
-                except ArithmeticError:
-                    return None
-                if not metric_value.is_finite():
-                    return None
+            if metric_at >= 0:
+                metric_text = cells[metric_at]
+                if metric_text and not metric_text.isspace():
+                    metric_value = plain_metric(metric_text.strip(), european)
+                    if metric_value is None:
+                        return None
             comment = cells[comment_at].strip() if comment_at >= 0 else ""
             if comment[:1] == "'":
                 return None
             update: Update
             if progress:
-                status = status_by_spelling(cells[status_at].strip())
+                status_text = cells[status_at]
+                status = statuses.get(status_text)
                 if status is None:
-                    return None
+                    if len(statuses) > _MEMO_ENTRIES:
+                        statuses.clear()
+                    status = statuses[status_text] = status_by_spelling(status_text.strip())
+                    if status is None:
+                        return None
                 update = new(
                     ProgressUpdate, (external_id, status, as_of_date, metric_value, comment)
                 )
@@ -306,10 +326,17 @@ class Validator:
                 update = new(MetricUpdate, (external_id, metric_value, as_of_date, comment))
             else:
                 return None
-            line = record[0]
-            if not remember(duplicate_key(external_id, as_of_date), line):
-                return None  # seen before: the full path names the first line
-            return new(ValidRow, (line, update, record))
+            folded = external_id.casefold()
+            if (
+                first_position(
+                    hash((folded, as_of_date)),
+                    line,
+                    f"{folded}\x1f{iso}".encode("utf-8", "surrogatepass"),
+                )
+                is not None
+            ):
+                return None  # seen before: the detailed path names the first line
+            return update
 
         return fast
 
@@ -625,7 +652,12 @@ class Validator:
         return as_of_date
 
     def _first_line_of(self, external_id: str, as_of_date: date, line: int) -> int | None:
-        return self._seen.first_line(duplicate_key(external_id, as_of_date), line)
+        folded = external_id.casefold()
+        return self._seen.first_position(
+            duplicate_key(external_id, as_of_date),
+            line,
+            f"{folded}\x1f{as_of_date.isoformat()}".encode("utf-8", "surrogatepass"),
+        )
 
 
 def _given(value: object) -> bool:
@@ -653,8 +685,52 @@ def _require_columns(kind: UpdateKind | None, named: set[str], kind_reason: str 
 
 def duplicate_key(external_id: str, as_of_date: date) -> int:
     """Python's string hash is randomised per process: detection spans one run, which always
-    reads the file from its first line (a resumed run re-reads it too)."""
+    reads the file from its first line (a resumed run re-reads it too). Rows whose keys
+    collide are told apart by their exact text (see ``SeenKeys``)."""
     return hash((external_id.casefold(), as_of_date))
+
+
+_UNSEEN = (date.min, "")
+_MEMO_ENTRIES = 4096
+"""Distinct date and status texts the fast path remembers (then it starts again)."""
+
+
+def iso_date(text: str) -> date | None:
+    """The common date: YYYY-MM-DD, within the plan years; ``None`` for anything else,
+    which ``_parse_date`` reads or explains. (fromisoformat alone would also take 20261130
+    or 2026-W48-1, which AchieveIt does not document.)"""
+    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+        try:
+            parsed = date.fromisoformat(text)
+        except ValueError:
+            return None
+        if EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+            return parsed
+    return None
+
+
+def plain_metric(text: str, european: str | None) -> Decimal | None:
+    """The common metric value: a plain ASCII number of at most 15 digits, finite and
+    sendable; ``None`` for anything else, which ``_metric_value`` reads or explains.
+    (Decimal also takes "1_000", "NaN" and non-ASCII digits; those are explained there, as
+    are exponents and long numbers, whose range it checks exactly.)"""
+    if (
+        not text
+        or not text.isascii()
+        or "_" in text
+        or "e" in text
+        or "E" in text
+        or len(text) - text.count(".") - (text[0] in "+-") > _FAST_METRIC_DIGITS
+        or (european is not None and _DOT_GROUPED.fullmatch(text))
+    ):
+        return None
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return None
+    if not value.is_finite():
+        return None
+    return value
 
 
 # -- field rules --------------------------------------------------------------------------------
@@ -896,17 +972,9 @@ def _percent_example(number: str) -> str:
 
 def _as_of_date(raw: object, problems: list[FieldProblem]) -> date | None:
     if type(raw) is str:
-        text = raw.strip()
-        # The common case: YYYY-MM-DD. (fromisoformat alone would also take 20261130 or
-        # 2026-W48-1, which AchieveIt does not document.)
-        if len(text) == 10 and text[4] == "-" and text[7] == "-":
-            try:
-                iso_date = date.fromisoformat(text)
-            except ValueError:
-                pass
-            else:
-                if EARLIEST_YEAR <= iso_date.year <= LATEST_YEAR:
-                    return iso_date
+        common = iso_date(raw.strip())  # the common case, as the fast path reads it
+        if common is not None:
+            return common
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         problems.append(
             FieldProblem(
