@@ -1,9 +1,9 @@
 """A compact, exact index of keys seen so far, for duplicate detection in large streams
 (rows of an update file, items of a plan export).
 
-Memory holds about 6 bytes a key: 16 bits of the key's hash and the key's ordinal (3
+Memory holds about 6 to 8 bytes a key: 16 bits of the key's hash and the key's ordinal (3
 bytes, 4 past 16 million keys), in buckets of flat ``bytearray``s chosen by other bits of
-the hash, searched with ``bytearray.find`` (C: no Python object per entry). Everything
+the hash; the tags are searched with ``bytearray.find`` (C: no Python object per entry). Everything
 else goes to a temporary file: each key's full 64-bit hash, its first position and, when
 the caller gives one, its exact text. A candidate found in memory is confirmed against
 that file, so the answer is exact: a key is a duplicate only when its full hash (and its
@@ -12,13 +12,23 @@ exact text, when given) equals that of an earlier key.
 
 from __future__ import annotations
 
+import struct
+import sys
 import tempfile
 from array import array
-from typing import IO
+from collections import deque
+from collections.abc import Callable, Iterator
+from itertools import accumulate, repeat
+from operator import getitem, iadd
+from typing import IO, cast
 
 _TAG_SHIFT = 48
 """Tags are the top 16 bits of the hash; buckets take the lowest bits (at most 40)."""
-_TAG_BYTES = 2
+_TAG = struct.Struct("<H")
+_ORDINAL = struct.Struct("<I")
+"""A key's ordinal, cut to 3 bytes below 16 million keys."""
+_ALIAS_BITS = 16
+_cut = cast("Callable[[bytes, slice], bytes]", getitem)
 _COLUMNS = 3
 """Spilled, in blocks of ``_FLUSH_EVERY`` records, column by column: the full key, its
 first position, and where its exact text ends (-1: none given)."""
@@ -31,7 +41,8 @@ class SeenKeys:
     ``first_position(key, position, exact)``: ``None`` the first time (remembering
     ``position``), else the position the key was first seen at. ``key`` is a 64-bit hash;
     ``exact`` (optional bytes) is the key itself, compared when hashes match, so that two
-    different keys with the same hash are never taken for one.
+    different keys with the same hash are never taken for one. ``first_positions`` does
+    the same for a batch of keys, in C-level passes when none of them is there yet.
     """
 
     _INITIAL_BITS = 12
@@ -41,8 +52,11 @@ class SeenKeys:
         self._bits = self._INITIAL_BITS
         self._mask = (1 << self._bits) - 1
         self._ordinal_bytes = 3
-        self._width = _TAG_BYTES + self._ordinal_bytes
-        self._buckets: list[bytearray] = [bytearray() for _ in range(1 << self._bits)]
+        # Bucket by bucket: the tags (2 bytes a key, searched) and the ordinals.
+        self._tags: list[bytearray] = []
+        self._ordinals: list[bytearray] = []
+        self._alias = array("H")
+        self._new_buckets()
         self._count = 0
         # The spill: records not yet written, then the file (made on the first flush).
         self._keys = array("q")
@@ -58,25 +72,28 @@ class SeenKeys:
         return self._count
 
     def __contains__(self, key: int) -> bool:
-        needle = ((key >> _TAG_SHIFT) & 0xFFFF).to_bytes(2, "little")
-        return self._find_in(self._buckets[key & self._mask], needle, key, None) is not None
+        return self._find(key, _TAG.pack((key >> _TAG_SHIFT) & 0xFFFF), None) is not None
 
     def remember(self, key: int, position: int) -> bool:
         """True (and ``position`` remembered) the first time ``key`` is seen; else False."""
         return self.first_position(key, position) is None
 
+    def first_line(self, key: int, position: int) -> int | None:
+        """The earlier name of ``first_position`` (kept for its callers)."""
+        return self.first_position(key, position)
+
     def first_position(self, key: int, position: int, exact: bytes | None = None) -> int | None:
         """``None`` the first time ``key`` (with ``exact``) is seen, remembering ``position``;
         else the position it was first seen at."""
-        needle = ((key >> _TAG_SHIFT) & 0xFFFF).to_bytes(2, "little")
-        bucket = self._buckets[key & self._mask]
-        if needle in bucket:  # a duplicate, or a key sharing bits of hash: look closer
-            first = self._find_in(bucket, needle, key, exact)
+        needle = _TAG.pack((key >> _TAG_SHIFT) & 0xFFFF)
+        bucket = key & self._mask
+        # (find, not in: ``in`` first tries the needle as an int, at the cost of an error)
+        if self._tags[bucket].find(needle) >= 0:  # a duplicate, or 16 bits shared: look closer
+            first = self._find(key, needle, exact)
             if first is not None:
                 return first
-        ordinal = self._count
-        bucket += needle
-        bucket += ordinal.to_bytes(self._ordinal_bytes, "little")
+        self._tags[bucket] += needle
+        self._ordinals[bucket] += self._count.to_bytes(self._ordinal_bytes, "little")
         self._keys.append(key)
         self._positions.append(position)
         if exact is None:
@@ -84,18 +101,35 @@ class SeenKeys:
         else:
             self._texts += exact
             self._text_ends.append(self._text_flushed + len(self._texts))
-        self._count = ordinal + 1
-        if len(self._keys) == _FLUSH_EVERY:
+        self._count += 1
+        if len(self._keys) >= _FLUSH_EVERY:
             self._flush()
-            if self._count > self._MAX_AVERAGE << self._bits or self._count >= 1 << (
-                8 * self._ordinal_bytes
-            ):
-                self._rebuild()
+            self._check_size()
         return None
 
-    def first_line(self, key: int, position: int) -> int | None:
-        """The earlier name of ``first_position`` (kept for its callers)."""
-        return self.first_position(key, position)
+    def first_positions(
+        self, keys: list[int], positions: list[int], exacts: list[bytes]
+    ) -> list[int | None]:
+        """``first_position`` for each key in turn (a batch of rows)."""
+        if (
+            self._bits <= _ALIAS_BITS
+            and len(set(keys)) == len(keys)
+            and self._add_new(keys, exacts)
+        ):
+            self._keys.extend(keys)
+            self._positions.extend(positions)
+            base = self._text_flushed + len(self._texts)
+            self._text_ends.extend([base + end for end in accumulate(map(len, exacts))])
+            self._texts += b"".join(exacts)
+            self._count += len(keys)
+            if len(self._keys) >= _FLUSH_EVERY:
+                self._flush()
+                self._check_size()
+            return [None] * len(keys)
+        return [
+            self.first_position(key, position, exact)
+            for key, position, exact in zip(keys, positions, exacts, strict=True)
+        ]
 
     def close(self) -> None:
         """Drop the spill files (also done when the index is garbage-collected)."""
@@ -104,19 +138,49 @@ class SeenKeys:
                 handle.close()
         self._records = self._text_file = None
 
-    def _find_in(
-        self, bucket: bytearray, needle: bytes, key: int, exact: bytes | None
-    ) -> int | None:
-        width = self._width
-        at = bucket.find(needle)
+    def _add_new(self, keys: list[int] | array[int], exacts: list[bytes] | None) -> bool:
+        """Add ``keys`` (distinct, the next ordinals) to their buckets if none of them is
+        there yet, each step a C-level pass over the batch; False (nothing added) when one
+        is. ``exacts`` None: known to be new (a rebuild)."""
+        quarters = array("H")
+        quarters.frombytes(array("q", keys).tobytes())  # each key's four 16-bit quarters
+        if sys.byteorder != "little":
+            quarters.byteswap()
+        needles = list(map(_TAG.pack, quarters[3::4]))
+        buckets = list(map(self._alias.__getitem__, quarters[0::4]))
+        tags = list(map(self._tags.__getitem__, buckets))
+        if exacts is not None:
+            found = list(map(bytearray.find, tags, needles))
+            if max(found) >= 0:  # mostly 16 bits shared by chance: look closer
+                for at, where in enumerate(found):
+                    if where >= 0 and self._find(keys[at], needles[at], exacts[at]) is not None:
+                        return False
+        deque(map(iadd, tags, needles), maxlen=0)
+        ordinals: Iterator[bytes] = map(_ORDINAL.pack, range(self._count, self._count + len(keys)))
+        if self._ordinal_bytes != _ORDINAL.size:
+            ordinals = map(_cut, ordinals, repeat(slice(0, self._ordinal_bytes)))
+        deque(map(iadd, map(self._ordinals.__getitem__, buckets), ordinals), maxlen=0)
+        return True
+
+    def _find(self, key: int, needle: bytes, exact: bytes | None) -> int | None:
+        bucket = key & self._mask
+        tags, width = self._tags[bucket], self._ordinal_bytes
+        at = tags.find(needle)
         while at >= 0:
-            if at % width == 0:
-                ordinal = int.from_bytes(bucket[at + _TAG_BYTES : at + width], "little")
+            if not at & 1:
+                start = (at >> 1) * width
+                ordinal = int.from_bytes(self._ordinals[bucket][start : start + width], "little")
                 first = self._confirm(ordinal, key, exact)
                 if first is not None:
                     return first
-            at = bucket.find(needle, at + 1)
+            at = tags.find(needle, at + 1)
         return None
+
+    def _check_size(self) -> None:
+        if self._count > self._MAX_AVERAGE << self._bits or self._count >= 1 << (
+            8 * self._ordinal_bytes
+        ):
+            self._rebuild()
 
     def _confirm(self, ordinal: int, key: int, exact: bytes | None) -> int | None:
         """The first position of entry ``ordinal`` if it is ``key`` (and ``exact``)."""
@@ -154,12 +218,15 @@ class SeenKeys:
         return text
 
     def _flush(self) -> None:
+        """Write every whole block of spilled records, and all spilled texts."""
         if self._records is None:
             self._records = tempfile.TemporaryFile(prefix="achieveit-keys-")  # noqa: SIM115
         self._records.seek(0, 2)
-        for column in (self._keys, self._positions, self._text_ends):
-            self._records.write(column.tobytes())
-        self._flushed += len(self._keys)
+        while len(self._keys) >= _FLUSH_EVERY:
+            for column in (self._keys, self._positions, self._text_ends):
+                self._records.write(column[:_FLUSH_EVERY].tobytes())
+                del column[:_FLUSH_EVERY]
+            self._flushed += _FLUSH_EVERY
         if self._texts:
             if self._text_file is None:
                 self._text_file = tempfile.TemporaryFile(prefix="achieveit-key-texts-")  # noqa: SIM115
@@ -167,9 +234,6 @@ class SeenKeys:
             self._text_file.write(self._texts)
             self._text_flushed += len(self._texts)
             self._texts = bytearray()
-        self._keys = array("q")
-        self._positions = array("q")
-        self._text_ends = array("q")
 
     def _rebuild(self) -> None:
         """Four times the buckets (and wider ordinals past 16 million keys), rebuilt from the
@@ -179,19 +243,34 @@ class SeenKeys:
             self._mask = (1 << self._bits) - 1
         while self._count >= 1 << (8 * self._ordinal_bytes):
             self._ordinal_bytes += 1
-        self._width = _TAG_BYTES + self._ordinal_bytes
-        self._buckets = []  # the old index is dropped first: it is not needed to rebuild
-        buckets: list[bytearray] = [bytearray() for _ in range(1 << self._bits)]
-        mask, ordinal_bytes = self._mask, self._ordinal_bytes
-        assert self._records is not None  # noqa: S101 - called after a flush
-        ordinal = 0
+        count, self._count = self._count, 0
+        self._new_buckets()
         for block in range(self._flushed // _FLUSH_EVERY):
+            assert self._records is not None  # noqa: S101 - blocks were written
             self._records.seek(block * _COLUMNS * _FLUSH_EVERY * 8)
             keys = array("q")
             keys.frombytes(self._records.read(_FLUSH_EVERY * 8))
-            for key in keys:
-                bucket = buckets[key & mask]
-                bucket += ((key >> _TAG_SHIFT) & 0xFFFF).to_bytes(2, "little")
-                bucket += ordinal.to_bytes(ordinal_bytes, "little")
-                ordinal += 1
-        self._buckets = buckets
+            self._add_again(keys)
+        self._add_again(self._keys)  # the records not yet written
+        assert self._count == count  # noqa: S101 - every key is back
+
+    def _add_again(self, keys: array[int]) -> None:
+        if self._bits <= _ALIAS_BITS:
+            self._add_new(keys, None)
+            self._count += len(keys)
+            return
+        mask, width = self._mask, self._ordinal_bytes
+        for key in keys:
+            self._tags[key & mask] += _TAG.pack((key >> _TAG_SHIFT) & 0xFFFF)
+            self._ordinals[key & mask] += self._count.to_bytes(width, "little")
+            self._count += 1
+
+    def _new_buckets(self) -> None:
+        """Empty buckets, and each bucket's number by the low 16 bits of a key (for
+        batches, while buckets take at most 16 bits): a lookup in C, not a mask in Python."""
+        self._tags = [bytearray() for _ in range(1 << self._bits)]
+        self._ordinals = [bytearray() for _ in range(1 << self._bits)]
+        self._alias = array("H")
+        if self._bits <= _ALIAS_BITS:
+            mask = self._mask
+            self._alias = array("H", [low & mask for low in range(1 << _ALIAS_BITS)])

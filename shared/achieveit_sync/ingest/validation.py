@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
+from operator import itemgetter
 from typing import NamedTuple
 
 from achieveit_sync.errors import AchieveItSyncError
@@ -203,6 +204,8 @@ class Validator:
     _column_index: dict[str, int] = field(default_factory=dict)
     _fast_columns: tuple[int, int, int, int, int, int] | None = None
     _fast: Callable[[list[str], int], Update | None] | None = None
+    _date_memo: dict[str, tuple[str, int]] = field(default_factory=dict)
+    _status_memo: dict[str, int] = field(default_factory=dict)
     _unknown_json_fields: set[str] = field(default_factory=set)
     untouched_rows: int = 0
     """Rows of an upload template left as they were: an external ID (and the item's name),
@@ -233,35 +236,116 @@ class Validator:
             if result is not None:
                 yield result
 
-    def validate_batch(self, batch: CsvBatch) -> tuple[list[tuple[int, Update]], int]:
-        """The valid rows of ``batch`` (line and update, in order) and how many it rejects:
-        the same verdicts as ``validate``, without a ``ValidRow`` for each valid row. Rows
-        the fast checks do not pass take the detailed path, which explains any problem."""
+    def validate_batch(self, batch: CsvBatch) -> tuple[ValidColumns, list[int]]:
+        """The valid rows of ``batch`` (as columns, in order) and the lines it rejects: the
+        same verdicts as ``validate``, without a ``ValidRow`` or an update for each valid
+        row. Rows the fast checks do not pass take the detailed path, which explains any
+        problem."""
+        if self._fast_columns is not None:
+            fast = self._fast_columns_of(batch)
+            if fast is not None:
+                return fast
         valid: list[tuple[int, Update]] = []
-        rejected = 0
-        if self._fast_columns is None:
-            for result in self.validate(iter(batch.records())):
-                if isinstance(result, ValidRow):
-                    valid.append((result.line, result.update))
-                else:
-                    rejected += 1
-            return valid, rejected
-        if self._fast is None:
-            self._fast = self._fast_path(self._fast_columns)
-        fast = self._fast
-        append = valid.append
-        for line, cells in enumerate(batch.rows, start=batch.first_line):
-            update = fast(cells, line)
-            if update is not None:
-                append((line, update))
-                continue
-            record = tuple.__new__(RawRecord, (line, cells, None, None, None, None))
-            verdict = self.validate_one(record)
-            if isinstance(verdict, ValidRow):
-                append((line, verdict.update))
-            elif verdict is not None:
-                rejected += 1
-        return valid, rejected
+        rejected: list[int] = []
+        for result in self.validate(iter(batch.records())):
+            if isinstance(result, ValidRow):
+                valid.append((result.line, result.update))
+            else:
+                rejected.append(result.line)
+        return ValidColumns.of(valid), rejected
+
+    def _fast_columns_of(  # noqa: PLR0911, PLR0912, PLR0915 - a check per column
+        self, batch: CsvBatch
+    ) -> tuple[ValidColumns, list[int]] | None:
+        """The fast checks, a column of the batch at a time, by the rules of ``_fast_path``
+        (``iso_date``, the statuses, plain metric values): C-level passes over columns
+        instead of Python steps per row. ``None`` when some row needs a closer look (the
+        rows are then taken one by one); rows seen before (in the duplicate index) take
+        the detailed path, which names the first line."""
+        assert self._fast_columns is not None  # noqa: S101 - checked by the caller
+        id_at, status_at, metric_at, date_at, comment_at, width = self._fast_columns
+        rows = batch.rows
+        count = len(rows)
+        if set(map(len, rows)) != {width}:
+            return None
+        ids = list(map(str.strip, map(itemgetter(id_at), rows)))
+        joined = " ".join(ids)
+        if not all(ids) or "'" in joined or _CONTROL_CHARACTER.search(joined):
+            return None
+        memo = self._date_memo
+        date_texts = list(map(itemgetter(date_at), rows))
+        if None in map(memo.get, date_texts):
+            if len(memo) > _MEMO_ENTRIES:
+                memo.clear()
+            for text in set(date_texts).difference(memo):
+                parsed = iso_date(text.strip())
+                memo[text] = _UNSEEN if parsed is None else (parsed.isoformat(), parsed.toordinal())
+        known = list(map(memo.__getitem__, date_texts))
+        if _UNSEEN in known:
+            return None
+        metrics: list[str | None]
+        if metric_at >= 0:
+            texts = list(map(str.strip, map(itemgetter(metric_at), rows)))
+            column = "\n".join(texts)
+            if (
+                self.decimal_comma_evidence is not None
+                or max(map(len, texts)) > _FAST_METRIC_DIGITS
+                or not _PLAIN_NUMBERS.fullmatch(column)
+                or (status_at < 0 and not all(texts))
+            ):
+                return None  # exponents, NaN, _, long or European numbers: one by one
+            metrics = [text or None for text in texts]
+        elif status_at < 0:
+            return None
+        else:
+            metrics = [None] * count
+        if comment_at >= 0:
+            comments = list(map(str.strip, map(itemgetter(comment_at), rows)))
+            if "\n'" in "\n" + "\n".join(comments):
+                return None  # maybe our own neutralising mark: the detailed path
+        else:
+            comments = [""] * count
+        if status_at >= 0:
+            codes = self._status_memo
+            status_texts = list(map(itemgetter(status_at), rows))
+            if None in map(codes.get, status_texts):
+                if len(codes) > _MEMO_ENTRIES:
+                    codes.clear()
+                for text in set(status_texts).difference(codes):
+                    status = _STATUS_BY_SPELLING.get(text.strip())
+                    codes[text] = -2 if status is None else STATUS_CODES[status]
+            statuses = list(map(codes.__getitem__, status_texts))
+            if -2 in statuses:
+                return None
+        else:
+            statuses = [-1] * count
+        folded = map(str.casefold, ids)
+        keys = list(map("\x1f".join, zip(folded, map(itemgetter(0), known), strict=True)))
+        lines = range(batch.first_line, batch.first_line + count)
+        firsts = self._seen.first_positions(
+            list(map(hash, keys)), list(lines), list(map(str.encode, keys))
+        )
+        ordinals = list(map(itemgetter(1), known))
+        if firsts.count(None) == count:
+            return ValidColumns(lines, ids, statuses, metrics, ordinals, comments), []
+        keep = [at for at, first in enumerate(firsts) if first is None]
+        rejected = []
+        for at, first in enumerate(firsts):
+            if first is not None:  # seen before: the detailed path names the first line
+                record = tuple.__new__(RawRecord, (lines[at], rows[at], None, None, None, None))
+                if self.validate_one(record) is not None:
+                    rejected.append(lines[at])
+        return (
+            ValidColumns(
+                [lines[at] for at in keep],
+                [ids[at] for at in keep],
+                [statuses[at] for at in keep],
+                [metrics[at] for at in keep],
+                [ordinals[at] for at in keep],
+                [comments[at] for at in keep],
+            ),
+            rejected,
+        )
 
     def _fast_path(
         self, columns: tuple[int, int, int, int, int, int]
@@ -326,15 +410,8 @@ class Validator:
                 update = new(MetricUpdate, (external_id, metric_value, as_of_date, comment))
             else:
                 return None
-            folded = external_id.casefold()
-            if (
-                first_position(
-                    hash((folded, as_of_date)),
-                    line,
-                    f"{folded}\x1f{iso}".encode("utf-8", "surrogatepass"),
-                )
-                is not None
-            ):
+            key = f"{external_id.casefold()}\x1f{iso}"
+            if first_position(hash(key), line, key.encode("utf-8", "surrogatepass")) is not None:
                 return None  # seen before: the detailed path names the first line
             return update
 
@@ -652,12 +729,8 @@ class Validator:
         return as_of_date
 
     def _first_line_of(self, external_id: str, as_of_date: date, line: int) -> int | None:
-        folded = external_id.casefold()
-        return self._seen.first_position(
-            duplicate_key(external_id, as_of_date),
-            line,
-            f"{folded}\x1f{as_of_date.isoformat()}".encode("utf-8", "surrogatepass"),
-        )
+        key = duplicate_text(external_id, as_of_date)
+        return self._seen.first_position(hash(key), line, key.encode("utf-8", "surrogatepass"))
 
 
 def _given(value: object) -> bool:
@@ -683,14 +756,58 @@ def _require_columns(kind: UpdateKind | None, named: set[str], kind_reason: str 
         )
 
 
+def duplicate_text(external_id: str, as_of_date: date) -> str:
+    """What makes two rows duplicates: the external ID in any case, and the date."""
+    return f"{external_id.casefold()}\x1f{as_of_date.isoformat()}"
+
+
 def duplicate_key(external_id: str, as_of_date: date) -> int:
     """Python's string hash is randomised per process: detection spans one run, which always
     reads the file from its first line (a resumed run re-reads it too). Rows whose keys
     collide are told apart by their exact text (see ``SeenKeys``)."""
-    return hash((external_id.casefold(), as_of_date))
+    return hash(duplicate_text(external_id, as_of_date))
 
 
-_UNSEEN = (date.min, "")
+STATUS_CODES = {status: code for code, status in enumerate(Status)}
+"""Statuses as small numbers, in ``ValidColumns`` (-1: a metric update)."""
+STATUSES = tuple(Status)
+
+
+class ValidColumns(NamedTuple):
+    """Valid rows of a batch as columns, ready for the spool (see ``spool``)."""
+
+    lines: list[int] | range
+    external_ids: list[str]
+    statuses: list[int]
+    """``STATUS_CODES``; -1 for a metric update."""
+    metrics: list[str | None]
+    """As written, or ``str`` of the value: ``Decimal(text)`` is the value exactly."""
+    ordinals: list[int]
+    """The as-of dates, ``date.toordinal``."""
+    comments: list[str]
+
+    @classmethod
+    def of(cls, rows: list[tuple[int, Update]]) -> ValidColumns:
+        updates = [update for _, update in rows]
+        return cls(
+            [line for line, _ in rows],
+            [update.external_id for update in updates],
+            [
+                STATUS_CODES[update.status] if type(update) is ProgressUpdate else -1
+                for update in updates
+            ],
+            [None if u.metric_value is None else str(u.metric_value) for u in updates],
+            [update.as_of_date.toordinal() for update in updates],
+            [update.comment for update in updates],
+        )
+
+
+_UNSEEN = ("", 0)
+_PLAIN_NUMBERS = re.compile(
+    r"(?:[+-]?(?:\d+\.?\d*|\.\d+))?(?:\n[+-]?(?:\d+\.?\d*|\.\d+)?)*", re.ASCII
+)
+"""A column of metric values (one a line), each empty or a plain number without exponent:
+what ``plain_metric`` takes (``PLAIN_NUMBER`` without its exponent)."""
 _MEMO_ENTRIES = 4096
 """Distinct date and status texts the fast path remembers (then it starts again)."""
 
