@@ -236,10 +236,11 @@ class SeenKeys:
             self._texts = bytearray()
 
     def _rebuild(self) -> None:
-        """Four times the buckets (and wider ordinals past 16 million keys), rebuilt from the
-        spilled keys, read in order: bucket bits are not kept in memory."""
-        if self._count > self._MAX_AVERAGE << self._bits:
-            self._bits += 2
+        """Twice the buckets (and wider ordinals past 16 million keys), rebuilt from the
+        spilled keys, read in order: bucket bits are not kept in memory. (Twice, not more:
+        buckets of 32 to 64 keys keep their own cost under 4 bytes a key.)"""
+        while self._count > self._MAX_AVERAGE << self._bits:
+            self._bits += 1
             self._mask = (1 << self._bits) - 1
         while self._count >= 1 << (8 * self._ordinal_bytes):
             self._ordinal_bytes += 1
