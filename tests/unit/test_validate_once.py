@@ -67,6 +67,7 @@ class FakeClient:
         self._fail_after = fail_after
 
     prepare_submission = AchieveItClient.prepare_submission
+    prepare_json_submission = AchieveItClient.prepare_json_submission
 
     def send_submission(self, submission):
         self.bodies.append(json.loads(submission.body))
@@ -107,6 +108,59 @@ def test_the_spool_gives_back_exactly_what_was_validated() -> None:
         again = [(row.line, row.update) for row in spool.rows_in_order()]
     assert again == rows
     assert [str(update.metric_value) for _, update in again[2:]] == ["-1E-15", "-0"]
+
+
+_UPDATES = st.builds(
+    ProgressUpdate,
+    st.text(min_size=1, max_size=12),
+    st.sampled_from(list(Status)),
+    st.dates(min_value=date(1900, 1, 1), max_value=date(2199, 12, 31)),
+    st.one_of(
+        st.none(),
+        st.decimals(
+            allow_nan=False, allow_infinity=False, places=4, min_value=-(10**10), max_value=10**10
+        ),
+        st.sampled_from([Decimal("1.50"), Decimal("-0"), Decimal("1E+3"), Decimal("0.1")]),
+    ),
+    st.text(max_size=12),
+) | st.builds(
+    MetricUpdate,
+    st.text(min_size=1, max_size=12),
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=2, min_value=-(10**12), max_value=10**12
+    ),
+    st.dates(min_value=date(1900, 1, 1), max_value=date(2199, 12, 31)),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(updates=st.lists(_UPDATES, min_size=1, max_size=30))
+def test_bodies_from_the_spool_are_the_bytes_encode_updates_writes(updates: list) -> None:
+    from achieveit_sync.updates import BodyFormat, encode_updates
+
+    kind = type(updates[0])
+    updates = [update for update in updates if type(update) is kind]
+    with ValidSpool() as spool:
+        spool.add(ValidColumns.of(list(enumerate(updates, start=2))))
+        rows = list(spool.rows_in_order(json_bodies=True))
+    assert [row.update for row in rows] == updates
+    body = b"[" + b",".join(row.body for row in rows) + b"]"
+    assert body == encode_updates(updates, BodyFormat.JSON)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 4095, 4096, 4097, 10_000])
+def test_the_spool_cuts_parts_by_count(batch_size: int) -> None:
+    rows = [
+        (line, ProgressUpdate(f"I-{line}", Status.ON_TRACK, date(2026, 1, 1)))
+        for line in range(2, 9002)
+    ]
+    with ValidSpool() as spool:
+        for start in range(0, len(rows), 700):
+            spool.add(ValidColumns.of(rows[start : start + 700]))
+        parts = [[row.line for row in part] for part in spool.parts(batch_size)]
+    lines = [line for line, _ in rows]
+    assert parts == [lines[at : at + batch_size] for at in range(0, len(lines), batch_size)]
 
 
 def test_publishing_reads_the_spool_not_the_file() -> None:

@@ -403,7 +403,7 @@ def _publish_parts(
     the report; the status to stop with, or ``None`` when every part was handled."""
     report, options = run.report, run.options
     stop_status: FileStatus | None = None
-    parts = _cut_parts(spool.rows_in_order(), options.batch_size)
+    parts = spool.parts(options.batch_size, json_bodies=options.body_format is BodyFormat.JSON)
     for part_number, rows in enumerate(parts, start=1):
         record = known_parts.pop(part_number, None) or PartRecord(
             part_number, rows=len(rows), batch_size=options.batch_size

@@ -153,6 +153,8 @@ class ValidRow(NamedTuple):
     line: int
     update: Update
     record: RawRecord
+    body: bytes | None = None
+    """The update as it goes into a JSON request body, when the spool made it already."""
 
 
 class RejectedRow(NamedTuple):
@@ -230,7 +232,7 @@ class Validator:
                 if fast is not None:
                     update = fast(cells, record[0])
                     if update is not None:
-                        yield new(ValidRow, (record[0], update, record))
+                        yield new(ValidRow, (record[0], update, record, None))
                         continue
             result = validate_one(record)
             if result is not None:
