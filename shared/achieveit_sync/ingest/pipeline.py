@@ -30,7 +30,6 @@ from achieveit_sync.ingest.publishing import PartPublisher, StopPublishingError
 from achieveit_sync.ingest.reading import (
     CsvBatch,
     InvalidFileError,
-    RawRecord,
     ReadLimits,
     RecordStream,
     open_records,
@@ -52,7 +51,7 @@ from achieveit_sync.ingest.validation import (
     ValidColumns,
     ValidRow,
 )
-from achieveit_sync.updates import BodyFormat, UpdateKind, encode_updates
+from achieveit_sync.updates import BodyFormat, Update, UpdateKind, encode_updates
 
 if TYPE_CHECKING:
     from achieveit_sync.ingest.sent_rows import SentRows
@@ -63,6 +62,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_MAX_ROWS = 1_000_000
 _ROWS_BETWEEN_TIME_CHECKS = 4096
+_VERDICTS_PER_CHUNK = 512
 _MAX_REQUEST_STEM_CHARS = 60
 _API_ROW_NUMBER = re.compile(r"\brow \d+", re.IGNORECASE)
 
@@ -304,14 +304,26 @@ def _verdicts(
 ) -> Iterator[tuple[ValidColumns, list[int]]]:
     """The verdicts of a pass, a batch at a time: the valid rows and the lines of rejected
     rows."""
+    if stream.batches is None:  # JSON: verdicts in chunks of 512, which divides 4096
+        valid: list[tuple[int, Update]] = []
+        rejected: list[int] = []
+        for result in validator.validate(stream.records):
+            if isinstance(result, ValidRow):
+                valid.append((result.line, result.update))
+            else:
+                rejected.append(result.line)
+            if len(valid) + len(rejected) == _VERDICTS_PER_CHUNK:
+                yield ValidColumns.of(valid), rejected
+                valid, rejected = [], []
+        if valid or rejected:
+            yield ValidColumns.of(valid), rejected
+        return
     nothing = ValidColumns.of([])
-    records: Iterator[RawRecord] = stream.records
-    for item in stream.in_batches():
-        if type(item) is CsvBatch:
+    for item in stream.batches:
+        if isinstance(item, CsvBatch):
             yield validator.validate_batch(item)
             continue
-        records = iter((item,))  # type: ignore[arg-type]
-        for result in validator.validate(records):
+        for result in validator.validate(iter((item,))):
             if isinstance(result, ValidRow):
                 yield ValidColumns.of([(result.line, result.update)]), []
             else:
