@@ -205,7 +205,6 @@ class Validator:
     _seen: SeenKeys = field(default_factory=SeenKeys)
     _column_index: dict[str, int] = field(default_factory=dict)
     _fast_columns: tuple[int, int, int, int, int, int] | None = None
-    _fast: Callable[[list[str], int], Update | None] | None = None
     _date_memo: dict[str, tuple[str, int]] = field(default_factory=dict)
     _status_memo: dict[str, int] = field(default_factory=dict)
     _unknown_json_fields: set[str] = field(default_factory=set)
