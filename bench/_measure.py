@@ -7,6 +7,9 @@ Used by ingest_bench.py in fresh interpreters, so that each figure is one proces
     python bench/_measure.py publish FILE   (ACHIEVEIT_* variables point at a sandbox)
     python bench/_measure.py backup PLAN_ID OUT_DIR   (likewise; with the plan history)
     python bench/_measure.py backup-without-history PLAN_ID OUT_DIR   (the baseline)
+    python bench/_measure.py peer FILE   (bench/peer_publisher.py, the bare script, likewise)
+
+Each prints its CPU time (user + system, this process) beside its wall time.
 """
 
 from __future__ import annotations
@@ -25,6 +28,23 @@ def main() -> None:
 
     report = None
     spooled_mb = None
+    if mode == "peer":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from peer_publisher import publish
+
+        sent = publish(Path(sys.argv[2]))
+        print(
+            json.dumps(
+                {
+                    "mode": mode,
+                    "peak_mb": round(_peak_rss_kb() / 1024, 1),
+                    "seconds": round(time.perf_counter() - started, 2),
+                    "cpu_seconds": _cpu_seconds(),
+                    "counts": {"published": sent},
+                }
+            )
+        )
+        return
     if mode in ("backup", "backup-without-history"):
         print(
             json.dumps(
@@ -66,6 +86,7 @@ def main() -> None:
                 "mode": mode,
                 "peak_mb": round(peak_kb / 1024, 1),
                 "seconds": round(time.perf_counter() - started, 2),
+                "cpu_seconds": _cpu_seconds(),
                 "counts": report.counts.as_dict() if report else None,
                 "status": report.status.value if report else None,
                 "file_error": (report.file_error or {}).get("reason") if report else None,
@@ -100,6 +121,11 @@ def _backup(plan_id: str, out: Path, *, history: bool) -> dict[str, object]:
         "error": outcome.error,
         "history_mb": round(sum(p.stat().st_size for p in snapshots) / 1024**2, 1),
     }
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return round(usage.ru_utime + usage.ru_stime, 3)
 
 
 def _peak_rss_kb() -> int:

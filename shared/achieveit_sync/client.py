@@ -263,6 +263,26 @@ class AchieveItClient:
             content_type=body_format.content_type,
         )
 
+    def prepare_json_submission(
+        self, name: str, kind: UpdateKind, objects: Sequence[bytes]
+    ) -> Submission:
+        """``prepare_submission`` for updates already written as the JSON objects of a body
+        (``encode_updates``' own bytes, one object each): nothing left to encode."""
+        if not objects:
+            raise ValueError("a submission needs at least one update")
+        if not name.strip():
+            raise ValueError("a submission needs a name")
+        rows = f"{len(objects)} row" + ("" if len(objects) == 1 else "s")
+        return Submission(
+            name=name,
+            kind=kind,
+            rows=len(objects),
+            path=f"/api/{kind.api_collection}/{quote(name, safe='')}",
+            operation=f"{_kind_label(kind)} submission '{name}' ({rows})",
+            body=b"[" + b",".join(objects) + b"]",
+            content_type=BodyFormat.JSON.content_type,
+        )
+
     def send_submission(self, submission: Submission) -> SubmitResult:
         """POST a prepared batch. ``AmbiguousDeliveryError`` when it went out and no answer
         came back; ``ConfigurationError`` (no usable key) only before anything was sent."""

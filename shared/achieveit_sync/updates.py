@@ -141,8 +141,29 @@ def kind_of(updates: Sequence[Update]) -> UpdateKind:
 def encode_updates(updates: Sequence[Update], body_format: BodyFormat) -> bytes:
     """The request body for ``updates`` in ``body_format`` (UTF-8)."""
     if body_format is BodyFormat.JSON:
-        return json.dumps([to_api_json(u) for u in updates], separators=(",", ":")).encode()
+        return _JSON_BODY.encode(list(map(_api_json, updates))).encode()
     return _to_csv(updates).encode("utf-8")
+
+
+_JSON_BODY = json.JSONEncoder(separators=(",", ":"))
+"""``json.dumps`` with these separators, made once (dumps builds an encoder per call)."""
+
+
+def _api_json(update: Update) -> dict[str, Any]:
+    """``to_api_json``, for a body: the same document, fewer steps (the status as the str
+    it is, which JSON writes as its value)."""
+    metric, comment = update.metric_value, update.comment
+    if type(update) is ProgressUpdate:
+        document: dict[str, Any] = {"externalId": update[0], "status": update[1]}
+    else:
+        document = {"externalId": update[0]}
+    if metric is not None:
+        integral = metric.to_integral_value()
+        document["metricValue"] = int(integral) if metric == integral else float(metric)
+    document["asOfDate"] = update.as_of_date.isoformat()
+    if comment:
+        document["comment"] = comment
+    return document
 
 
 def to_api_json(update: Update) -> dict[str, Any]:

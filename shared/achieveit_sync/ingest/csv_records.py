@@ -4,10 +4,13 @@ tab), strict quoting, and rows that cannot be parsed kept as they were."""
 from __future__ import annotations
 
 import csv
+from collections import deque
 from collections.abc import Iterator
+from itertools import islice, tee
 
 from achieveit_sync.ingest.byte_streams import SNIFF_BYTES, DecodingGuard
 from achieveit_sync.ingest.records import (
+    CsvBatch,
     CsvDialect,
     InvalidFileError,
     RawRecord,
@@ -42,15 +45,83 @@ def csv_dialect(text_head: str) -> CsvDialect:
 
 def csv_records(text: DecodingGuard, stream: RecordStream, max_lines: int) -> Iterator[RawRecord]:
     dialect = stream.dialect or CsvDialect(",")
-    tap = _LineTap(text.wrapper)
+    lines = iter(text.wrapper)
+    skipped = 0  # physical lines read before the reader's first (Excel's sep= line)
+    if dialect.sep_line:
+        next(lines, None)
+        skipped = 1
+    yield from _records(lines, skipped, text, stream, dialect, max_lines)
+
+
+BATCH_ROWS = 512
+"""Rows per ``CsvBatch``: large enough that per-batch work vanishes per row, small enough
+that a batch's lines, kept for a careful re-read, stay a few dozen KB."""
+
+
+def csv_batches(
+    text: DecodingGuard, stream: RecordStream, max_lines: int
+) -> Iterator[CsvBatch | RawRecord]:
+    """The same records as ``csv_records``, mostly as ``CsvBatch``es: runs of rows of one
+    physical line each, none blank, parsed by ``csv.reader`` without a Python step per
+    line. A batch that is anything else (a cell over several lines, a blank row, a row that
+    cannot be parsed, a decoding error, the line limit) is read again carefully from its
+    kept lines, record by record, exactly as ``csv_records`` reads it."""
+    dialect = stream.dialect or CsvDialect(",")
+    lines = iter(text.wrapper)
+    skipped = 0
+    if dialect.sep_line:
+        next(lines, None)
+        skipped = 1
+    ahead, kept = tee(lines)  # ``kept`` trails the reader by at most one batch
+    reader = csv.reader(ahead, delimiter=dialect.delimiter, strict=True)
+    previous_line = skipped
+    while True:
+        failure: Exception | None = None
+        try:
+            rows = list(islice(reader, BATCH_ROWS))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            rows, failure = [], exc
+        end_line = reader.line_num + skipped
+        if failure is None and not rows:
+            return
+        if (
+            failure is None
+            and end_line - previous_line == len(rows)
+            and end_line <= max_lines
+            and all(map(any, rows))
+        ):
+            deque(islice(kept, len(rows)), maxlen=0)
+            yield CsvBatch(previous_line + 1, rows)
+        else:
+            # The careful way, over the lines the reader took for this batch. (A decoding
+            # error is raised again there, after the rows before it, as csv_records does.)
+            batch_lines = list(islice(kept, end_line - previous_line))
+            again: Iterator[str] = iter(batch_lines)
+            if isinstance(failure, UnicodeDecodeError):
+                again = _then_raise(batch_lines, failure)
+            yield from _records(again, previous_line, text, stream, dialect, max_lines)
+        previous_line = end_line
+
+
+def _then_raise(lines: list[str], failure: Exception) -> Iterator[str]:
+    yield from lines
+    raise failure
+
+
+def _records(
+    lines: Iterator[str],
+    skipped: int,
+    text: DecodingGuard,
+    stream: RecordStream,
+    dialect: CsvDialect,
+    max_lines: int,
+) -> Iterator[RawRecord]:
+    """Records from ``lines``, the first of which is physical line ``skipped + 1``."""
+    tap = _LineTap(lines)
     # strict: a stray quotation mark is an error for its row, and a quotation mark never
     # closed is an error for the file, instead of rows silently merged into one cell.
     reader = csv.reader(tap, delimiter=dialect.delimiter, strict=True)
     new_record = tuple.__new__  # a RawRecord without NamedTuple's Python-level __new__
-    skipped = 0  # physical lines read before the reader's first (Excel's sep= line)
-    if dialect.sep_line:
-        next(tap, None)
-        skipped = 1
     previous_line = skipped
     while True:
         tap.taken.clear()

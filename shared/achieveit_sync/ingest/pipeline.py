@@ -1,10 +1,12 @@
 """One file, from bytes to report: validate everything, then publish the valid rows.
 
-Two passes over the file, on purpose. The first validates every row and finds file-level
-faults (a truncated gzip, a bad byte near the end) before anything is sent, so a broken
-upload is never half-published; it also writes the rejected rows. The second re-reads the
-file and publishes the valid rows in parts, skipping what earlier runs already settled
-(see ``checkpoints``). Both passes stream: memory does not grow with the file.
+Validation reads the whole file first and finds file-level faults (a truncated gzip, a bad
+byte near the end) before anything is sent, so a broken upload is never half-published. It
+writes the valid rows, normalised, to a spool on local disk (``spool``); publishing reads
+them from there in parts, skipping what earlier runs already settled (see
+``checkpoints``): the file is parsed and validated once per invocation. A file with
+rejected or ambiguous rows is read once more to list them. Every pass streams: memory does
+not grow with the file (the duplicate index keeps a few bytes a row, see ``key_index``).
 
 The CLI (``validate``, ``publish``) and the ingest Lambda both call ``ingest_file``.
 """
@@ -26,6 +28,7 @@ from achieveit_sync.client import AchieveItClient
 from achieveit_sync.ingest.checkpoints import CheckpointStore, InMemoryCheckpoints, PartRecord
 from achieveit_sync.ingest.publishing import PartPublisher, StopPublishingError
 from achieveit_sync.ingest.reading import (
+    CsvBatch,
     InvalidFileError,
     ReadLimits,
     RecordStream,
@@ -38,15 +41,17 @@ from achieveit_sync.ingest.report import (
     StopReason,
 )
 from achieveit_sync.ingest.row_files import RowsFileWriter
+from achieveit_sync.ingest.spool import ValidSpool
 from achieveit_sync.ingest.validation import (
     FieldProblem,
     FileLayoutError,
     Layout,
     RejectedRow,
     Validator,
+    ValidColumns,
     ValidRow,
 )
-from achieveit_sync.updates import BodyFormat, UpdateKind, encode_updates
+from achieveit_sync.updates import BodyFormat, Update, UpdateKind, encode_updates
 
 if TYPE_CHECKING:
     from achieveit_sync.ingest.sent_rows import SentRows
@@ -57,6 +62,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_MAX_ROWS = 1_000_000
 _ROWS_BETWEEN_TIME_CHECKS = 4096
+_VERDICTS_PER_CHUNK = 512
 _MAX_REQUEST_STEM_CHARS = 60
 _API_ROW_NUMBER = re.compile(r"\brow \d+", re.IGNORECASE)
 
@@ -141,6 +147,9 @@ def ingest_file(
             _list_rejected_and_ambiguous(run, rejected_sink, ambiguous_sink)
     except Exception as exc:  # noqa: BLE001 - every file that was read gets a report
         _fail_unexpectedly(report, exc, client.scrub if client is not None else str)
+    finally:
+        if run.spool is not None:
+            run.spool.close()
     report.timings["finishedAt"] = _now()
     report.timings["seconds"] = round(time.monotonic() - started, 3)
     return report
@@ -164,6 +173,9 @@ class PublishingRun:
     month-first."""
     parts: dict[int, PartRecord] = field(default_factory=dict)
     """What is known of each part, for listing rows by fate after publishing."""
+    spool: ValidSpool | None = None
+    """The valid rows of the last validation pass (with a client: there is something to
+    publish), which publishing reads instead of the file."""
 
     decimal_comma_evidence: str | None = None
     """Found by the first pass: a decimal comma (``line 4: 0,25``); ``1.200`` is then
@@ -214,12 +226,13 @@ def _validate_and_publish(run: PublishingRun) -> None:
 
 
 def _validate_pass(run: PublishingRun) -> bool:
-    """The first pass: every verdict, counted. (A function of its own so that its
-    duplicate index is freed before the second pass.)
+    """A validation pass: every verdict, counted, and the valid rows spooled for publishing.
+    (A function of its own so that its duplicate index is freed before publishing.)
 
     Stops early, with stop reason ``time``, when ``should_stop`` says so: nothing has been
     sent then, and the next run validates again from the start. Finding dates that can
-    only be day-first beside ambiguous ones sets ``run.day_first_evidence`` for a second look."""
+    only be day-first beside ambiguous ones (or decimal commas) sets the run's evidence and
+    returns True: the caller validates again with it, and only that pass's spool is kept."""
     report, options = run.report, run.options
     stream = run.open()
     report.file_format = stream.file_format.value
@@ -228,24 +241,46 @@ def _validate_pass(run: PublishingRun) -> bool:
     if stream.dialect is not None:
         report.dialect = stream.dialect.described
     validator = run.validator(stream)
+    if run.spool is not None:
+        run.spool.close()
+    run.spool = spool = ValidSpool() if run.client is not None else None
     counts = report.counts
     counts.rows_read = counts.valid = 0
     counts.rejected = counts.rejected_by_validation = 0
-    for result in validator.validate(stream.records):
-        counts.rows_read += 1
-        if counts.rows_read % _ROWS_BETWEEN_TIME_CHECKS == 0:
-            if counts.rows_read > options.max_rows:
-                raise _too_many_rows(options.max_rows, result.line)
+    for valid, rejected_lines in _verdicts(validator, stream):
+        before = counts.rows_read
+        after = before + len(valid.lines) + len(rejected_lines)
+        boundary = (before // _ROWS_BETWEEN_TIME_CHECKS + 1) * _ROWS_BETWEEN_TIME_CHECKS
+        if boundary <= after:  # checks every 4096 rows, on the row that makes them
+            line = _line_of_verdict(valid, rejected_lines, boundary - before)
+            if boundary > options.max_rows:
+                raise _too_many_rows(options.max_rows, line)
             stop = run.should_stop()
             if stop:
-                _stop_validating(report, result.line, _stop_reason(stop))
+                counts.rows_read = boundary
+                counts.valid += sum(1 for valid_line in valid.lines if valid_line <= line)
+                for rejected_line in rejected_lines:
+                    if rejected_line <= line:
+                        report.count_rejection(by_api=False)
+                _stop_validating(report, line, _stop_reason(stop))
                 return False
-        if isinstance(result, ValidRow):
-            counts.valid += 1
-        else:
+        counts.rows_read = after
+        counts.valid += len(valid.lines)
+        for _ in rejected_lines:
             report.count_rejection(by_api=False)
+        if spool is not None and valid.lines:
+            spool.add(valid)
     if counts.rows_read > options.max_rows:
         raise _too_many_rows(options.max_rows, None)
+    if spool is not None:
+        spool.finish()
+    return _findings(run, validator, stream)
+
+
+def _findings(run: PublishingRun, validator: Validator, stream: RecordStream) -> bool:
+    """What a whole pass found, into the report; True when it found evidence (day-first
+    dates, decimal commas) that the rules must take into account in another pass."""
+    report, counts = run.report, run.report.counts
     counts.skipped_blank = stream.blank_lines
     counts.skipped_untouched = validator.untouched_rows
     report.warnings = list(validator.warnings)
@@ -274,6 +309,43 @@ _WHY_STOPPED = {
     StopReason.TIME: "to finish within the time limit",
     StopReason.INTERRUPTED: "as asked (Ctrl-C or a termination signal)",
 }
+
+
+def _verdicts(
+    validator: Validator, stream: RecordStream
+) -> Iterator[tuple[ValidColumns, list[int]]]:
+    """The verdicts of a pass, a batch at a time: the valid rows and the lines of rejected
+    rows."""
+    if stream.batches is None:  # JSON: verdicts in chunks of 512, which divides 4096
+        valid: list[tuple[int, Update]] = []
+        rejected: list[int] = []
+        for result in validator.validate(stream.records):
+            if isinstance(result, ValidRow):
+                valid.append((result.line, result.update))
+            else:
+                rejected.append(result.line)
+            if len(valid) + len(rejected) == _VERDICTS_PER_CHUNK:
+                yield ValidColumns.of(valid), rejected
+                valid, rejected = [], []
+        if valid or rejected:
+            yield ValidColumns.of(valid), rejected
+        return
+    nothing = ValidColumns.of([])
+    for item in stream.batches:
+        if isinstance(item, CsvBatch):
+            yield validator.validate_batch(item)
+            continue
+        for result in validator.validate(iter((item,))):
+            if isinstance(result, ValidRow):
+                yield ValidColumns.of([(result.line, result.update)]), []
+            else:
+                yield nothing, [result.line]
+
+
+def _line_of_verdict(valid: ValidColumns, rejected_lines: list[int], nth: int) -> int:
+    """The line of the ``nth`` (1-based) verdict of a batch, in file order."""
+    lines: list[int] = sorted([*valid.lines, *rejected_lines])
+    return lines[nth - 1]
 
 
 def _stop_validating(report: FileReport, line: int, reason: StopReason) -> None:
@@ -305,9 +377,10 @@ def _publish(run: PublishingRun, client: AchieveItClient) -> None:
         name_stem=request_stem(run.source.name),
         body_format=run.options.body_format,
     )
-    # The second pass: the same bytes validate to the same rows, in the same parts.
+    # The valid rows as validation left them, in the same parts as any earlier run cut.
+    assert run.spool is not None  # noqa: S101 - validation spools when there is a client
     try:
-        stop_status = _publish_parts(run, run.open(), known_parts, publisher)
+        stop_status = _publish_parts(run, run.spool, known_parts, publisher)
     finally:
         report.rows_settled_this_run = publisher.settled_rows
         report.published_this_run = publisher.accepted_rows
@@ -347,7 +420,7 @@ def _keep_the_earlier_batch_size(run: PublishingRun, known_parts: dict[int, Part
 
 def _publish_parts(
     run: PublishingRun,
-    stream: RecordStream,
+    spool: ValidSpool,
     known_parts: dict[int, PartRecord],
     publisher: PartPublisher,
 ) -> FileStatus | None:
@@ -355,7 +428,7 @@ def _publish_parts(
     the report; the status to stop with, or ``None`` when every part was handled."""
     report, options = run.report, run.options
     stop_status: FileStatus | None = None
-    parts = _parts(run.validator(stream), stream.records, options.batch_size)
+    parts = spool.parts(options.batch_size, json_bodies=options.body_format is BodyFormat.JSON)
     for part_number, rows in enumerate(parts, start=1):
         record = known_parts.pop(part_number, None) or PartRecord(
             part_number, rows=len(rows), batch_size=options.batch_size
@@ -406,13 +479,22 @@ def _publish_parts(
 def _parts(
     validator: Validator, records: Iterator[Any], batch_size: int
 ) -> Iterator[list[ValidRow]]:
+    """Parts cut from the valid rows of ``records``, validated again."""
+    return _cut_parts(
+        (result for result in validator.validate(records) if isinstance(result, ValidRow)),
+        batch_size,
+    )
+
+
+def _cut_parts(rows: Iterator[ValidRow], batch_size: int) -> Iterator[list[ValidRow]]:
+    """Parts are cut by count from the valid rows in file order, however they were read:
+    ``batch_size`` rows each, the last one shorter."""
     part: list[ValidRow] = []
-    for result in validator.validate(records):
-        if isinstance(result, ValidRow):
-            part.append(result)
-            if len(part) == batch_size:
-                yield part
-                part = []
+    for row in rows:
+        part.append(row)
+        if len(part) == batch_size:
+            yield part
+            part = []
     if part:
         yield part
 
@@ -503,6 +585,7 @@ def _list_rejected_and_ambiguous(
     validator = run.validator(stream)
     lists = _RowLists(run.report, stream, rejected_sink, ambiguous_sink)
     valid_rows = 0
+    spooled = run.spool.rows_in_order() if run.spool is not None else None
     try:
         for result in validator.validate(stream.records):
             lists.layout = validator.layout
@@ -510,6 +593,8 @@ def _list_rejected_and_ambiguous(
                 lists.rejected(result)
                 continue
             valid_rows += 1
+            if spooled is not None:
+                _same_as_validated(result, next(spooled, None))
             # Parts are cut from the valid rows in order, as the publishing pass cut them.
             record = run.parts.get((valid_rows - 1) // run.options.batch_size + 1)
             if record is None:
@@ -519,10 +604,32 @@ def _list_rejected_and_ambiguous(
                 lists.rejected(refused_by_api(result, message))
             elif result.line in record.ambiguous:
                 lists.ambiguous(result, record.ambiguous[result.line])
+    except FileChangedError as exc:
+        _fail_file(run.report, exc, not_sent=False)
     except (InvalidFileError, FileLayoutError):
         pass  # the file fails there, as the first pass said: the rows before it are listed
     finally:
         lists.close()
+    if spooled is not None and next(spooled, None) is not None:
+        _fail_file(run.report, FileChangedError(valid_rows + 1), not_sent=False)
+
+
+class FileChangedError(InvalidFileError):
+    """The file read to list its rejected rows is not the file that was validated (the CLI
+    reads a path, which may be written to meanwhile)."""
+
+    def __init__(self, valid_row: int, line: int | None = None) -> None:
+        super().__init__(
+            f"the file changed while it was being handled (its valid row {valid_row:,} is "
+            "not the row that was validated and published)",
+            "send the file again once it is complete: rows already sent are not sent again",
+            line=line,
+        )
+
+
+def _same_as_validated(row: ValidRow, spooled: ValidRow | None) -> None:
+    if spooled is None or spooled.line != row.line or spooled.update != row.update:
+        raise FileChangedError(row.line, row.line)
 
 
 class _RowLists:
@@ -632,7 +739,7 @@ def _fail_unexpectedly(report: FileReport, exc: Exception, scrub: Callable[[str]
     )
 
 
-def _fail_file(report: FileReport, exc: Exception) -> None:
+def _fail_file(report: FileReport, exc: Exception, *, not_sent: bool = True) -> None:
     report.status = FileStatus.FAILED
     if isinstance(exc, InvalidFileError):
         report.file_error = {
@@ -644,7 +751,8 @@ def _fail_file(report: FileReport, exc: Exception) -> None:
         }
     else:
         report.file_error = {"reason": str(exc), "hint": "", "message": str(exc)}
-    report.counts.not_sent = report.counts.valid
+    if not_sent:
+        report.counts.not_sent = report.counts.valid
 
 
 def _now() -> str:

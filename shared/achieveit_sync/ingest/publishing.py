@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from achieveit_sync.client import AchieveItClient, UnsendableUpdatesError
+from achieveit_sync.client import AchieveItClient, Submission, UnsendableUpdatesError
 from achieveit_sync.errors import (
     AccessDeniedError,
     AchieveItSyncError,
@@ -31,7 +31,7 @@ from achieveit_sync.errors import (
 from achieveit_sync.ingest.checkpoints import CheckpointStore, PartRecord
 from achieveit_sync.ingest.report import MAX_REPORTED_BODY_CHARS, RequestRecord
 from achieveit_sync.ingest.validation import ValidRow
-from achieveit_sync.updates import BodyFormat
+from achieveit_sync.updates import BodyFormat, ProgressUpdate, UpdateKind
 
 _SPLITTABLE_STATUSES = (413,)
 
@@ -112,9 +112,7 @@ class PartPublisher:
         # Everything that can fail before a byte leaves happens before "in flight" is
         # recorded: only a request that may have reached AchieveIt makes rows ambiguous.
         try:
-            submission = self.client.prepare_submission(
-                request_name, [row.update for row in rows], self.body_format
-            )
+            submission = self._prepare(request_name, rows)
         except UnsendableUpdatesError as exc:
             raise StopPublishingError(
                 f"line {rows[exc.index].line} cannot be put into a request ({exc.reason}); "
@@ -176,6 +174,18 @@ class PartPublisher:
             record.accepted += len(rows)
             record.accepted_lines.extend(row.line for row in rows)
             self._clear_in_flight(record)
+
+    def _prepare(self, request_name: str, rows: list[ValidRow]) -> Submission:
+        bodies = [row.body for row in rows]
+        if self.body_format is BodyFormat.JSON and None not in bodies:
+            # Written by the spool already: the same bytes encode_updates would make.
+            kind = (
+                UpdateKind.PROGRESS if type(rows[0].update) is ProgressUpdate else UpdateKind.METRIC
+            )
+            return self.client.prepare_json_submission(request_name, kind, bodies)  # type: ignore[arg-type]
+        return self.client.prepare_submission(
+            request_name, [row.update for row in rows], self.body_format
+        )
 
     def _refused(
         self,

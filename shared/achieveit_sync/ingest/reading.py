@@ -32,7 +32,7 @@ from achieveit_sync.ingest.byte_streams import (
     Prepended,
     read_inflated_head,
 )
-from achieveit_sync.ingest.csv_records import csv_dialect, csv_records
+from achieveit_sync.ingest.csv_records import csv_batches, csv_dialect, csv_records
 from achieveit_sync.ingest.json_records import (
     JsonObject,
     LongJsonNumber,
@@ -43,6 +43,7 @@ from achieveit_sync.ingest.records import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_LINES,
     MAX_LINE_BYTES,
+    CsvBatch,
     CsvDialect,
     FileFormat,
     InvalidFileError,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_LINES",
+    "CsvBatch",
     "CsvDialect",
     "FileFormat",
     "InvalidFileError",
@@ -152,6 +154,7 @@ def open_records(raw: ByteSource, name: str, limits: ReadLimits | None = None) -
     if file_format is FileFormat.CSV:
         stream.dialect = csv_dialect(head[bom_length:].decode(encoding, errors="ignore"))
         stream.records = csv_records(decoded, stream, limits.max_lines)
+        stream.batches = csv_batches(decoded, stream, limits.max_lines)
     elif file_format is FileFormat.JSON:
         stream.records = json_array_records(decoded, limits.max_lines)
     else:

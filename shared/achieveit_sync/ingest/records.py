@@ -80,6 +80,20 @@ class RawRecord(NamedTuple):
         return f"line {self.line} (element {self.element})"
 
 
+class CsvBatch(NamedTuple):
+    """Consecutive CSV rows of one physical line each, none blank (see ``csv_batches``)."""
+
+    first_line: int
+    rows: list[list[str]]
+
+    def records(self) -> list[RawRecord]:
+        new = tuple.__new__
+        return [
+            new(RawRecord, (line, cells, None, None, None, None))
+            for line, cells in enumerate(self.rows, start=self.first_line)
+        ]
+
+
 @dataclass
 class RecordStream:
     """An opened file: what it is, and its records (iterate once)."""
@@ -93,6 +107,12 @@ class RecordStream:
     """Blank lines (and blank CSV rows) skipped so far; final once ``records`` is exhausted."""
     dialect: CsvDialect | None = None
     """CSV only: the delimiter, and how it was found."""
+    batches: Iterator[CsvBatch | RawRecord] | None = None
+    """CSV only: the same records, mostly in batches (iterate this or ``records``, once)."""
+
+    def in_batches(self) -> Iterator[CsvBatch | RawRecord]:
+        """The records, in ``CsvBatch``es where the format allows."""
+        return self.batches if self.batches is not None else self.records
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
+from operator import itemgetter
 from typing import NamedTuple
 
 from achieveit_sync.errors import AchieveItSyncError
-from achieveit_sync.ingest.reading import LongJsonNumber, RawRecord
+from achieveit_sync.ingest.reading import CsvBatch, LongJsonNumber, RawRecord
 from achieveit_sync.key_index import SeenKeys
 from achieveit_sync.spreadsheet import PLAIN_NUMBER, unneutralise
 from achieveit_sync.updates import (
@@ -153,6 +154,8 @@ class ValidRow(NamedTuple):
     line: int
     update: Update
     record: RawRecord
+    body: bytes | None = None
+    """The update as it goes into a JSON request body, when the spool made it already."""
 
 
 class RejectedRow(NamedTuple):
@@ -203,6 +206,8 @@ class Validator:
     _seen: SeenKeys = field(default_factory=SeenKeys)
     _column_index: dict[str, int] = field(default_factory=dict)
     _fast_columns: tuple[int, int, int, int, int, int] | None = None
+    _date_memo: dict[str, tuple[str, int]] = field(default_factory=dict)
+    _status_memo: dict[str, int] = field(default_factory=dict)
     _unknown_json_fields: set[str] = field(default_factory=set)
     untouched_rows: int = 0
     """Rows of an upload template left as they were: an external ID (and the item's name),
@@ -217,89 +222,189 @@ class Validator:
 
     def validate(self, records: Iterator[RawRecord]) -> Iterator[ValidRow | RejectedRow]:
         validate_one = self.validate_one
-        fast: Callable[[RawRecord, list[str]], ValidRow | None] | None = None
+        fast: Callable[[list[str], int], Update | None] | None = None
+        new = tuple.__new__
         for record in records:
             cells = record.cells
             if cells is not None and record.problem is None:  # the reader saw nothing odd
                 if fast is None and self._fast_columns is not None:
                     fast = self._fast_path(self._fast_columns)
                 if fast is not None:
-                    valid = fast(record, cells)
-                    if valid is not None:
-                        yield valid
+                    update = fast(cells, record[0])
+                    if update is not None:
+                        yield new(ValidRow, (record[0], update, record, None))
                         continue
             result = validate_one(record)
             if result is not None:
                 yield result
 
+    def validate_batch(self, batch: CsvBatch) -> tuple[ValidColumns, list[int]]:
+        """The valid rows of ``batch`` (as columns, in order) and the lines it rejects: the
+        same verdicts as ``validate``, without a ``ValidRow`` or an update for each valid
+        row. Rows the fast checks do not pass take the detailed path, which explains any
+        problem."""
+        if self._fast_columns is not None:
+            fast = self._fast_columns_of(batch)
+            if fast is not None:
+                return fast
+        valid: list[tuple[int, Update]] = []
+        rejected: list[int] = []
+        for result in self.validate(iter(batch.records())):
+            if isinstance(result, ValidRow):
+                valid.append((result.line, result.update))
+            else:
+                rejected.append(result.line)
+        return ValidColumns.of(valid), rejected
+
+    def _fast_columns_of(  # noqa: PLR0911, PLR0912, PLR0915 - a check per column
+        self, batch: CsvBatch
+    ) -> tuple[ValidColumns, list[int]] | None:
+        """The fast checks, a column of the batch at a time, by the rules of ``_fast_path``
+        (``iso_date``, the statuses, plain metric values): C-level passes over columns
+        instead of Python steps per row. ``None`` when some row needs a closer look (the
+        rows are then taken one by one); rows seen before (in the duplicate index) take
+        the detailed path, which names the first line."""
+        assert self._fast_columns is not None  # noqa: S101 - checked by the caller
+        id_at, status_at, metric_at, date_at, comment_at, width = self._fast_columns
+        rows = batch.rows
+        count = len(rows)
+        if set(map(len, rows)) != {width}:
+            return None
+        ids = list(map(str.strip, map(itemgetter(id_at), rows)))
+        joined = " ".join(ids)
+        if not all(ids) or "'" in joined or _CONTROL_CHARACTER.search(joined):
+            return None
+        memo = self._date_memo
+        date_texts = list(map(itemgetter(date_at), rows))
+        if None in map(memo.get, date_texts):
+            if len(memo) > _MEMO_ENTRIES:
+                memo.clear()
+            for text in set(date_texts).difference(memo):
+                parsed = iso_date(text.strip())
+                memo[text] = _UNSEEN if parsed is None else (parsed.isoformat(), parsed.toordinal())
+        known = list(map(memo.__getitem__, date_texts))
+        if _UNSEEN in known:
+            return None
+        metrics: list[str | None]
+        if metric_at >= 0:
+            texts = list(map(str.strip, map(itemgetter(metric_at), rows)))
+            column = "\n".join(texts)
+            if (
+                self.decimal_comma_evidence is not None
+                or max(map(len, texts)) > _FAST_METRIC_DIGITS
+                or not _PLAIN_NUMBERS.fullmatch(column)
+                or (status_at < 0 and not all(texts))
+            ):
+                return None  # exponents, NaN, _, long or European numbers: one by one
+            metrics = [text or None for text in texts]
+        elif status_at < 0:
+            return None
+        else:
+            metrics = [None] * count
+        if comment_at >= 0:
+            comments = list(map(str.strip, map(itemgetter(comment_at), rows)))
+            if "\n'" in "\n" + "\n".join(comments):
+                return None  # maybe our own neutralising mark: the detailed path
+        else:
+            comments = [""] * count
+        if status_at >= 0:
+            codes = self._status_memo
+            status_texts = list(map(itemgetter(status_at), rows))
+            if None in map(codes.get, status_texts):
+                if len(codes) > _MEMO_ENTRIES:
+                    codes.clear()
+                for text in set(status_texts).difference(codes):
+                    status = _STATUS_BY_SPELLING.get(text.strip())
+                    codes[text] = -2 if status is None else STATUS_CODES[status]
+            statuses = list(map(codes.__getitem__, status_texts))
+            if -2 in statuses:
+                return None
+        else:
+            statuses = [-1] * count
+        folded = map(str.casefold, ids)
+        keys = list(map("\x1f".join, zip(folded, map(itemgetter(0), known), strict=True)))
+        lines = range(batch.first_line, batch.first_line + count)
+        firsts = self._seen.first_positions(
+            list(map(hash, keys)), list(lines), list(map(str.encode, keys))
+        )
+        ordinals = list(map(itemgetter(1), known))
+        if firsts.count(None) == count:
+            return ValidColumns(lines, ids, statuses, metrics, ordinals, comments), []
+        keep = [at for at, first in enumerate(firsts) if first is None]
+        rejected = []
+        for at, first in enumerate(firsts):
+            if first is not None:  # seen before: the detailed path names the first line
+                record = tuple.__new__(RawRecord, (lines[at], rows[at], None, None, None, None))
+                if self.validate_one(record) is not None:
+                    rejected.append(lines[at])
+        return (
+            ValidColumns(
+                [lines[at] for at in keep],
+                [ids[at] for at in keep],
+                [statuses[at] for at in keep],
+                [metrics[at] for at in keep],
+                [ordinals[at] for at in keep],
+                [comments[at] for at in keep],
+            ),
+            rejected,
+        )
+
     def _fast_path(
         self, columns: tuple[int, int, int, int, int, int]
-    ) -> Callable[[RawRecord, list[str]], ValidRow | None]:
-        """The common case, for files of a million rows: a clean CSV row becomes a
-        ``ValidRow`` in one function with everything it needs bound locally. Anything
-        unusual returns ``None`` and takes the full path, which gives the same verdict and
-        explains any problem."""
+    ) -> Callable[[list[str], int], Update | None]:
+        """The common case, for files of a million rows: a clean CSV row becomes an update
+        in one function with everything it needs bound locally, and the rules it shares
+        with the detailed path (``iso_date``, ``plain_metric``, the statuses) memoised.
+        Anything unusual returns ``None`` and takes the detailed path, which gives the
+        same verdict and explains any problem (a property test holds them to that)."""
         id_at, status_at, metric_at, date_at, comment_at, width = columns
-        remember = self._seen.remember
-        european = self.decimal_comma_evidence is not None
-        dot_grouped = _DOT_GROUPED.fullmatch
+        first_position = self._seen.first_position
+        european = self.decimal_comma_evidence
         control_character = _CONTROL_CHARACTER.search
+        dates: dict[str, tuple[date, str] | None] = {}
+        statuses: dict[str, Status | None] = {}
         status_by_spelling = _STATUS_BY_SPELLING.get
-        from_iso = date.fromisoformat
         progress = status_at >= 0
         # tuple.__new__ skips NamedTuple's Python-level __new__: a third of the time per row.
         new = tuple.__new__
 
-        def fast(record: RawRecord, cells: list[str]) -> ValidRow | None:  # noqa: PLR0911, PLR0912
+        def fast(cells: list[str], line: int) -> Update | None:  # noqa: PLR0911, PLR0912
             if len(cells) != width:
                 return None
             external_id = cells[id_at].strip()
-            date_text = cells[date_at].strip()
-            if (
-                not external_id
-                or external_id[0] == "'"  # maybe our own neutralising mark: the full path
-                or len(date_text) != 10
-                or date_text[4] != "-"
-                or date_text[7] != "-"
-                or control_character(external_id)
-            ):
+            if not external_id or external_id[0] == "'" or control_character(external_id):
+                # (a leading ' may be our own neutralising mark: the detailed path)
                 return None
-            try:
-                as_of_date = from_iso(date_text)
-            except ValueError:
+            date_text = cells[date_at]
+            known = dates.get(date_text, _UNSEEN)
+            if known is _UNSEEN:
+                if len(dates) > _MEMO_ENTRIES:
+                    dates.clear()
+                as_of = iso_date(date_text.strip())
+                known = dates[date_text] = None if as_of is None else (as_of, as_of.isoformat())
+            if known is None:
                 return None
-            if not EARLIEST_YEAR <= as_of_date.year <= LATEST_YEAR:
-                return None
-            metric_text = cells[metric_at].strip() if metric_at >= 0 else ""
+            as_of_date, iso = known
             metric_value = None
-            if metric_text:
-                # Decimal also takes "1_000", "NaN" and non-ASCII digits; those go the full
-                # path, which refuses them with a hint. So do exponents and long numbers,
-                # whose range the full path checks exactly.
-                if (
-                    not metric_text.isascii()
-                    or "_" in metric_text
-                    or "e" in metric_text
-                    or "E" in metric_text
-                    or len(metric_text) - metric_text.count(".") - (metric_text[0] in "+-")
-                    > _FAST_METRIC_DIGITS
-                    or (european and dot_grouped(metric_text))
-                ):
-                    return None
-                try:
-                    metric_value = Decimal(metric_text)
-                except ArithmeticError:
-                    return None
-                if not metric_value.is_finite():
-                    return None
+            if metric_at >= 0:
+                metric_text = cells[metric_at]
+                if metric_text and not metric_text.isspace():
+                    metric_value = plain_metric(metric_text.strip(), european)
+                    if metric_value is None:
+                        return None
             comment = cells[comment_at].strip() if comment_at >= 0 else ""
             if comment[:1] == "'":
                 return None
             update: Update
             if progress:
-                status = status_by_spelling(cells[status_at].strip())
+                status_text = cells[status_at]
+                status = statuses.get(status_text)
                 if status is None:
-                    return None
+                    if len(statuses) > _MEMO_ENTRIES:
+                        statuses.clear()
+                    status = statuses[status_text] = status_by_spelling(status_text.strip())
+                    if status is None:
+                        return None
                 update = new(
                     ProgressUpdate, (external_id, status, as_of_date, metric_value, comment)
                 )
@@ -307,10 +412,10 @@ class Validator:
                 update = new(MetricUpdate, (external_id, metric_value, as_of_date, comment))
             else:
                 return None
-            line = record[0]
-            if not remember(duplicate_key(external_id, as_of_date), line):
-                return None  # seen before: the full path names the first line
-            return new(ValidRow, (line, update, record))
+            key = f"{external_id.casefold()}\x1f{iso}"
+            if first_position(hash(key), line, key.encode("utf-8", "surrogatepass")) is not None:
+                return None  # seen before: the detailed path names the first line
+            return update
 
         return fast
 
@@ -626,7 +731,8 @@ class Validator:
         return as_of_date
 
     def _first_line_of(self, external_id: str, as_of_date: date, line: int) -> int | None:
-        return self._seen.first_line(duplicate_key(external_id, as_of_date), line)
+        key = duplicate_text(external_id, as_of_date)
+        return self._seen.first_position(hash(key), line, key.encode("utf-8", "surrogatepass"))
 
 
 def _invisible(text: str) -> str:
@@ -661,10 +767,98 @@ def _require_columns(kind: UpdateKind | None, named: set[str], kind_reason: str 
         )
 
 
+def duplicate_text(external_id: str, as_of_date: date) -> str:
+    """What makes two rows duplicates: the external ID in any case, and the date."""
+    return f"{external_id.casefold()}\x1f{as_of_date.isoformat()}"
+
+
 def duplicate_key(external_id: str, as_of_date: date) -> int:
     """Python's string hash is randomised per process: detection spans one run, which always
-    reads the file from its first line (a resumed run re-reads it too)."""
-    return hash((external_id.casefold(), as_of_date))
+    reads the file from its first line (a resumed run re-reads it too). Rows whose keys
+    collide are told apart by their exact text (see ``SeenKeys``)."""
+    return hash(duplicate_text(external_id, as_of_date))
+
+
+STATUS_CODES = {status: code for code, status in enumerate(Status)}
+"""Statuses as small numbers, in ``ValidColumns`` (-1: a metric update)."""
+STATUSES = tuple(Status)
+
+
+class ValidColumns(NamedTuple):
+    """Valid rows of a batch as columns, ready for the spool (see ``spool``)."""
+
+    lines: list[int] | range
+    external_ids: list[str]
+    statuses: list[int]
+    """``STATUS_CODES``; -1 for a metric update."""
+    metrics: list[str | None]
+    """As written, or ``str`` of the value: ``Decimal(text)`` is the value exactly."""
+    ordinals: list[int]
+    """The as-of dates, ``date.toordinal``."""
+    comments: list[str]
+
+    @classmethod
+    def of(cls, rows: list[tuple[int, Update]]) -> ValidColumns:
+        updates = [update for _, update in rows]
+        return cls(
+            [line for line, _ in rows],
+            [update.external_id for update in updates],
+            [
+                STATUS_CODES[update.status] if type(update) is ProgressUpdate else -1
+                for update in updates
+            ],
+            [None if u.metric_value is None else str(u.metric_value) for u in updates],
+            [update.as_of_date.toordinal() for update in updates],
+            [update.comment for update in updates],
+        )
+
+
+_UNSEEN = ("", 0)
+_PLAIN_NUMBERS = re.compile(
+    r"(?:[+-]?(?:\d+\.?\d*|\.\d+))?(?:\n[+-]?(?:\d+\.?\d*|\.\d+)?)*", re.ASCII
+)
+"""A column of metric values (one a line), each empty or a plain number without exponent:
+what ``plain_metric`` takes (``PLAIN_NUMBER`` without its exponent)."""
+_MEMO_ENTRIES = 4096
+"""Distinct date and status texts the fast path remembers (then it starts again)."""
+
+
+def iso_date(text: str) -> date | None:
+    """The common date: YYYY-MM-DD, within the plan years; ``None`` for anything else,
+    which ``_parse_date`` reads or explains. (fromisoformat alone would also take 20261130
+    or 2026-W48-1, which AchieveIt does not document.)"""
+    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+        try:
+            parsed = date.fromisoformat(text)
+        except ValueError:
+            return None
+        if EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+            return parsed
+    return None
+
+
+def plain_metric(text: str, european: str | None) -> Decimal | None:
+    """The common metric value: a plain ASCII number of at most 15 digits, finite and
+    sendable; ``None`` for anything else, which ``_metric_value`` reads or explains.
+    (Decimal also takes "1_000", "NaN" and non-ASCII digits; those are explained there, as
+    are exponents and long numbers, whose range it checks exactly.)"""
+    if (
+        not text
+        or not text.isascii()
+        or "_" in text
+        or "e" in text
+        or "E" in text
+        or len(text) - text.count(".") - (text[0] in "+-") > _FAST_METRIC_DIGITS
+        or (european is not None and _DOT_GROUPED.fullmatch(text))
+    ):
+        return None
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return None
+    if not value.is_finite():
+        return None
+    return value
 
 
 # -- field rules --------------------------------------------------------------------------------
@@ -906,17 +1100,9 @@ def _percent_example(number: str) -> str:
 
 def _as_of_date(raw: object, problems: list[FieldProblem]) -> date | None:
     if type(raw) is str:
-        text = raw.strip()
-        # The common case: YYYY-MM-DD. (fromisoformat alone would also take 20261130 or
-        # 2026-W48-1, which AchieveIt does not document.)
-        if len(text) == 10 and text[4] == "-" and text[7] == "-":
-            try:
-                iso_date = date.fromisoformat(text)
-            except ValueError:
-                pass
-            else:
-                if EARLIEST_YEAR <= iso_date.year <= LATEST_YEAR:
-                    return iso_date
+        common = iso_date(raw.strip())  # the common case, as the fast path reads it
+        if common is not None:
+            return common
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         problems.append(
             FieldProblem(
