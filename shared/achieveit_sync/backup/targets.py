@@ -32,7 +32,7 @@ export attempt's problems, which are short)."""
 
 
 @dataclass(frozen=True)
-class StoredFile:
+class InspectedFile:
     """A stored file as it is now: its SHA-256 and size, read through, and when it was
     written (what a bucket's lifecycle rules count its age from)."""
 
@@ -55,7 +55,7 @@ class BackupTarget(Protocol):
         it is larger than ``max_bytes``."""
         ...
 
-    def inspect_file(self, key: str) -> StoredFile | None:
+    def inspect_file(self, key: str) -> InspectedFile | None:
         """The file at ``key`` read through and hashed, or ``None`` when there is none."""
         ...
 
@@ -84,7 +84,7 @@ class S3Target:
             return None
         return json.loads(data)
 
-    def inspect_file(self, key: str) -> StoredFile | None:
+    def inspect_file(self, key: str) -> InspectedFile | None:
         try:
             head = self._storage.head(ObjectRef(self._bucket, self._prefix + key))
         except ObjectGoneError:
@@ -97,7 +97,7 @@ class S3Target:
             sha256, size = _digest(stream)
         finally:
             getattr(stream, "close", lambda: None)()
-        return StoredFile(sha256, size, head["LastModified"])
+        return InspectedFile(sha256, size, head["LastModified"])
 
 
 class LocalTarget:
@@ -127,13 +127,13 @@ class LocalTarget:
             )
         return json.loads(data)
 
-    def inspect_file(self, key: str) -> StoredFile | None:
+    def inspect_file(self, key: str) -> InspectedFile | None:
         path = self._inside(key, reading=True)
         if not path.is_file():
             return None
         with path.open("rb") as handle:
             sha256, size = _digest(handle)
-        return StoredFile(sha256, size, datetime.fromtimestamp(path.stat().st_mtime, UTC))
+        return InspectedFile(sha256, size, datetime.fromtimestamp(path.stat().st_mtime, UTC))
 
     @contextlib.contextmanager
     def _partial(self, key: str) -> Iterator[IO[bytes]]:
