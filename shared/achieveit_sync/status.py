@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from achieveit_sync.backup.documents import LatestPointer
+from achieveit_sync.backup.documents import LatestPointer, ManifestRun, latest_key
 from achieveit_sync.backup.targets import MAX_DOCUMENT_BYTES
 from achieveit_sync.errors import AchieveItSyncError, ConfigurationError
+from achieveit_sync.ingest.report import StoredReport
 from achieveit_sync.storage import ObjectTooLargeError, S3Storage
 
 REPORTS_PREFIX = "reports/"
@@ -164,20 +165,18 @@ def recent_files(place: Place, last: int) -> list[FileLine]:
     lines = []
     for key, modified in reports:
         try:
-            report = place.read_json(key)
-            counts = report["counts"]
-            source = report.get("source", {})
+            report = StoredReport.from_dict(place.read_json(key))
             lines.append(
                 FileLine(
-                    file=str(source.get("key") or source.get("name") or key),
-                    status=str(report["status"]),
-                    published=int(counts["published"]),
-                    rejected=int(counts["rejected"]),
-                    ambiguous=int(counts["ambiguous"]),
-                    not_sent=int(counts.get("notSent", 0)),
-                    when=str(report.get("timings", {}).get("finishedAt") or _iso(modified)),
+                    file=report.source or key,
+                    status=str(report.status),
+                    published=report.counts.published,
+                    rejected=report.counts.rejected,
+                    ambiguous=report.counts.ambiguous,
+                    not_sent=report.counts.not_sent,
+                    when=report.finished_at or _iso(modified),
                     report=place.describe(key),
-                    headline=str((report.get("summary") or {}).get("headline", "")),
+                    headline=report.headline,
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -216,9 +215,7 @@ def _plan_line(
     problem = None
     if has_latest:
         try:
-            pointer = LatestPointer.from_json(
-                place.read_json(f"{BACKUPS_PREFIX}{plan_id}/latest.json"), plan_id
-            )
+            pointer = LatestPointer.from_json(place.read_json(latest_key(plan_id)), plan_id)
             when = datetime.fromisoformat(pointer.completed_at.replace("Z", "+00:00"))
             missing = [
                 key
@@ -235,9 +232,8 @@ def _plan_line(
     newest_run = newest_complete = None
     if manifest_key is not None:
         try:
-            manifest = place.read_json(manifest_key)
-            newest_run = str(manifest.get("startedAt"))
-            newest_complete = bool(manifest.get("complete"))
+            run = ManifestRun.from_json(place.read_json(manifest_key))
+            newest_run, newest_complete = run.started_at, run.complete
         except _UNREADABLE as exc:
             problem = problem or f"newest manifest unreadable ({_describe(exc)})"
     return PlanLine(plan_id, last_complete, age, items, newest_run, newest_complete, problem)

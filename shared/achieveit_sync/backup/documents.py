@@ -167,6 +167,23 @@ class BackupManifest:
 
 
 @dataclass(frozen=True)
+class ManifestRun:
+    """What ``status`` shows of a plan's newest run: when it started, and whether its
+    manifest says it is complete. Read leniently (these two fields only), where
+    ``BackupManifest.from_json`` refuses a manifest lacking any field it needs: status
+    shows what it can of the newest run, whatever else its manifest holds or lacks."""
+
+    started_at: str
+    complete: bool
+
+    @classmethod
+    def from_json(cls, document: object) -> ManifestRun:
+        if not isinstance(document, dict):
+            raise DocumentError("not a backup manifest (not a JSON object)")
+        return cls(str(document.get("startedAt")), bool(document.get("complete")))
+
+
+@dataclass(frozen=True)
 class LatestPointer:
     """``backups/<plan>/latest.json``: the newest complete backup of a plan, written last."""
 
