@@ -16,7 +16,12 @@ from achieveit_sync.backup.documents import LatestPointer, ManifestRun, latest_k
 from achieveit_sync.backup.targets import MAX_DOCUMENT_BYTES
 from achieveit_sync.errors import AchieveItSyncError, ConfigurationError
 from achieveit_sync.ingest.report import StoredReport
-from achieveit_sync.storage import ObjectTooLargeError, S3Storage
+from achieveit_sync.storage import (
+    ObjectTooLargeError,
+    S3Storage,
+    default_storage,
+    parse_s3_location,
+)
 
 REPORTS_PREFIX = "reports/"
 BACKUPS_PREFIX = "backups/"
@@ -89,14 +94,8 @@ def place_for(location: str, storage_factory: Any = None) -> Place:
     """``s3://bucket[/prefix]`` or a folder path (``ConfigurationError`` when that is not
     a folder: a typo must not look like a place with nothing in it)."""
     if location.startswith("s3://"):
-        bucket, _, prefix = location.removeprefix("s3://").partition("/")
-        prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        if storage_factory is None:
-            import boto3
-
-            storage = S3Storage(boto3.client("s3"))
-        else:
-            storage = storage_factory()
+        bucket, prefix = parse_s3_location(location)
+        storage = (storage_factory or default_storage)()
         return S3Place(storage, bucket, prefix)
     if not Path(location).is_dir():
         what = "does not exist" if not Path(location).exists() else "is not a folder"

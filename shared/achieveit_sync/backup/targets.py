@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from achieveit_sync.errors import ConfigurationError
-from achieveit_sync.storage import ObjectGoneError, ObjectRef, ObjectTooLargeError, S3Storage
+from achieveit_sync.storage import (
+    ObjectGoneError,
+    ObjectRef,
+    ObjectTooLargeError,
+    S3Storage,
+    default_storage,
+    parse_s3_location,
+)
 
 _READ_CHUNK = 1024 * 1024
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
@@ -194,17 +201,12 @@ def target_for(destination: str, storage_factory: Any = None) -> BackupTarget:
             "s3://bucket/prefix (lower-case s3, two slashes), or ./ before a folder of that name"
         )
     if destination.startswith("s3://"):
-        bucket, _, prefix = destination.removeprefix("s3://").partition("/")
+        bucket, prefix = parse_s3_location(destination)
         if not bucket:
             raise ConfigurationError(
                 f"--out {destination!r} names no bucket: write it s3://bucket/prefix"
             )
-        if storage_factory is None:
-            import boto3
-
-            storage = S3Storage(boto3.client("s3"))
-        else:
-            storage = storage_factory()
+        storage = (storage_factory or default_storage)()
         return S3Target(storage, bucket, prefix)
     return LocalTarget(Path(destination))
 
