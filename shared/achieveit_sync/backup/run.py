@@ -67,7 +67,12 @@ from achieveit_sync.errors import (
     PlanTooLargeError,
 )
 from achieveit_sync.plan_ids import InvalidPlanIdError, describe_plan_id, is_plan_id
-from achieveit_sync.settings import DEFAULT_BACKUP_MAX_ITEMS, DEFAULT_EXPIRATION_DAYS
+from achieveit_sync.settings import (
+    DEFAULT_BACKUP_MAX_ITEMS,
+    DEFAULT_EXPIRATION_DAYS,
+    BackupSettings,
+    ExportLimits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,22 +167,47 @@ slow plan first cannot take the whole invocation."""
 _MIN_SECONDS_TO_TRY = 1.0
 
 
+@dataclass(frozen=True)
+class BackupOptions:
+    """How a run backs up its plans, the same for each plan: from ``BackupSettings`` (the
+    Lambda) or ``ExportLimits`` (the CLI).
+
+    ``retry_hint`` ends the message of an unexpected error. ``write_history=False`` leaves
+    out the plan history snapshot (a benchmark's baseline).
+    """
+
+    time_zone: str = "UTC"
+    max_attempts: int = DEFAULT_EXPORT_ATTEMPTS
+    expiration_days: int = DEFAULT_EXPIRATION_DAYS
+    max_items: int = DEFAULT_BACKUP_MAX_ITEMS
+    write_history: bool = True
+    retry_hint: str = LAMBDA_RETRY_HINT
+
+    @classmethod
+    def from_settings(cls, settings: BackupSettings) -> BackupOptions:
+        """The export Lambda's options."""
+        return cls(
+            time_zone=settings.time_zone,
+            expiration_days=settings.expiration_days,
+            max_items=settings.limits.max_items,
+        )
+
+    @classmethod
+    def from_limits(cls, limits: ExportLimits, *, retry_hint: str) -> BackupOptions:
+        """The command line's options (``achieveit-sync export``)."""
+        return cls(max_items=limits.max_items, retry_hint=retry_hint)
+
+
 def back_up_plans(
     plan_ids: Iterable[object],
     *,
     client: AchieveItClient,
     target: BackupTarget,
-    api_base_url: str,
-    time_zone: str = "UTC",
-    max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
-    expiration_days: int = DEFAULT_EXPIRATION_DAYS,
-    max_items: int = DEFAULT_BACKUP_MAX_ITEMS,
+    options: BackupOptions = BackupOptions(),
     deadline: float | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_plan: Callable[[PlanOutcome], None] | None = None,
     on_page: Callable[[str, int, int, int | None], None] | None = None,
-    retry_hint: str = LAMBDA_RETRY_HINT,
-    write_history: bool = True,
 ) -> BackupRun:
     """Back up every plan; never stop early. Check ``run.failed`` (or let the caller raise
     ``BackupRunError``) afterwards.
@@ -189,8 +219,7 @@ def back_up_plans(
     left, less a margin). Each plan may run until the time left minus what every plan after
     it keeps (``PLAN_RESERVE_SECONDS`` each, or an equal share when less is left), so every
     plan gets a result: a plan reached when no time is left fails as "not tried: out of
-    time". ``retry_hint`` ends the message of an unexpected error. ``write_history=False``
-    leaves out the plan history snapshot (a benchmark's baseline).
+    time".
     """
     requested = list(_requested_plans(plan_ids))
     outcomes = []
@@ -208,18 +237,12 @@ def back_up_plans(
         else:
             outcome = _back_up_one(
                 plan,
-                retry_hint,
                 client=client,
                 target=target,
-                api_base_url=api_base_url,
-                time_zone=time_zone,
-                max_attempts=max_attempts,
-                expiration_days=expiration_days,
-                max_items=max_items,
+                options=options,
                 deadline=plan_deadline,
                 clock=clock,
                 on_page=on_page,
-                write_history=write_history,
             )
         outcomes.append(outcome)
         if on_plan is not None:
@@ -250,7 +273,16 @@ def _requested_plans(plan_ids: Iterable[object]) -> Iterator[object]:
             yield plan_id
 
 
-def _back_up_one(requested: object, retry_hint: str, **options: Any) -> PlanOutcome:
+def _back_up_one(
+    requested: object,
+    *,
+    client: AchieveItClient,
+    target: BackupTarget,
+    options: BackupOptions,
+    deadline: float | None,
+    clock: Callable[[], datetime],
+    on_page: Callable[[str, int, int, int | None], None] | None,
+) -> PlanOutcome:
     """One plan's backup, whatever happens: every failure becomes that plan's outcome."""
     if not is_plan_id(requested):
         refused = InvalidPlanIdError(requested)
@@ -261,7 +293,15 @@ def _back_up_one(requested: object, retry_hint: str, **options: Any) -> PlanOutc
     assert isinstance(requested, str)  # noqa: S101 - is_plan_id checked it
     plan_id = requested
     try:
-        return back_up_plan(plan_id, **options)
+        return back_up_plan(
+            plan_id,
+            client=client,
+            target=target,
+            options=options,
+            deadline=deadline,
+            clock=clock,
+            on_page=on_page,
+        )
     except (ApiError, PaginationError, OutOfTimeError, ConfigurationError) as exc:
         # An expected outcome (403, 404, the API down, out of time, an output folder that
         # cannot be used): the message says it all.
@@ -285,7 +325,7 @@ def _back_up_one(requested: object, retry_hint: str, **options: Any) -> PlanOutc
         return PlanOutcome(
             plan_id,
             PlanStatus.FAILED,
-            error=f"unexpected error ({_describe_error(exc)}); {retry_hint}",
+            error=f"unexpected error ({_describe_error(exc)}); {options.retry_hint}",
             cause=FailureCause.SERVICE,
         )
 
@@ -309,15 +349,10 @@ def back_up_plan(
     *,
     client: AchieveItClient,
     target: BackupTarget,
-    api_base_url: str,
-    time_zone: str = "UTC",
-    max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
-    expiration_days: int = DEFAULT_EXPIRATION_DAYS,
-    max_items: int = DEFAULT_BACKUP_MAX_ITEMS,
+    options: BackupOptions = BackupOptions(),
     deadline: float | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_page: Callable[[str, int, int, int | None], None] | None = None,
-    write_history: bool = True,
 ) -> PlanOutcome:
     """Export one plan and store it; ``on_page(plan_id, pages, items, total)`` follows
     progress (``total``: the plan's ``totalCount``, when the API gives one). ``deadline``
@@ -331,11 +366,11 @@ def back_up_plan(
     export = export_plan(
         client,
         plan_id,
-        max_attempts=max_attempts,
+        max_attempts=options.max_attempts,
         on_page=progress,
-        max_items=max_items,
+        max_items=options.max_items,
         deadline=deadline,
-        snapshot=Snapshot(plan_id, started) if write_history else None,
+        snapshot=Snapshot(plan_id, started) if options.write_history else None,
     )
     try:
         return _store(
@@ -343,9 +378,9 @@ def back_up_plan(
             target,
             started,
             clock(),
-            api_base_url,
-            time_zone,
-            reuse_window(expiration_days),
+            client.base_url,
+            options.time_zone,
+            reuse_window(options.expiration_days),
         )
     finally:
         export.close()
