@@ -39,7 +39,6 @@ from achieveit_sync.storage import ObjectGoneError, S3Storage
 SAMPLE_FILE = b"External ID,Status,Metric Value,As Of Date,Comment\r\n"
 """A header and no rows: processed and reported like any file, and nothing reaches AchieveIt."""
 SAMPLE_FOLDER = "achieveit-sync-smoke/"
-REPORTS_PREFIX = "reports/"
 PASSED = "SMOKE TEST PASSED"
 FAILED = "SMOKE TEST FAILED"
 # The stack outputs the smoke test reads (template.yaml, Outputs).
@@ -133,7 +132,9 @@ class SmokeTest:
         self._say(f"1/2 ingest: dropped s3://{resources.drop_bucket}/{key}")
         if sample == SAMPLE_FILE:
             self._say("    (a header and no rows: nothing is sent to AchieveIt)")
-        report_key = f"{REPORTS_PREFIX}{key}.json"
+        from achieveit_sync.ingest.outputs import REPORTS_PREFIX, output_key
+
+        report_key = output_key(REPORTS_PREFIX, key, ".json")
         self._say(
             f"    waiting up to {self.timeout_seconds:.0f} s for "
             f"s3://{resources.drop_bucket}/{report_key}"

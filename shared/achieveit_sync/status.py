@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from achieveit_sync.backup.documents import LatestPointer, ManifestRun, latest_key
+from achieveit_sync.backup.documents import BACKUPS_PREFIX, LatestPointer, ManifestRun, latest_key
 from achieveit_sync.backup.targets import MAX_DOCUMENT_BYTES
 from achieveit_sync.errors import AchieveItSyncError, ConfigurationError
+from achieveit_sync.ingest.outputs import REPORTS_PREFIX
 from achieveit_sync.ingest.report import StoredReport
 from achieveit_sync.storage import (
     ObjectTooLargeError,
@@ -22,9 +23,6 @@ from achieveit_sync.storage import (
     default_storage,
     parse_s3_location,
 )
-
-REPORTS_PREFIX = "reports/"
-BACKUPS_PREFIX = "backups/"
 
 
 class Place(Protocol):

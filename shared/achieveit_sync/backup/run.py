@@ -51,6 +51,7 @@ from achieveit_sync.backup.documents import (
     LatestPointer,
     PlanStatus,
     StoredFile,
+    backup_prefix,
     latest_key,
 )
 from achieveit_sync.backup.exporter import DEFAULT_EXPORT_ATTEMPTS, PlanExport, export_plan
@@ -396,8 +397,7 @@ def _store(
     reuse_limit: timedelta,
 ) -> PlanOutcome:
     plan_id = export.plan_id
-    # Microseconds: an on-demand run and the schedule in the same second must not collide.
-    prefix = f"backups/{plan_id}/{started:%Y/%m/%d}/{started:%Y%m%dT%H%M%S.%fZ}/"
+    prefix = backup_prefix(plan_id, started)
     manifest_key = prefix + "manifest.json"
     warnings: list[str] = list(export.warnings)
     latest = _read_latest(target, plan_id, warnings)
