@@ -77,7 +77,6 @@ from achieveit_sync.settings import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_EXPIRATION_DAYS", "latest_key"]  # re-exported for older callers
 MAX_REUSE_DAYS = 30
 _ERROR_PREVIEW = 300
 
