@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from achieveit_sync.backup.documents import BACKUPS_PREFIX, LatestPointer, ManifestRun, latest_key
 from achieveit_sync.backup.targets import MAX_DOCUMENT_BYTES
 from achieveit_sync.errors import AchieveItSyncError, ConfigurationError
+from achieveit_sync.formatting import describe_error, iso_utc
 from achieveit_sync.ingest.outputs import REPORTS_PREFIX
 from achieveit_sync.ingest.report import StoredReport
 from achieveit_sync.storage import (
@@ -171,7 +172,7 @@ def recent_files(place: Place, last: int) -> list[FileLine]:
                     rejected=report.counts.rejected,
                     ambiguous=report.counts.ambiguous,
                     not_sent=report.counts.not_sent,
-                    when=report.finished_at or _iso(modified),
+                    when=report.finished_at or iso_utc(modified),
                     report=place.describe(key),
                     headline=report.headline,
                 )
@@ -179,7 +180,7 @@ def recent_files(place: Place, last: int) -> list[FileLine]:
         except (ValueError, KeyError, TypeError) as exc:
             lines.append(
                 FileLine(
-                    key, "unreadable", 0, 0, 0, 0, _iso(modified), place.describe(key), str(exc)
+                    key, "unreadable", 0, 0, 0, 0, iso_utc(modified), place.describe(key), str(exc)
                 )
             )
     return lines
@@ -220,7 +221,7 @@ def _plan_line(
                 if not place.exists(key)
             ]
         except _UNREADABLE as exc:
-            problem = f"latest.json unreadable ({_describe(exc)})"
+            problem = f"latest.json unreadable ({describe_error(exc, limit=200, with_type=False)})"
         else:
             last_complete, items = pointer.completed_at, pointer.item_count
             age = round((now - when).total_seconds() / 3600, 1)
@@ -232,7 +233,10 @@ def _plan_line(
             run = ManifestRun.from_json(place.read_json(manifest_key))
             newest_run, newest_complete = run.started_at, run.complete
         except _UNREADABLE as exc:
-            problem = problem or f"newest manifest unreadable ({_describe(exc)})"
+            problem = (
+                problem
+                or f"newest manifest unreadable ({describe_error(exc, limit=200, with_type=False)})"
+            )
     return PlanLine(plan_id, last_complete, age, items, newest_run, newest_complete, problem)
 
 
@@ -246,12 +250,3 @@ _UNREADABLE = (
     AchieveItSyncError,
 )
 """What a damaged document (or the reading of one) can raise: that plan's problem alone."""
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:200] + "..."
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -67,6 +67,7 @@ from achieveit_sync.errors import (
     PermanentApiError,
     PlanTooLargeError,
 )
+from achieveit_sync.formatting import describe_error, iso_utc
 from achieveit_sync.plan_ids import InvalidPlanIdError, describe_plan_id, is_plan_id
 from achieveit_sync.settings import (
     DEFAULT_BACKUP_MAX_ITEMS,
@@ -78,7 +79,6 @@ from achieveit_sync.settings import (
 log = logging.getLogger(__name__)
 
 MAX_REUSE_DAYS = 30
-_ERROR_PREVIEW = 300
 
 
 def reuse_window(expiration_days: int) -> timedelta:
@@ -325,7 +325,7 @@ def _back_up_one(
         return PlanOutcome(
             plan_id,
             PlanStatus.FAILED,
-            error=f"unexpected error ({_describe_error(exc)}); {options.retry_hint}",
+            error=f"unexpected error ({describe_error(exc)}); {options.retry_hint}",
             cause=FailureCause.SERVICE,
         )
 
@@ -415,8 +415,8 @@ def _store(
     manifest = BackupManifest(
         plan_id=plan_id,
         manifest_key=manifest_key,
-        started_at=_iso(started),
-        finished_at=_iso(finished),
+        started_at=iso_utc(started),
+        finished_at=iso_utc(finished),
         time_zone=time_zone,
         started_at_local=started.astimezone(ZoneInfo(time_zone)).isoformat(),
         api_base_url=api_base_url,
@@ -454,7 +454,7 @@ def _store(
     pointer = LatestPointer(
         plan_id=plan_id,
         manifest=manifest_key,
-        completed_at=_iso(finished),
+        completed_at=iso_utc(finished),
         item_count=export.item_count,
         content_sha256=export.content_sha256,
         files=files,
@@ -500,7 +500,7 @@ def _read_latest(target: BackupTarget, plan_id: str, warnings: list[str]) -> Lat
     try:
         document = target.read_json(key)
     except Exception as exc:  # noqa: BLE001 - whatever broke it, the remedy is a fresh backup
-        problem = f"could not be read ({_describe_error(exc)})"
+        problem = f"could not be read ({describe_error(exc)})"
     else:
         if document is None:
             return None
@@ -528,7 +528,7 @@ def _verified(
         try:
             document = target.read_json(key)
         except Exception as exc:  # noqa: BLE001 - whatever broke it, its data is not reused
-            problem = f"could not be read ({_describe_error(exc)})"
+            problem = f"could not be read ({describe_error(exc)})"
         else:
             problem = _disagreement(document, key, latest)
         if problem is None:
@@ -583,7 +583,7 @@ def _write_template(export: PlanExport, target: BackupTarget, warnings: list[str
     except Exception as exc:  # noqa: BLE001 - the backup is stored; only the template is not
         warning = (
             f"the progress-update template {target.describe(key)} could not be written "
-            f"({_describe_error(exc)}); the backup is complete, but the template is the "
+            f"({describe_error(exc)}); the backup is complete, but the template is the "
             "previous one (check that the role may write templates/, then back the plan up "
             "again)"
         )
@@ -603,7 +603,7 @@ def _write_history(
     except Exception as exc:  # noqa: BLE001 - the backup is stored; only the history is not
         warning = (
             f"the plan history snapshot {target.describe(key)} could not be written "
-            f"({_describe_error(exc)}); the backup is complete, but this snapshot is missing "
+            f"({describe_error(exc)}); the backup is complete, but this snapshot is missing "
             "from the history (check that the role may write history/)"
         )
         log.warning("history not written", extra={"plan": export.plan_id, "problem": warning})
@@ -630,7 +630,7 @@ def _reusable_files(
         try:
             stored = target.inspect_file(described.key)
         except Exception as exc:  # noqa: BLE001 - unverifiable data is never pointed at
-            problem = f"could not be read ({_describe_error(exc)})"
+            problem = f"could not be read ({describe_error(exc)})"
         else:
             if stored is None:
                 problem = "is missing"
@@ -643,7 +643,7 @@ def _reusable_files(
                         extra={
                             "plan": export.plan_id,
                             "file": where,
-                            "written": _iso(stored.created),
+                            "written": iso_utc(stored.created),
                         },
                     )
                     return None
@@ -657,12 +657,3 @@ def _reusable_files(
         warnings.append(warning)
         return None
     return latest.files
-
-
-def _describe_error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= _ERROR_PREVIEW else text[:_ERROR_PREVIEW] + "..."
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
