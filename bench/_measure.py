@@ -99,7 +99,7 @@ def main() -> None:
 def _backup(plan_id: str, out: Path, *, history: bool) -> dict[str, object]:
 
     from achieveit_sync.api_key import provider_for
-    from achieveit_sync.backup.run import back_up_plans
+    from achieveit_sync.backup.run import BackupOptions, back_up_plans
     from achieveit_sync.backup.targets import LocalTarget
     from achieveit_sync.client import AchieveItClient
     from achieveit_sync.settings import ApiKeySettings, ClientSettings
@@ -110,8 +110,7 @@ def _backup(plan_id: str, out: Path, *, history: bool) -> dict[str, object]:
             [plan_id],
             client=client,
             target=LocalTarget(out),
-            api_base_url=settings.base_url,
-            write_history=history,
+            options=BackupOptions(write_history=history),
         )
     [outcome] = run.outcomes
     snapshots = list(out.glob(f"history/*/plan_id={plan_id}/*.jsonl.gz"))

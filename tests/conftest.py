@@ -97,6 +97,8 @@ def _private_cli_state(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def plan_items(client: Any, plan_id: str, **paging: Any) -> Iterator[dict[str, Any]]:
-    """Every item of a plan through the client's public paging, page after page."""
-    for page in client.iter_plan_pages(plan_id, **paging):
+    """Every item of a plan through the backup's paging (``backup.paging``), page after page."""
+    from achieveit_sync.backup.paging import iter_plan_pages
+
+    for page in iter_plan_pages(client, plan_id, **paging):
         yield from page.items

@@ -968,17 +968,19 @@ class _PublishProgress:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from achieveit_sync.backup.run import FailureCause, PlanOutcome, back_up_plans
+    from achieveit_sync.backup.run import BackupOptions, FailureCause, PlanOutcome, back_up_plans
     from achieveit_sync.backup.targets import target_for
     from achieveit_sync.plan_ids import check_plan_id
-    from achieveit_sync.settings import ClientSettings, ExportLimits
+    from achieveit_sync.settings import ExportLimits
     from achieveit_sync.terminal import ProgressLine
 
     # Checked before anything is fetched or written: a plan id becomes a URL segment and a
     # folder under --out, and must never lead anywhere else.
     plan_ids = [check_plan_id(plan.strip()) for plan in args.plan_ids]
-    settings = ClientSettings.from_env()
-    limits = ExportLimits.from_env()
+    options = BackupOptions.from_limits(
+        ExportLimits.from_env(),
+        retry_hint="run again with ACHIEVEIT_SYNC_DEBUG=1 to see where, and report it",
+    )
     target = target_for(args.out)
     if not args.out.startswith("s3://") and Path(args.out).name == "backups":
         print(
@@ -1001,11 +1003,9 @@ def _run_export(args: argparse.Namespace) -> int:
             plan_ids,
             client=client,
             target=target,
-            api_base_url=settings.base_url,
-            max_items=limits.max_items,
+            options=options,
             on_plan=show_plan,
             on_page=show_page,
-            retry_hint="run again with ACHIEVEIT_SYNC_DEBUG=1 to see where, and report it",
         )
     if args.output_format == "json":
         sys.stdout.write(json.dumps(run.as_dict(), indent=2) + "\n")

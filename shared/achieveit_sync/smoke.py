@@ -26,13 +26,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from achieveit_sync.backup.documents import (
+    BackupManifest,
+    DocumentError,
+    LatestPointer,
+    PlanStatus,
+    latest_key,
+)
 from achieveit_sync.errors import AchieveItSyncError, ConfigurationError
 from achieveit_sync.storage import ObjectGoneError, S3Storage
 
 SAMPLE_FILE = b"External ID,Status,Metric Value,As Of Date,Comment\r\n"
 """A header and no rows: processed and reported like any file, and nothing reaches AchieveIt."""
 SAMPLE_FOLDER = "achieveit-sync-smoke/"
-REPORTS_PREFIX = "reports/"
 PASSED = "SMOKE TEST PASSED"
 FAILED = "SMOKE TEST FAILED"
 # The stack outputs the smoke test reads (template.yaml, Outputs).
@@ -126,7 +132,9 @@ class SmokeTest:
         self._say(f"1/2 ingest: dropped s3://{resources.drop_bucket}/{key}")
         if sample == SAMPLE_FILE:
             self._say("    (a header and no rows: nothing is sent to AchieveIt)")
-        report_key = f"{REPORTS_PREFIX}{key}.json"
+        from achieveit_sync.ingest.outputs import REPORTS_PREFIX, output_key
+
+        report_key = output_key(REPORTS_PREFIX, key, ".json")
         self._say(
             f"    waiting up to {self.timeout_seconds:.0f} s for "
             f"s3://{resources.drop_bucket}/{report_key}"
@@ -168,7 +176,7 @@ class SmokeTest:
         if not plans:
             raise SmokeStepError(f"the export function backed up nothing: {payload}")
         [outcome] = plans
-        if outcome.get("status") not in ("complete", "unchanged"):
+        if not _succeeded(outcome.get("status")):
             raise SmokeStepError(
                 f"plan {plan_id}: {outcome.get('status')} ({outcome.get('error')})"
             )
@@ -177,22 +185,24 @@ class SmokeTest:
         return dict(outcome)
 
     def _check_latest(self, plan_id: str, manifest_uri: str) -> None:
-        from achieveit_sync.backup.run import latest_key
-
         bucket = self.resources.backup_bucket
         key = latest_key(plan_id)
-        latest = self._read_json(bucket, key)
-        if not isinstance(latest, dict) or not latest.get("manifest"):
-            raise SmokeStepError(f"s3://{bucket}/{key} is missing or names no manifest")
-        if manifest_uri != f"s3://{bucket}/{latest['manifest']}":
+        try:
+            latest = LatestPointer.from_json(self._read_json(bucket, key), plan_id)
+        except DocumentError:
+            raise SmokeStepError(f"s3://{bucket}/{key} is missing or names no manifest") from None
+        if manifest_uri != f"s3://{bucket}/{latest.manifest}":
             raise SmokeStepError(
-                f"s3://{bucket}/{key} names {latest['manifest']}, not this run's backup "
+                f"s3://{bucket}/{key} names {latest.manifest}, not this run's backup "
                 f"({manifest_uri})"
             )
-        manifest = self._read_json(bucket, str(latest["manifest"]))
-        if not isinstance(manifest, dict) or manifest.get("complete") is not True:
+        try:
+            complete = BackupManifest.from_json(self._read_json(bucket, latest.manifest)).complete
+        except DocumentError:
+            complete = False
+        if not complete:
             raise SmokeStepError(f"{manifest_uri} does not say the backup is complete")
-        self._say(f"    latest.json: s3://{bucket}/{key} -> {latest['manifest']} (complete)")
+        self._say(f"    latest.json: s3://{bucket}/{key} -> {latest.manifest} (complete)")
 
     def _wait_for_json(self, bucket: str, key: str) -> Any:
         deadline = self.clock() + self.timeout_seconds
@@ -210,6 +220,11 @@ class SmokeTest:
 
     def _say(self, line: str) -> None:
         print(line, file=self.out, flush=True)
+
+
+def _succeeded(status: object) -> bool:
+    """Whether an export function's ``status`` for a plan is one of a backup made."""
+    return any(status == known for known in PlanStatus if known.succeeded)
 
 
 # -- the command line -------------------------------------------------------------------

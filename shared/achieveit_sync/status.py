@@ -12,13 +12,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from achieveit_sync.backup.documents import LatestPointer
+from achieveit_sync.backup.documents import BACKUPS_PREFIX, LatestPointer, ManifestRun, latest_key
 from achieveit_sync.backup.targets import MAX_DOCUMENT_BYTES
 from achieveit_sync.errors import AchieveItSyncError, ConfigurationError
-from achieveit_sync.storage import ObjectTooLargeError, S3Storage
-
-REPORTS_PREFIX = "reports/"
-BACKUPS_PREFIX = "backups/"
+from achieveit_sync.formatting import describe_error, iso_utc
+from achieveit_sync.ingest.outputs import REPORTS_PREFIX
+from achieveit_sync.ingest.report import StoredReport
+from achieveit_sync.storage import (
+    ObjectTooLargeError,
+    S3Storage,
+    default_storage,
+    parse_s3_location,
+)
 
 
 class Place(Protocol):
@@ -88,14 +93,8 @@ def place_for(location: str, storage_factory: Any = None) -> Place:
     """``s3://bucket[/prefix]`` or a folder path (``ConfigurationError`` when that is not
     a folder: a typo must not look like a place with nothing in it)."""
     if location.startswith("s3://"):
-        bucket, _, prefix = location.removeprefix("s3://").partition("/")
-        prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        if storage_factory is None:
-            import boto3
-
-            storage = S3Storage(boto3.client("s3"))
-        else:
-            storage = storage_factory()
+        bucket, prefix = parse_s3_location(location)
+        storage = (storage_factory or default_storage)()
         return S3Place(storage, bucket, prefix)
     if not Path(location).is_dir():
         what = "does not exist" if not Path(location).exists() else "is not a folder"
@@ -164,26 +163,24 @@ def recent_files(place: Place, last: int) -> list[FileLine]:
     lines = []
     for key, modified in reports:
         try:
-            report = place.read_json(key)
-            counts = report["counts"]
-            source = report.get("source", {})
+            report = StoredReport.from_dict(place.read_json(key))
             lines.append(
                 FileLine(
-                    file=str(source.get("key") or source.get("name") or key),
-                    status=str(report["status"]),
-                    published=int(counts["published"]),
-                    rejected=int(counts["rejected"]),
-                    ambiguous=int(counts["ambiguous"]),
-                    not_sent=int(counts.get("notSent", 0)),
-                    when=str(report.get("timings", {}).get("finishedAt") or _iso(modified)),
+                    file=report.source or key,
+                    status=str(report.status),
+                    published=report.counts.published,
+                    rejected=report.counts.rejected,
+                    ambiguous=report.counts.ambiguous,
+                    not_sent=report.counts.not_sent,
+                    when=report.finished_at or iso_utc(modified),
                     report=place.describe(key),
-                    headline=str((report.get("summary") or {}).get("headline", "")),
+                    headline=report.headline,
                 )
             )
         except (ValueError, KeyError, TypeError) as exc:
             lines.append(
                 FileLine(
-                    key, "unreadable", 0, 0, 0, 0, _iso(modified), place.describe(key), str(exc)
+                    key, "unreadable", 0, 0, 0, 0, iso_utc(modified), place.describe(key), str(exc)
                 )
             )
     return lines
@@ -216,9 +213,7 @@ def _plan_line(
     problem = None
     if has_latest:
         try:
-            pointer = LatestPointer.from_json(
-                place.read_json(f"{BACKUPS_PREFIX}{plan_id}/latest.json"), plan_id
-            )
+            pointer = LatestPointer.from_json(place.read_json(latest_key(plan_id)), plan_id)
             when = datetime.fromisoformat(pointer.completed_at.replace("Z", "+00:00"))
             missing = [
                 key
@@ -226,7 +221,7 @@ def _plan_line(
                 if not place.exists(key)
             ]
         except _UNREADABLE as exc:
-            problem = f"latest.json unreadable ({_describe(exc)})"
+            problem = f"latest.json unreadable ({describe_error(exc, limit=200, with_type=False)})"
         else:
             last_complete, items = pointer.completed_at, pointer.item_count
             age = round((now - when).total_seconds() / 3600, 1)
@@ -235,11 +230,13 @@ def _plan_line(
     newest_run = newest_complete = None
     if manifest_key is not None:
         try:
-            manifest = place.read_json(manifest_key)
-            newest_run = str(manifest.get("startedAt"))
-            newest_complete = bool(manifest.get("complete"))
+            run = ManifestRun.from_json(place.read_json(manifest_key))
+            newest_run, newest_complete = run.started_at, run.complete
         except _UNREADABLE as exc:
-            problem = problem or f"newest manifest unreadable ({_describe(exc)})"
+            problem = (
+                problem
+                or f"newest manifest unreadable ({describe_error(exc, limit=200, with_type=False)})"
+            )
     return PlanLine(plan_id, last_complete, age, items, newest_run, newest_complete, problem)
 
 
@@ -253,12 +250,3 @@ _UNREADABLE = (
     AchieveItSyncError,
 )
 """What a damaged document (or the reading of one) can raise: that plan's problem alone."""
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:200] + "..."
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -258,6 +258,22 @@ class S3Storage:
         log.info("moved", extra={"source": ref.uri, "destination": destination_key})
 
 
+def parse_s3_location(text: str) -> tuple[str, str]:
+    """``s3://bucket[/prefix]`` as ``(bucket, prefix)``, the prefix either empty or ending in
+    one ``/`` (``s3://b/p`` and ``s3://b/p/`` are one place). The bucket is empty when the
+    text names none: each caller says so in its own words."""
+    bucket, _, prefix = text.removeprefix("s3://").partition("/")
+    prefix = prefix.strip("/")
+    return bucket, (prefix + "/" if prefix else "")
+
+
+def default_storage() -> S3Storage:
+    """``S3Storage`` over a boto3 S3 client from the environment (credentials, region)."""
+    import boto3
+
+    return S3Storage(boto3.client("s3"))
+
+
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 

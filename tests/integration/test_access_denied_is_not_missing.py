@@ -117,9 +117,7 @@ def test_the_first_backup_of_a_plan_succeeds_when_s3_answers_403(
     without_unconditioned_list_bucket(session, listable_prefixes=listable)
     target = S3Target(S3Storage(session.client("s3")), BACKUPS)
 
-    run = back_up_plans(
-        ["SMALL"], client=client_for(sandbox), target=target, api_base_url="https://sandbox.test"
-    )
+    run = back_up_plans(["SMALL"], client=client_for(sandbox), target=target)
 
     assert [o.status for o in run.outcomes] == ["complete"]
     latest = target.read_json("backups/SMALL/latest.json")

@@ -53,7 +53,6 @@ def run(client: AchieveItClient, s3: Any, plans: list[str], clock: Clock) -> Any
         plans,
         client=client,
         target=S3Target(S3Storage(s3), BUCKET),
-        api_base_url="https://sandbox.test",
         clock=clock,
     )
 
@@ -88,7 +87,7 @@ def test_a_3001_item_plan_lands_complete_with_matching_checksums(
         3001,
         3,
     )
-    assert manifest["apiBaseUrl"] == "https://sandbox.test"
+    assert manifest["apiBaseUrl"] == client.base_url
     for name, described in manifest["files"].items():
         body = read_bytes(s3, described["key"])
         assert hashlib.sha256(body).hexdigest() == described["sha256"], name
@@ -232,7 +231,7 @@ def test_latest_never_points_at_a_backup_killed_mid_upload(
 
     target.write_file = die_on_csv  # type: ignore[method-assign]
     with pytest.raises(Killed):
-        back_up_plans(["SMALL"], client=client, target=target, api_base_url="x", clock=clock)
+        back_up_plans(["SMALL"], client=client, target=target, clock=clock)
 
     assert read_json(s3, "backups/SMALL/latest.json") == before
     for described in read_json(s3, before["manifest"])["files"].values():

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from achieveit_sandbox import SandboxServer
-from achieveit_sync.backup.run import back_up_plans, reuse_window
+from achieveit_sync.backup.run import BackupOptions, back_up_plans, reuse_window
 from achieveit_sync.backup.targets import S3Target
 from achieveit_sync.storage import S3Storage
 
@@ -107,8 +107,7 @@ def test_latest_json_never_names_data_the_lifecycle_rule_expires(
             ["SMALL"],
             client=client,
             target=target,
-            api_base_url="https://sandbox.test",
-            expiration_days=expiration_days,
+            options=BackupOptions(expiration_days=expiration_days),
             clock=lambda: s3_clock.now,
         )
         [outcome] = result.outcomes

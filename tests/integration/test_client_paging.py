@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from achieveit_sandbox import SandboxServer
+from achieveit_sync.backup.paging import iter_plan_pages
 from achieveit_sync.client import MAX_PAGE_SIZE, AchieveItClient, SortDirection
 from achieveit_sync.errors import PaginationError
 
@@ -35,7 +36,7 @@ def test_a_3001_item_plan_is_fetched_completely_in_three_requests(
 def test_a_plan_of_exactly_two_pages_takes_two_requests_thanks_to_total_count(
     big_sandbox: SandboxServer, client_for: ClientFactory
 ) -> None:
-    pages = list(client_for(big_sandbox).iter_plan_pages("P3000"))
+    pages = list(iter_plan_pages(client_for(big_sandbox), "P3000"))
 
     assert [len(page.items) for page in pages] == [1500, 1500]
     assert pages[0].total_count == 3000
@@ -82,7 +83,7 @@ def test_without_total_count_a_short_page_ends_the_export(
 ) -> None:
     big_sandbox.set_behaviour(omit_total_count=True)
 
-    pages = list(client_for(big_sandbox).iter_plan_pages("P3000"))
+    pages = list(iter_plan_pages(client_for(big_sandbox), "P3000"))
 
     assert [len(page.items) for page in pages] == [1500, 1500, 0]
     assert all(page.total_count is None for page in pages)
@@ -117,7 +118,7 @@ def test_a_server_that_never_stops_is_cut_off(
     pages_read = []
 
     def read_while_growing() -> None:
-        for page in client.iter_plan_pages("P3000", take=1000):
+        for page in iter_plan_pages(client, "P3000", take=1000):
             pages_read.append(page)
             grow_plan(big_sandbox, "P3000", 1000, tag=len(pages_read))
 

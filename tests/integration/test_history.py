@@ -54,7 +54,7 @@ class Moments:
 
 
 def back_up(client: Any, target: BackupTarget, clock: Moments, plans: list[str]) -> Any:
-    return back_up_plans(plans, client=client, target=target, api_base_url="x", clock=clock)
+    return back_up_plans(plans, client=client, target=target, clock=clock)
 
 
 def two_snapshots(sandbox: SandboxServer, client: Any, target: BackupTarget) -> None:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 from achieveit_sandbox.cloudformation import load_template
-from achieveit_sync.backup.run import DEFAULT_EXPIRATION_DAYS, reuse_window
+from achieveit_sync.backup.run import reuse_window
 from achieveit_sync.errors import ConfigurationError
-from achieveit_sync.settings import BackupSettings
+from achieveit_sync.settings import DEFAULT_EXPIRATION_DAYS, BackupSettings
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 

@@ -201,7 +201,6 @@ def test_every_plan_gets_a_share_of_the_time_and_a_result(tmp_path: Path) -> Non
         ["A", "B", "C"],
         client=client,
         target=LocalTarget(tmp_path),
-        api_base_url="https://x",
         deadline=deadline,
     )
 
@@ -219,7 +218,6 @@ def test_plans_reached_with_no_time_left_are_not_tried_but_have_a_result(tmp_pat
         ["A", "B"],
         client=client,
         target=LocalTarget(tmp_path),
-        api_base_url="https://x",
         deadline=time.monotonic() + 0.5,
     )
 

@@ -20,7 +20,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from achieveit_sync import exact_json
-from achieveit_sync.backup.documents import DocumentError, StoredFile
+from achieveit_sync.backup.documents import (
+    BackupManifest,
+    DocumentError,
+    LatestPointer,
+    StoredFile,
+)
 from achieveit_sync.backup.targets import MAX_DOCUMENT_BYTES
 from achieveit_sync.errors import AchieveItSyncError
 
@@ -87,13 +92,8 @@ def diff_backups(before: str, after: str) -> BackupDiff:
 
 def _items_by_id(location: str) -> Iterator[tuple[str, dict[str, Any]]]:
     manifest_path, manifest = _manifest(Path(location))
-    root = Path(str(manifest_path).removesuffix(str(manifest["manifestKey"])))
-    try:
-        described = StoredFile.from_json(manifest["files"]["items.json.gz"])
-    except (KeyError, TypeError):
-        raise BackupNotFoundError(f"{manifest_path} names no items.json.gz") from None
-    except DocumentError as exc:
-        raise DamagedBackupError(f"{manifest_path}: its items.json.gz entry: {exc}") from None
+    root = Path(str(manifest_path).removesuffix(manifest.manifest_key))
+    described = manifest.files["items.json.gz"]
     segments = described.key.split("/")
     if segments[0] != "backups" or any(s in ("", ".", "..") or "\\" in s for s in segments):
         raise DamagedBackupError(
@@ -104,11 +104,11 @@ def _items_by_id(location: str) -> Iterator[tuple[str, dict[str, Any]]]:
     if not items_file.is_file():
         raise BackupNotFoundError(f"the manifest names {items_file}, which does not exist")
     _check_digest(items_file, described)
-    limit = manifest.get("itemCount")
+    limit = manifest.item_count
     try:
         with gzip.open(items_file, "rt", encoding="utf-8") as handle:
             for count, item in enumerate(_ItemReader(handle, items_file).items(), 1):
-                if type(limit) is int and count > limit:
+                if count > limit:
                     raise DamagedBackupError(
                         f"{items_file} holds more items than the {limit:,} its manifest records"
                     )
@@ -219,23 +219,36 @@ class _ItemReader:
         )
 
 
-def _manifest(path: Path) -> tuple[Path, dict[str, Any]]:
+def _manifest(path: Path) -> tuple[Path, BackupManifest]:
     """The manifest a location names: a backup folder, its manifest.json, or a plan's
     latest.json (which names the newest complete backup's manifest)."""
     if path.is_dir():
         path = path / "manifest.json"
     document = _json(path)
     if "manifestKey" in document:
-        return path, document
-    manifest_key = document.get("manifest")
-    if isinstance(manifest_key, str) and path.name == "latest.json":
+        return path, _typed_manifest(path, document)
+    if isinstance(document.get("manifest"), str) and path.name == "latest.json":
         # latest.json sits at backups/<plan>/latest.json; keys start at the layout's root.
-        root = path.parent.parent.parent
-        manifest_path = root / manifest_key
-        return manifest_path, _json(manifest_path)
+        try:
+            pointer = LatestPointer.from_json(document, path.parent.name)
+        except DocumentError as exc:
+            raise DamagedBackupError(f"{path} is not followed: {exc}") from None
+        manifest_path = path.parent.parent.parent / pointer.manifest
+        return manifest_path, _typed_manifest(manifest_path, _json(manifest_path))
     raise BackupNotFoundError(
         f"{path} is neither a backup's manifest.json nor a plan's latest.json"
     )
+
+
+def _typed_manifest(path: Path, document: dict[str, Any]) -> BackupManifest:
+    """``document`` read as a manifest that names its items.json.gz."""
+    files = document.get("files")
+    if not isinstance(files, dict) or "items.json.gz" not in files:
+        raise BackupNotFoundError(f"{path} names no items.json.gz")
+    try:
+        return BackupManifest.from_json(document)
+    except DocumentError as exc:
+        raise DamagedBackupError(f"{path}: {exc}") from None
 
 
 def _json(path: Path) -> dict[str, Any]:

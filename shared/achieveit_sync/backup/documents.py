@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from achieveit_sync.errors import AchieveItSyncError
 
+BACKUPS_PREFIX = "backups/"
+"""Where backups live, relative to the bucket or ``--out DIR``: ``backups/<plan>/...``."""
 MANIFEST_VERSION = 1
 """Bumped when a field changes meaning; readers accept every version up to this one."""
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -167,6 +170,23 @@ class BackupManifest:
 
 
 @dataclass(frozen=True)
+class ManifestRun:
+    """What ``status`` shows of a plan's newest run: when it started, and whether its
+    manifest says it is complete. Read leniently (these two fields only), where
+    ``BackupManifest.from_json`` refuses a manifest lacking any field it needs: status
+    shows what it can of the newest run, whatever else its manifest holds or lacks."""
+
+    started_at: str
+    complete: bool
+
+    @classmethod
+    def from_json(cls, document: object) -> ManifestRun:
+        if not isinstance(document, dict):
+            raise DocumentError("not a backup manifest (not a JSON object)")
+        return cls(str(document.get("startedAt")), bool(document.get("complete")))
+
+
+@dataclass(frozen=True)
 class LatestPointer:
     """``backups/<plan>/latest.json``: the newest complete backup of a plan, written last."""
 
@@ -196,7 +216,7 @@ class LatestPointer:
         name other data, another plan's or a path that climbs, is not followed)."""
         if not isinstance(document, dict) or document.get("planId", plan_id) != plan_id:
             raise DocumentError(f"not the latest.json of plan {plan_id}")
-        mine = f"backups/{plan_id}/"
+        mine = plan_prefix(plan_id)
 
         def own(value: object, what: str) -> str:
             if not (isinstance(value, str) and value.startswith(mine) and ".." not in value):
@@ -231,5 +251,16 @@ class LatestPointer:
         )
 
 
+def plan_prefix(plan_id: str) -> str:
+    """``backups/<plan>/``: everything backed up of one plan."""
+    return f"{BACKUPS_PREFIX}{plan_id}/"
+
+
+def backup_prefix(plan_id: str, started: datetime) -> str:
+    """``backups/<plan>/<YYYY>/<MM>/<DD>/<timestamp>/``: one backup's folder (microseconds:
+    an on-demand run and the schedule in the same second must not collide)."""
+    return f"{plan_prefix(plan_id)}{started:%Y/%m/%d}/{started:%Y%m%dT%H%M%S.%fZ}/"
+
+
 def latest_key(plan_id: str) -> str:
-    return f"backups/{plan_id}/latest.json"
+    return f"{plan_prefix(plan_id)}latest.json"

@@ -31,6 +31,7 @@ from typing import IO, Any
 
 from achieveit_sync import exact_json
 from achieveit_sync.backup.history import Snapshot, history_line
+from achieveit_sync.backup.paging import iter_plan_pages
 from achieveit_sync.client import MAX_PAGE_SIZE, AchieveItClient
 from achieveit_sync.errors import PlanChangedWhilePagedError
 from achieveit_sync.key_index import SeenKeys
@@ -190,8 +191,8 @@ def _export_once(
         # Each page repeats the last item of the one before, which must still be there:
         # otherwise items were added or removed before it and some may have been skipped,
         # although the counts could still add up (one removed, one added).
-        pager = client.iter_plan_pages(
-            plan_id, take=page_size, overlap=1, max_items=max_items, deadline=deadline
+        pager = iter_plan_pages(
+            client, plan_id, take=page_size, overlap=1, max_items=max_items, deadline=deadline
         )
         try:
             for page in pager:

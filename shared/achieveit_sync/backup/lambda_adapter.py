@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from achieveit_sync.backup.documents import PlanStatus
-from achieveit_sync.backup.run import BackupRunError, back_up_plans
+from achieveit_sync.backup.run import BackupOptions, BackupRunError, back_up_plans
 from achieveit_sync.backup.targets import S3Target
 from achieveit_sync.client import AchieveItClient
 from achieveit_sync.errors import ConfigurationError
@@ -146,10 +146,7 @@ class BackupLambda:
             plans,
             client=self.client,
             target=S3Target(self.storage, self.settings.bucket),
-            api_base_url=self.settings.client.base_url,
-            time_zone=self.settings.time_zone,
-            expiration_days=self.settings.expiration_days,
-            max_items=self.settings.limits.max_items,
+            options=BackupOptions.from_settings(self.settings),
             deadline=deadline,
         )
         if metrics is not None:

@@ -292,18 +292,12 @@ class _HistoryFiles:
 
     @classmethod
     def listed(cls, location: str, storage_factory: Any) -> _HistoryFiles:
-        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        from achieveit_sync.storage import default_storage, parse_s3_location
+
+        bucket, prefix = parse_s3_location(location)
         if not bucket:
             raise ConfigurationError(f"{location!r} names no bucket: write it s3://bucket/prefix")
-        prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        if storage_factory is None:
-            import boto3
-
-            from achieveit_sync.storage import S3Storage
-
-            storage = S3Storage(boto3.client("s3"))
-        else:
-            storage = storage_factory()
+        storage = (storage_factory or default_storage)()
         keys = {
             key.removeprefix(prefix): size
             for key, size in storage.list_sizes(bucket, prefix + HISTORY_PREFIX)

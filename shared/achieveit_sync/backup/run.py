@@ -51,6 +51,7 @@ from achieveit_sync.backup.documents import (
     LatestPointer,
     PlanStatus,
     StoredFile,
+    backup_prefix,
     latest_key,
 )
 from achieveit_sync.backup.exporter import DEFAULT_EXPORT_ATTEMPTS, PlanExport, export_plan
@@ -66,14 +67,18 @@ from achieveit_sync.errors import (
     PermanentApiError,
     PlanTooLargeError,
 )
+from achieveit_sync.formatting import describe_error, iso_utc
 from achieveit_sync.plan_ids import InvalidPlanIdError, describe_plan_id, is_plan_id
-from achieveit_sync.settings import DEFAULT_BACKUP_MAX_ITEMS, DEFAULT_EXPIRATION_DAYS
+from achieveit_sync.settings import (
+    DEFAULT_BACKUP_MAX_ITEMS,
+    DEFAULT_EXPIRATION_DAYS,
+    BackupSettings,
+    ExportLimits,
+)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_EXPIRATION_DAYS", "latest_key"]  # re-exported for older callers
 MAX_REUSE_DAYS = 30
-_ERROR_PREVIEW = 300
 
 
 def reuse_window(expiration_days: int) -> timedelta:
@@ -162,22 +167,47 @@ slow plan first cannot take the whole invocation."""
 _MIN_SECONDS_TO_TRY = 1.0
 
 
+@dataclass(frozen=True)
+class BackupOptions:
+    """How a run backs up its plans, the same for each plan: from ``BackupSettings`` (the
+    Lambda) or ``ExportLimits`` (the CLI).
+
+    ``retry_hint`` ends the message of an unexpected error. ``write_history=False`` leaves
+    out the plan history snapshot (a benchmark's baseline).
+    """
+
+    time_zone: str = "UTC"
+    max_attempts: int = DEFAULT_EXPORT_ATTEMPTS
+    expiration_days: int = DEFAULT_EXPIRATION_DAYS
+    max_items: int = DEFAULT_BACKUP_MAX_ITEMS
+    write_history: bool = True
+    retry_hint: str = LAMBDA_RETRY_HINT
+
+    @classmethod
+    def from_settings(cls, settings: BackupSettings) -> BackupOptions:
+        """The export Lambda's options."""
+        return cls(
+            time_zone=settings.time_zone,
+            expiration_days=settings.expiration_days,
+            max_items=settings.limits.max_items,
+        )
+
+    @classmethod
+    def from_limits(cls, limits: ExportLimits, *, retry_hint: str) -> BackupOptions:
+        """The command line's options (``achieveit-sync export``)."""
+        return cls(max_items=limits.max_items, retry_hint=retry_hint)
+
+
 def back_up_plans(
     plan_ids: Iterable[object],
     *,
     client: AchieveItClient,
     target: BackupTarget,
-    api_base_url: str,
-    time_zone: str = "UTC",
-    max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
-    expiration_days: int = DEFAULT_EXPIRATION_DAYS,
-    max_items: int = DEFAULT_BACKUP_MAX_ITEMS,
+    options: BackupOptions = BackupOptions(),
     deadline: float | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_plan: Callable[[PlanOutcome], None] | None = None,
     on_page: Callable[[str, int, int, int | None], None] | None = None,
-    retry_hint: str = LAMBDA_RETRY_HINT,
-    write_history: bool = True,
 ) -> BackupRun:
     """Back up every plan; never stop early. Check ``run.failed`` (or let the caller raise
     ``BackupRunError``) afterwards.
@@ -189,8 +219,7 @@ def back_up_plans(
     left, less a margin). Each plan may run until the time left minus what every plan after
     it keeps (``PLAN_RESERVE_SECONDS`` each, or an equal share when less is left), so every
     plan gets a result: a plan reached when no time is left fails as "not tried: out of
-    time". ``retry_hint`` ends the message of an unexpected error. ``write_history=False``
-    leaves out the plan history snapshot (a benchmark's baseline).
+    time".
     """
     requested = list(_requested_plans(plan_ids))
     outcomes = []
@@ -208,18 +237,12 @@ def back_up_plans(
         else:
             outcome = _back_up_one(
                 plan,
-                retry_hint,
                 client=client,
                 target=target,
-                api_base_url=api_base_url,
-                time_zone=time_zone,
-                max_attempts=max_attempts,
-                expiration_days=expiration_days,
-                max_items=max_items,
+                options=options,
                 deadline=plan_deadline,
                 clock=clock,
                 on_page=on_page,
-                write_history=write_history,
             )
         outcomes.append(outcome)
         if on_plan is not None:
@@ -250,7 +273,16 @@ def _requested_plans(plan_ids: Iterable[object]) -> Iterator[object]:
             yield plan_id
 
 
-def _back_up_one(requested: object, retry_hint: str, **options: Any) -> PlanOutcome:
+def _back_up_one(
+    requested: object,
+    *,
+    client: AchieveItClient,
+    target: BackupTarget,
+    options: BackupOptions,
+    deadline: float | None,
+    clock: Callable[[], datetime],
+    on_page: Callable[[str, int, int, int | None], None] | None,
+) -> PlanOutcome:
     """One plan's backup, whatever happens: every failure becomes that plan's outcome."""
     if not is_plan_id(requested):
         refused = InvalidPlanIdError(requested)
@@ -261,7 +293,15 @@ def _back_up_one(requested: object, retry_hint: str, **options: Any) -> PlanOutc
     assert isinstance(requested, str)  # noqa: S101 - is_plan_id checked it
     plan_id = requested
     try:
-        return back_up_plan(plan_id, **options)
+        return back_up_plan(
+            plan_id,
+            client=client,
+            target=target,
+            options=options,
+            deadline=deadline,
+            clock=clock,
+            on_page=on_page,
+        )
     except (ApiError, PaginationError, OutOfTimeError, ConfigurationError) as exc:
         # An expected outcome (403, 404, the API down, out of time, an output folder that
         # cannot be used): the message says it all.
@@ -285,7 +325,7 @@ def _back_up_one(requested: object, retry_hint: str, **options: Any) -> PlanOutc
         return PlanOutcome(
             plan_id,
             PlanStatus.FAILED,
-            error=f"unexpected error ({_describe_error(exc)}); {retry_hint}",
+            error=f"unexpected error ({describe_error(exc)}); {options.retry_hint}",
             cause=FailureCause.SERVICE,
         )
 
@@ -309,15 +349,10 @@ def back_up_plan(
     *,
     client: AchieveItClient,
     target: BackupTarget,
-    api_base_url: str,
-    time_zone: str = "UTC",
-    max_attempts: int = DEFAULT_EXPORT_ATTEMPTS,
-    expiration_days: int = DEFAULT_EXPIRATION_DAYS,
-    max_items: int = DEFAULT_BACKUP_MAX_ITEMS,
+    options: BackupOptions = BackupOptions(),
     deadline: float | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_page: Callable[[str, int, int, int | None], None] | None = None,
-    write_history: bool = True,
 ) -> PlanOutcome:
     """Export one plan and store it; ``on_page(plan_id, pages, items, total)`` follows
     progress (``total``: the plan's ``totalCount``, when the API gives one). ``deadline``
@@ -331,11 +366,11 @@ def back_up_plan(
     export = export_plan(
         client,
         plan_id,
-        max_attempts=max_attempts,
+        max_attempts=options.max_attempts,
         on_page=progress,
-        max_items=max_items,
+        max_items=options.max_items,
         deadline=deadline,
-        snapshot=Snapshot(plan_id, started) if write_history else None,
+        snapshot=Snapshot(plan_id, started) if options.write_history else None,
     )
     try:
         return _store(
@@ -343,9 +378,9 @@ def back_up_plan(
             target,
             started,
             clock(),
-            api_base_url,
-            time_zone,
-            reuse_window(expiration_days),
+            client.base_url,
+            options.time_zone,
+            reuse_window(options.expiration_days),
         )
     finally:
         export.close()
@@ -361,8 +396,7 @@ def _store(
     reuse_limit: timedelta,
 ) -> PlanOutcome:
     plan_id = export.plan_id
-    # Microseconds: an on-demand run and the schedule in the same second must not collide.
-    prefix = f"backups/{plan_id}/{started:%Y/%m/%d}/{started:%Y%m%dT%H%M%S.%fZ}/"
+    prefix = backup_prefix(plan_id, started)
     manifest_key = prefix + "manifest.json"
     warnings: list[str] = list(export.warnings)
     latest = _read_latest(target, plan_id, warnings)
@@ -381,8 +415,8 @@ def _store(
     manifest = BackupManifest(
         plan_id=plan_id,
         manifest_key=manifest_key,
-        started_at=_iso(started),
-        finished_at=_iso(finished),
+        started_at=iso_utc(started),
+        finished_at=iso_utc(finished),
         time_zone=time_zone,
         started_at_local=started.astimezone(ZoneInfo(time_zone)).isoformat(),
         api_base_url=api_base_url,
@@ -420,7 +454,7 @@ def _store(
     pointer = LatestPointer(
         plan_id=plan_id,
         manifest=manifest_key,
-        completed_at=_iso(finished),
+        completed_at=iso_utc(finished),
         item_count=export.item_count,
         content_sha256=export.content_sha256,
         files=files,
@@ -466,7 +500,7 @@ def _read_latest(target: BackupTarget, plan_id: str, warnings: list[str]) -> Lat
     try:
         document = target.read_json(key)
     except Exception as exc:  # noqa: BLE001 - whatever broke it, the remedy is a fresh backup
-        problem = f"could not be read ({_describe_error(exc)})"
+        problem = f"could not be read ({describe_error(exc)})"
     else:
         if document is None:
             return None
@@ -494,7 +528,7 @@ def _verified(
         try:
             document = target.read_json(key)
         except Exception as exc:  # noqa: BLE001 - whatever broke it, its data is not reused
-            problem = f"could not be read ({_describe_error(exc)})"
+            problem = f"could not be read ({describe_error(exc)})"
         else:
             problem = _disagreement(document, key, latest)
         if problem is None:
@@ -549,7 +583,7 @@ def _write_template(export: PlanExport, target: BackupTarget, warnings: list[str
     except Exception as exc:  # noqa: BLE001 - the backup is stored; only the template is not
         warning = (
             f"the progress-update template {target.describe(key)} could not be written "
-            f"({_describe_error(exc)}); the backup is complete, but the template is the "
+            f"({describe_error(exc)}); the backup is complete, but the template is the "
             "previous one (check that the role may write templates/, then back the plan up "
             "again)"
         )
@@ -569,7 +603,7 @@ def _write_history(
     except Exception as exc:  # noqa: BLE001 - the backup is stored; only the history is not
         warning = (
             f"the plan history snapshot {target.describe(key)} could not be written "
-            f"({_describe_error(exc)}); the backup is complete, but this snapshot is missing "
+            f"({describe_error(exc)}); the backup is complete, but this snapshot is missing "
             "from the history (check that the role may write history/)"
         )
         log.warning("history not written", extra={"plan": export.plan_id, "problem": warning})
@@ -596,7 +630,7 @@ def _reusable_files(
         try:
             stored = target.inspect_file(described.key)
         except Exception as exc:  # noqa: BLE001 - unverifiable data is never pointed at
-            problem = f"could not be read ({_describe_error(exc)})"
+            problem = f"could not be read ({describe_error(exc)})"
         else:
             if stored is None:
                 problem = "is missing"
@@ -609,7 +643,7 @@ def _reusable_files(
                         extra={
                             "plan": export.plan_id,
                             "file": where,
-                            "written": _iso(stored.created),
+                            "written": iso_utc(stored.created),
                         },
                     )
                     return None
@@ -623,12 +657,3 @@ def _reusable_files(
         warnings.append(warning)
         return None
     return latest.files
-
-
-def _describe_error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= _ERROR_PREVIEW else text[:_ERROR_PREVIEW] + "..."
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -23,7 +23,14 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from achieveit_sync.errors import ConfigurationError
-from achieveit_sync.storage import ObjectGoneError, ObjectRef, ObjectTooLargeError, S3Storage
+from achieveit_sync.storage import (
+    ObjectGoneError,
+    ObjectRef,
+    ObjectTooLargeError,
+    S3Storage,
+    default_storage,
+    parse_s3_location,
+)
 
 _READ_CHUNK = 1024 * 1024
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
@@ -32,7 +39,7 @@ export attempt's problems, which are short)."""
 
 
 @dataclass(frozen=True)
-class StoredFile:
+class InspectedFile:
     """A stored file as it is now: its SHA-256 and size, read through, and when it was
     written (what a bucket's lifecycle rules count its age from)."""
 
@@ -55,7 +62,7 @@ class BackupTarget(Protocol):
         it is larger than ``max_bytes``."""
         ...
 
-    def inspect_file(self, key: str) -> StoredFile | None:
+    def inspect_file(self, key: str) -> InspectedFile | None:
         """The file at ``key`` read through and hashed, or ``None`` when there is none."""
         ...
 
@@ -84,7 +91,7 @@ class S3Target:
             return None
         return json.loads(data)
 
-    def inspect_file(self, key: str) -> StoredFile | None:
+    def inspect_file(self, key: str) -> InspectedFile | None:
         try:
             head = self._storage.head(ObjectRef(self._bucket, self._prefix + key))
         except ObjectGoneError:
@@ -97,7 +104,7 @@ class S3Target:
             sha256, size = _digest(stream)
         finally:
             getattr(stream, "close", lambda: None)()
-        return StoredFile(sha256, size, head["LastModified"])
+        return InspectedFile(sha256, size, head["LastModified"])
 
 
 class LocalTarget:
@@ -127,13 +134,13 @@ class LocalTarget:
             )
         return json.loads(data)
 
-    def inspect_file(self, key: str) -> StoredFile | None:
+    def inspect_file(self, key: str) -> InspectedFile | None:
         path = self._inside(key, reading=True)
         if not path.is_file():
             return None
         with path.open("rb") as handle:
             sha256, size = _digest(handle)
-        return StoredFile(sha256, size, datetime.fromtimestamp(path.stat().st_mtime, UTC))
+        return InspectedFile(sha256, size, datetime.fromtimestamp(path.stat().st_mtime, UTC))
 
     @contextlib.contextmanager
     def _partial(self, key: str) -> Iterator[IO[bytes]]:
@@ -194,17 +201,12 @@ def target_for(destination: str, storage_factory: Any = None) -> BackupTarget:
             "s3://bucket/prefix (lower-case s3, two slashes), or ./ before a folder of that name"
         )
     if destination.startswith("s3://"):
-        bucket, _, prefix = destination.removeprefix("s3://").partition("/")
+        bucket, prefix = parse_s3_location(destination)
         if not bucket:
             raise ConfigurationError(
                 f"--out {destination!r} names no bucket: write it s3://bucket/prefix"
             )
-        if storage_factory is None:
-            import boto3
-
-            storage = S3Storage(boto3.client("s3"))
-        else:
-            storage = storage_factory()
+        storage = (storage_factory or default_storage)()
         return S3Target(storage, bucket, prefix)
     return LocalTarget(Path(destination))
 

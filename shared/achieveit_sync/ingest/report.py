@@ -28,8 +28,6 @@ from achieveit_sync.ingest.validation import (
 )
 from achieveit_sync.spreadsheet import neutralise
 
-__all__ = ["neutralise"]  # re-exported for modules that still import it from here
-
 REPORT_VERSION = 1
 """Written as ``reportVersion``: a reader meeting a newer one says so instead of guessing."""
 MAX_REPORTED_REJECTIONS = 1000
