@@ -21,6 +21,7 @@ from achieveit_sync.backup.targets import BackupTarget, LocalTarget, S3Target
 from achieveit_sync.cli import main
 from achieveit_sync.storage import S3Storage
 
+from tests.conftest import plan_items as every_item
 from tests.integration.conftest import ClientFactory, SandboxFactory, plan_organisation
 
 PLAN = "H1"
@@ -72,7 +73,7 @@ def two_snapshots(sandbox: SandboxServer, client: Any, target: BackupTarget) -> 
 
 
 def plan_items(client: Any, plan_id: str) -> list[dict[str, Any]]:
-    return [item for page in client.iter_plan_pages(plan_id) for item in page.items]
+    return list(every_item(client, plan_id))
 
 
 def history_files(root: Path) -> list[Path]:
