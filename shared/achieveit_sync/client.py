@@ -236,45 +236,22 @@ class AchieveItClient:
     ) -> Submission:
         """Encode a batch for ``send_submission``; ``UnsendableUpdatesError`` names the
         first update that cannot be encoded. Nothing is sent."""
-        if not updates:
-            raise ValueError("a submission needs at least one update")
-        if not name.strip():
-            raise ValueError("a submission needs a name")
+        _check_submission(name, len(updates))
         kind = kind_of(updates)
         try:
             body = encode_updates(updates, body_format)
         except (ValueError, TypeError, ArithmeticError, UnicodeError) as exc:
             raise _unsendable(updates, body_format, exc) from None
-        rows = f"{len(updates)} row" + ("" if len(updates) == 1 else "s")
-        return Submission(
-            name=name,
-            kind=kind,
-            rows=len(updates),
-            path=f"/api/{kind.api_collection}/{quote(name, safe='')}",
-            operation=f"{_kind_label(kind)} submission '{name}' ({rows})",
-            body=body,
-            content_type=body_format.content_type,
-        )
+        return _submission(name, kind, len(updates), body, body_format)
 
     def prepare_json_submission(
         self, name: str, kind: UpdateKind, objects: Sequence[bytes]
     ) -> Submission:
         """``prepare_submission`` for updates already written as the JSON objects of a body
         (``encode_updates``' own bytes, one object each): nothing left to encode."""
-        if not objects:
-            raise ValueError("a submission needs at least one update")
-        if not name.strip():
-            raise ValueError("a submission needs a name")
-        rows = f"{len(objects)} row" + ("" if len(objects) == 1 else "s")
-        return Submission(
-            name=name,
-            kind=kind,
-            rows=len(objects),
-            path=f"/api/{kind.api_collection}/{quote(name, safe='')}",
-            operation=f"{_kind_label(kind)} submission '{name}' ({rows})",
-            body=b"[" + b",".join(objects) + b"]",
-            content_type=BodyFormat.JSON.content_type,
-        )
+        _check_submission(name, len(objects))
+        body = b"[" + b",".join(objects) + b"]"
+        return _submission(name, kind, len(objects), body, BodyFormat.JSON)
 
     def send_submission(self, submission: Submission) -> SubmitResult:
         """POST a prepared batch. ``AmbiguousDeliveryError`` when it went out and no answer
@@ -769,6 +746,29 @@ def _parse_export_body(text: str, operation: str) -> tuple[list[dict[str, Any]],
             operation, "the answer has no list of items ('items' must be an array of objects)"
         )
     return items, total_count
+
+
+def _check_submission(name: str, rows: int) -> None:
+    if not rows:
+        raise ValueError("a submission needs at least one update")
+    if not name.strip():
+        raise ValueError("a submission needs a name")
+
+
+def _submission(
+    name: str, kind: UpdateKind, rows: int, body: bytes, body_format: BodyFormat
+) -> Submission:
+    """A batch ready to send: its path, and the operation its messages name."""
+    count = f"{rows} row" + ("" if rows == 1 else "s")
+    return Submission(
+        name=name,
+        kind=kind,
+        rows=rows,
+        path=f"/api/{kind.api_collection}/{quote(name, safe='')}",
+        operation=f"{_kind_label(kind)} submission '{name}' ({count})",
+        body=body,
+        content_type=body_format.content_type,
+    )
 
 
 def _kind_label(kind: UpdateKind) -> str:

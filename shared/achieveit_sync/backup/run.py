@@ -54,7 +54,12 @@ from achieveit_sync.backup.documents import (
     backup_prefix,
     latest_key,
 )
-from achieveit_sync.backup.exporter import DEFAULT_EXPORT_ATTEMPTS, PlanExport, export_plan
+from achieveit_sync.backup.exporter import (
+    DEFAULT_EXPORT_ATTEMPTS,
+    ExportedFile,
+    PlanExport,
+    export_plan,
+)
 from achieveit_sync.backup.history import Snapshot
 from achieveit_sync.backup.targets import BackupTarget
 from achieveit_sync.client import AchieveItClient
@@ -577,18 +582,16 @@ def _newer_backup(target: BackupTarget, plan_id: str, manifest_key: str) -> str 
 def _write_template(export: PlanExport, target: BackupTarget, warnings: list[str]) -> None:
     """The upload template; a failure to write it is a warning: the backup is complete."""
     assert export.template is not None  # noqa: S101 - the caller checked
-    key = f"templates/{export.plan_id}/progress-updates.csv"
-    try:
-        target.write_file(key, export.template.body, export.template.content_type)
-    except Exception as exc:  # noqa: BLE001 - the backup is stored; only the template is not
-        warning = (
-            f"the progress-update template {target.describe(key)} could not be written "
-            f"({describe_error(exc)}); the backup is complete, but the template is the "
-            "previous one (check that the role may write templates/, then back the plan up "
-            "again)"
-        )
-        log.warning("template not written", extra={"plan": export.plan_id, "problem": warning})
-        warnings.append(warning)
+    _write_or_warn(
+        target,
+        f"templates/{export.plan_id}/progress-updates.csv",
+        export.template,
+        export.plan_id,
+        what="the progress-update template",
+        then="the backup is complete, but the template is the previous one (check that the "
+        "role may write templates/, then back the plan up again)",
+        warnings=warnings,
+    )
 
 
 def _write_history(
@@ -597,16 +600,36 @@ def _write_history(
     """The plan's history snapshot, after everything else; a failure to write it is a
     warning: the backup is complete, only that day's history lacks it."""
     assert export.history is not None  # noqa: S101 - the caller checked
-    key = Snapshot(export.plan_id, started).key
+    _write_or_warn(
+        target,
+        Snapshot(export.plan_id, started).key,
+        export.history,
+        export.plan_id,
+        what="the plan history snapshot",
+        then="the backup is complete, but this snapshot is missing from the history (check "
+        "that the role may write history/)",
+        warnings=warnings,
+    )
+
+
+def _write_or_warn(
+    target: BackupTarget,
+    key: str,
+    file: ExportedFile,
+    plan_id: str,
+    *,
+    what: str,
+    then: str,
+    warnings: list[str],
+) -> None:
+    """Write a file that comes after the backup itself; failing, a warning, not a failure."""
     try:
-        target.write_file(key, export.history.body, export.history.content_type)
-    except Exception as exc:  # noqa: BLE001 - the backup is stored; only the history is not
+        target.write_file(key, file.body, file.content_type)
+    except Exception as exc:  # noqa: BLE001 - the backup is stored; only this file is not
         warning = (
-            f"the plan history snapshot {target.describe(key)} could not be written "
-            f"({describe_error(exc)}); the backup is complete, but this snapshot is missing "
-            "from the history (check that the role may write history/)"
+            f"{what} {target.describe(key)} could not be written ({describe_error(exc)}); {then}"
         )
-        log.warning("history not written", extra={"plan": export.plan_id, "problem": warning})
+        log.warning(f"{what} not written", extra={"plan": plan_id, "problem": warning})
         warnings.append(warning)
 
 
