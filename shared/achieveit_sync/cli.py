@@ -51,11 +51,6 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 """128 + the signal's number, as shells report a process a signal stopped."""
 
-_FINISHED = (
-    FileStatus.COMPLETED,
-    FileStatus.COMPLETED_WITH_REJECTIONS,
-    FileStatus.COMPLETED_WITH_AMBIGUITY,
-)
 _EXIT_CODES = """exit codes:
   0  done, nothing to report
   1  the data has problems (rejected rows, an unreadable file, rows that may have been
@@ -633,7 +628,7 @@ def _ingest(args: argparse.Namespace, *, send: bool) -> int:
             sending is not None
             and report.rows_settled_this_run == 0
             and report.counts.valid > 0
-            and report.status in _FINISHED
+            and report.status.finished
         )
         sys.stdout.write(
             _text_report(

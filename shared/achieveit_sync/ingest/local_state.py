@@ -17,14 +17,8 @@ from pathlib import Path
 
 from achieveit_sync.errors import ConfigurationError
 from achieveit_sync.ingest.checkpoints import FileCheckpoints
-from achieveit_sync.ingest.report import FileReport, FileStatus
+from achieveit_sync.ingest.report import FileReport
 from achieveit_sync.ingest.sent_rows import SentLedger
-
-_FINISHED = (
-    FileStatus.COMPLETED,
-    FileStatus.COMPLETED_WITH_REJECTIONS,
-    FileStatus.COMPLETED_WITH_AMBIGUITY,
-)
 
 
 @dataclass
@@ -81,7 +75,7 @@ class PublishState:
         """A finished run's progress is let go: the ledger now holds what was sent. Kept, it
         would answer "done" to a later run of the same bytes even after other files changed
         those items (0.7, then 0.9, then 0.7 again must send the 0.7)."""
-        if report.status in _FINISHED:
+        if report.status.finished:
             self.checkpoints.forget(self.file_id)
 
 

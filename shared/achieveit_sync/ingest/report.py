@@ -62,6 +62,15 @@ class FileStatus(StrEnum):
     VALIDATED = "validated"
     """Checked offline only (``validate`` or ``publish --dry-run``); nothing was sent."""
 
+    @property
+    def finished(self) -> bool:
+        """Every row was handled: completed, with or without rejections or ambiguity."""
+        return self in (
+            FileStatus.COMPLETED,
+            FileStatus.COMPLETED_WITH_REJECTIONS,
+            FileStatus.COMPLETED_WITH_AMBIGUITY,
+        )
+
 
 @dataclass
 class RequestRecord:
@@ -379,11 +388,7 @@ class StoredReport:
 
     @property
     def finished(self) -> bool:
-        return self.status in (
-            FileStatus.COMPLETED,
-            FileStatus.COMPLETED_WITH_REJECTIONS,
-            FileStatus.COMPLETED_WITH_AMBIGUITY,
-        )
+        return self.status.finished
 
 
 def _text_or_none(value: object) -> str | None:
