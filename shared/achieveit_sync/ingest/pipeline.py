@@ -21,6 +21,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from achieveit_sync.ingest.publishing import PartPublisher, StopPublishingError
 from achieveit_sync.ingest.reading import (
     CsvBatch,
     InvalidFileError,
+    RawRecord,
     ReadLimits,
     RecordStream,
     open_records,
@@ -51,7 +53,7 @@ from achieveit_sync.ingest.validation import (
     ValidColumns,
     ValidRow,
 )
-from achieveit_sync.updates import BodyFormat, Update, UpdateKind, encode_updates
+from achieveit_sync.updates import BodyFormat, UpdateKind, encode_updates
 
 if TYPE_CHECKING:
     from achieveit_sync.ingest.sent_rows import SentRows
@@ -316,20 +318,19 @@ def _verdicts(
 ) -> Iterator[tuple[ValidColumns, list[int]]]:
     """The verdicts of a pass, a batch at a time: the valid rows and the lines of rejected
     rows."""
-    if stream.batches is None:  # JSON: verdicts in chunks of 512, which divides 4096
-        valid: list[tuple[int, Update]] = []
-        rejected: list[int] = []
-        for result in validator.validate(stream.records):
-            if isinstance(result, ValidRow):
-                valid.append((result.line, result.update))
-            else:
-                rejected.append(result.line)
-            if len(valid) + len(rejected) == _VERDICTS_PER_CHUNK:
-                yield ValidColumns.of(valid), rejected
-                valid, rejected = [], []
-        if valid or rejected:
-            yield ValidColumns.of(valid), rejected
-        return
+    if stream.batches is None:  # JSON: verdicts in chunks of 512 records
+        records = iter(stream.records)
+        while True:
+            chunk: list[RawRecord] = []
+            try:
+                chunk.extend(islice(records, _VERDICTS_PER_CHUNK))
+            except Exception:  # the file cannot be read on: the verdicts before it count
+                if chunk:
+                    yield validator.validate_chunk(chunk)
+                raise
+            if not chunk:
+                return
+            yield validator.validate_chunk(chunk)
     nothing = ValidColumns.of([])
     for item in stream.batches:
         if isinstance(item, CsvBatch):

@@ -12,7 +12,8 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -22,7 +23,7 @@ from typing import NamedTuple
 
 from achieveit_sync.errors import AchieveItSyncError
 from achieveit_sync.ingest.reading import CsvBatch, LongJsonNumber, RawRecord
-from achieveit_sync.key_index import SeenKeys
+from achieveit_sync.key_index import KeyTexts, SeenKeys
 from achieveit_sync.spreadsheet import PLAIN_NUMBER, unneutralise
 from achieveit_sync.updates import (
     METRIC_CSV_COLUMNS,
@@ -219,6 +220,9 @@ class Validator:
     notification), since the writer meant it to say something."""
     _warned: set[str] = field(default_factory=set)
     """Header positions without a name: values under them are ignored, never silently."""
+    _deferred: list[Update] | None = None
+    """While ``validate_chunk`` runs: the valid rows' updates, looked up as duplicates
+    together at the end of the chunk."""
 
     def validate(self, records: Iterator[RawRecord]) -> Iterator[ValidRow | RejectedRow]:
         validate_one = self.validate_one
@@ -237,6 +241,32 @@ class Validator:
             result = validate_one(record)
             if result is not None:
                 yield result
+
+    def validate_chunk(self, records: Iterable[RawRecord]) -> tuple[ValidColumns, list[int]]:
+        """The verdicts on a chunk of records (the valid rows as columns, and the lines
+        rejected), their duplicates looked up in one pass over the chunk: the same verdicts
+        as ``validate``."""
+        deferred: list[Update] = []
+        self._deferred = deferred
+        try:
+            results = [result for result in map(self.validate_one, records) if result is not None]
+        finally:
+            self._deferred = None
+        if deferred:
+            keys, texts = duplicate_keys(
+                [update.external_id for update in deferred],
+                [update.as_of_date.isoformat() for update in deferred],
+            )
+            at = {result.line: index for index, result in enumerate(results)}
+            lines = [result.line for result in results if isinstance(result, ValidRow)]
+            firsts = self._seen.first_positions(keys, lines, texts)
+            for line, first in zip(lines, firsts, strict=True):
+                valid = results[at[line]]
+                if first is not None and isinstance(valid, ValidRow):
+                    results[at[line]] = _duplicate_row(valid.record, valid.update, first)
+        valid_rows = [(row.line, row.update) for row in results if isinstance(row, ValidRow)]
+        rejected = [row.line for row in results if isinstance(row, RejectedRow)]
+        return ValidColumns.of(valid_rows), rejected
 
     def validate_batch(self, batch: CsvBatch) -> tuple[ValidColumns, list[int]]:
         """The valid rows of ``batch`` (as columns, in order) and the lines it rejects: the
@@ -287,12 +317,15 @@ class Validator:
             return None
         metrics: list[str | None]
         if metric_at >= 0:
-            texts = list(map(str.strip, map(itemgetter(metric_at), rows)))
-            column = "\n".join(texts)
+            texts = list(map(itemgetter(metric_at), rows))
+            plain = _plain_numbers(texts)
+            if not plain:  # maybe spaces around them: the stripped values
+                texts = list(map(str.strip, texts))
+                plain = _plain_numbers(texts)
             if (
-                self.decimal_comma_evidence is not None
+                not plain
+                or self.decimal_comma_evidence is not None
                 or max(map(len, texts)) > _FAST_METRIC_DIGITS
-                or not _PLAIN_NUMBERS.fullmatch(column)
                 or (status_at < 0 and not all(texts))
             ):
                 return None  # exponents, NaN, _, long or European numbers: one by one
@@ -321,12 +354,9 @@ class Validator:
                 return None
         else:
             statuses = [-1] * count
-        folded = map(str.casefold, ids)
-        keys = list(map("\x1f".join, zip(folded, map(itemgetter(0), known), strict=True)))
         lines = range(batch.first_line, batch.first_line + count)
-        firsts = self._seen.first_positions(
-            list(map(hash, keys)), list(lines), list(map(str.encode, keys))
-        )
+        keys, key_texts = duplicate_keys(ids, list(map(itemgetter(0), known)))
+        firsts = self._seen.first_positions(keys, list(lines), key_texts)
         ordinals = list(map(itemgetter(1), known))
         if firsts.count(None) == count:
             return ValidColumns(lines, ids, statuses, metrics, ordinals, comments), []
@@ -412,8 +442,9 @@ class Validator:
                 update = new(MetricUpdate, (external_id, metric_value, as_of_date, comment))
             else:
                 return None
-            key = f"{external_id.casefold()}\x1f{iso}"
-            if first_position(hash(key), line, key.encode("utf-8", "surrogatepass")) is not None:
+            folded = external_id.casefold()
+            exact = f"{folded}\x1f{iso}\x1f".encode("utf-8", "surrogatepass")
+            if first_position(hash((folded, iso)), line, exact) is not None:
                 return None  # seen before: the detailed path names the first line
             return update
 
@@ -683,21 +714,12 @@ class Validator:
             if metric_value is None:
                 return RejectedRow(record.line, tuple(problems), record)
             update = MetricUpdate(external_id, metric_value, as_of_date, comment)
+        if self._deferred is not None:  # looked up with the rest of the chunk
+            self._deferred.append(update)
+            return ValidRow(record.line, update, record)
         duplicate_line = self._first_line_of(external_id, as_of_date, record.line)
         if duplicate_line is not None:
-            return RejectedRow(
-                record.line,
-                (
-                    FieldProblem(
-                        EXTERNAL_ID,
-                        external_id,
-                        f"line {duplicate_line} already updates this item for "
-                        f"{as_of_date.isoformat()}",
-                        "keep one row per external ID and as-of date; this row was not sent",
-                    ),
-                ),
-                record,
-            )
+            return _duplicate_row(record, update, duplicate_line)
         return ValidRow(record.line, update, record)
 
     def _slash_date(
@@ -731,8 +753,8 @@ class Validator:
         return as_of_date
 
     def _first_line_of(self, external_id: str, as_of_date: date, line: int) -> int | None:
-        key = duplicate_text(external_id, as_of_date)
-        return self._seen.first_position(hash(key), line, key.encode("utf-8", "surrogatepass"))
+        key, exact = duplicate_key(external_id, as_of_date)
+        return self._seen.first_position(key, line, exact)
 
 
 def _invisible(text: str) -> str:
@@ -767,16 +789,34 @@ def _require_columns(kind: UpdateKind | None, named: set[str], kind_reason: str 
         )
 
 
-def duplicate_text(external_id: str, as_of_date: date) -> str:
-    """What makes two rows duplicates: the external ID in any case, and the date."""
-    return f"{external_id.casefold()}\x1f{as_of_date.isoformat()}"
+def _duplicate_row(record: RawRecord, update: Update, first_line: int) -> RejectedRow:
+    return RejectedRow(
+        record.line,
+        (
+            FieldProblem(
+                EXTERNAL_ID,
+                update.external_id,
+                f"line {first_line} already updates this item for {update.as_of_date.isoformat()}",
+                "keep one row per external ID and as-of date; this row was not sent",
+            ),
+        ),
+        record,
+    )
 
 
-def duplicate_key(external_id: str, as_of_date: date) -> int:
-    """Python's string hash is randomised per process: detection spans one run, which always
-    reads the file from its first line (a resumed run re-reads it too). Rows whose keys
-    collide are told apart by their exact text (see ``SeenKeys``)."""
-    return hash(duplicate_text(external_id, as_of_date))
+def duplicate_key(external_id: str, as_of_date: date) -> tuple[int, bytes]:
+    """What makes two rows duplicates (the external ID in any case, and the date): a hash
+    and the exact text. Python's hashes are randomised per process: detection spans one
+    run, which always reads the file from its first line (a resumed run re-reads it too).
+    Rows whose hashes collide are told apart by their exact text (see ``SeenKeys``)."""
+    folded, iso = external_id.casefold(), as_of_date.isoformat()
+    return hash((folded, iso)), f"{folded}\x1f{iso}\x1f".encode("utf-8", "surrogatepass")
+
+
+def duplicate_keys(external_ids: list[str], isos: list[str]) -> tuple[list[int], KeyTexts]:
+    """``duplicate_key`` of a batch (IDs, and dates as ISO text)."""
+    folded = list(map(str.casefold, external_ids))
+    return list(map(hash, zip(folded, isos, strict=True))), KeyTexts.of_pairs(folded, isos)
 
 
 STATUS_CODES = {status: code for code, status in enumerate(Status)}
@@ -814,11 +854,24 @@ class ValidColumns(NamedTuple):
 
 
 _UNSEEN = ("", 0)
-_PLAIN_NUMBERS = re.compile(
-    r"(?:[+-]?(?:\d+\.?\d*|\.\d+))?(?:\n[+-]?(?:\d+\.?\d*|\.\d+)?)*", re.ASCII
-)
-"""A column of metric values (one a line), each empty or a plain number without exponent:
-what ``plain_metric`` takes (``PLAIN_NUMBER`` without its exponent)."""
+_NUMBER_CHARACTERS = b"0123456789.+-"
+
+
+def _plain_numbers(texts: list[str]) -> bool:
+    """Whether each text is empty or a plain number without exponent (what ``plain_metric``
+    takes; ``PLAIN_NUMBER`` without its exponent): only ASCII digits, dots and signs (one
+    pass over all of them), in the form ``float`` reads (which, from those characters
+    alone, is exactly ``[+-]?(digits[.digits]|.digits)``)."""
+    joined = "".join(texts)
+    if not joined.isascii() or joined.encode("ascii").translate(None, _NUMBER_CHARACTERS):
+        return False
+    try:
+        deque(map(float, filter(None, texts)), maxlen=0)
+    except ValueError:
+        return False
+    return True
+
+
 _MEMO_ENTRIES = 4096
 """Distinct date and status texts the fast path remembers (then it starts again)."""
 
