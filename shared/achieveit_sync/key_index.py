@@ -29,6 +29,8 @@ _MIX_ARRAY = np.uint64(_MIX)
 _SEPARATOR = 0x1F
 _ORDINAL_BITS = 32
 _ORDINAL = (1 << _ORDINAL_BITS) - 1
+_SHIFT = np.uint64(_ORDINAL_BITS)
+_EMPTY = np.empty(0, np.uint64)
 _COLUMNS = 3
 """Spilled, in blocks of ``_FLUSH_EVERY`` records, column by column: the full key, its
 first position, and where its exact text ends (-1: none given)."""
@@ -84,16 +86,23 @@ class SeenKeys:
     ``exact`` (optional bytes) is the key itself, compared when hashes match, so that two
     different keys with the same hash are never taken for one. ``first_positions`` does
     the same for a batch of keys, in a few C-level passes when none of them is there yet.
+
+    In memory, three sorted arrays of packed keys (top 32 bits of the mixed hash, then the
+    ordinal), each at most an eighth of the next: a batch is merged into the smallest, and
+    a full array into the next, so that each merge copies little and a lookup searches
+    three arrays. Keys added one at a time wait in a small dict.
     """
 
     _RECENT_MAX = 2048
-    """New keys wait in a dict (about 110 bytes each) until there are this many."""
+    """Keys added one at a time wait in a dict (about 110 bytes each) up to this many."""
+    _YOUNG_MAX = 8192
+    """Keys in the smallest array before it is merged into the middle one."""
     _MID_SHARE = 8
-    """Merged keys wait in a smaller sorted array until it holds an eighth of the main
-    one: each merge copies only the smaller array, and a lookup searches two arrays."""
+    """The middle array is merged into the main one when it holds an eighth of it."""
 
     def __init__(self) -> None:
         self._recent: dict[int, int] = {}  # mixed key -> ordinal
+        self._young = np.empty(0, np.uint64)
         self._mid = np.empty(0, np.uint64)
         self._main = np.empty(0, np.uint64)
         self._count = 0
@@ -139,6 +148,8 @@ class SeenKeys:
             self._texts += exact
             self._text_ends.append(self._text_flushed + len(self._texts))
         self._spilled(1)
+        if len(self._recent) >= self._RECENT_MAX:
+            self._settle_recent()
         return None
 
     def first_positions(
@@ -147,38 +158,41 @@ class SeenKeys:
         """``first_position`` for each key in turn (a batch of rows)."""
         count = len(keys)
         signed = _signed(keys) if count >= _SMALL_BATCH else None
-        if signed is not None:
-            mixed = signed.view(np.uint64) * _MIX_ARRAY  # wraps around, as _mixed does
-            mixed_list = mixed.tolist()
-        recent = self._recent
-        if (
-            signed is None
-            or len(set(keys)) != count  # a key twice in the batch: in turn
-            or any(map(recent.__contains__, mixed_list))
-        ):
+        if signed is None or len(set(keys)) != count:  # a key twice in the batch: in turn
             return [
                 self.first_position(key, position, exact)
                 for key, position, exact in zip(keys, positions, exacts, strict=True)
             ]
+        self._settle_recent()  # (so that the arrays hold every key)
+        mixed = signed.view(np.uint64) * _MIX_ARRAY  # wraps around, as _mixed does
+        tops = mixed >> _SHIFT
+        queries = tops << _SHIFT
         firsts: list[int | None] = [None] * count
-        tops = mixed >> np.uint64(_ORDINAL_BITS)
-        for packed in (self._main, self._mid):
+        for packed in (self._main, self._mid, self._young):
             if not len(packed):
                 continue
-            at = np.minimum(packed.searchsorted(tops << np.uint64(_ORDINAL_BITS)), len(packed) - 1)
-            for candidate in np.flatnonzero((packed[at] >> np.uint64(_ORDINAL_BITS)) == tops):
-                index = int(candidate)  # 32 bits shared, by chance or as a duplicate
-                if firsts[index] is None:
-                    firsts[index] = self._in_arrays(keys[index], mixed_list[index], exacts[index])
+            at = np.minimum(packed.searchsorted(queries), len(packed) - 1)
+            for candidate in np.flatnonzero((packed[at] >> _SHIFT) == tops).tolist():
+                if firsts[candidate] is None:  # 32 bits shared, by chance or as a duplicate
+                    firsts[candidate] = self._in_arrays(
+                        keys[candidate], int(mixed[candidate]), exacts[candidate]
+                    )
         texts = exacts if isinstance(exacts, KeyTexts) else KeyTexts.of(exacts)
         if firsts.count(None) != count:
             new = [first is None for first in firsts]
-            signed = signed[np.array(new)]
+            chosen = np.array(new)
+            signed, queries = signed[chosen], queries[chosen]
             positions = list(compress(positions, new))
             texts = KeyTexts.of(list(compress(texts, new)))
-            mixed_list = list(compress(mixed_list, new))
-        recent.update(zip(mixed_list, range(self._count, self._count + len(texts)), strict=True))
-        self._spill(signed, positions, texts)
+        queries |= np.arange(self._count, self._count + len(positions), dtype=np.uint64)
+        queries.sort()
+        self._keys.frombytes(signed.tobytes())
+        self._positions.extend(positions)
+        ends = texts.ends + (self._text_flushed + len(self._texts))
+        self._text_ends.frombytes(ends.tobytes())
+        self._texts += texts.blob
+        self._spilled(len(positions))
+        self._add_sorted(queries)
         return firsts
 
     def close(self) -> None:
@@ -200,8 +214,9 @@ class SeenKeys:
 
     def _in_arrays(self, key: int, mixed: int, exact: bytes | None) -> int | None:
         top = mixed >> _ORDINAL_BITS
-        for packed in (self._main, self._mid):
-            at = int(packed.searchsorted(np.uint64(top << _ORDINAL_BITS)))
+        query = np.uint64(top << _ORDINAL_BITS)
+        for packed in (self._main, self._mid, self._young):
+            at = int(packed.searchsorted(query))
             while at < len(packed) and int(packed[at]) >> _ORDINAL_BITS == top:
                 first = self._confirm(int(packed[at]) & _ORDINAL, key, exact)
                 if first is not None:
@@ -209,36 +224,32 @@ class SeenKeys:
                 at += 1
         return None
 
-    def _spill(self, keys: np.ndarray, positions: list[int], exacts: KeyTexts) -> None:
-        """Keep the full records of a batch of new keys (ordinals ``self._count`` on)."""
-        self._keys.frombytes(keys.tobytes())
-        self._positions.extend(positions)
-        ends = exacts.ends + (self._text_flushed + len(self._texts))
-        self._text_ends.frombytes(ends.tobytes())
-        self._texts += exacts.blob
-        self._spilled(len(positions))
-
     def _spilled(self, count: int) -> None:
         self._count += count
         if self._count > _ORDINAL:
             raise OverflowError("more than 4,294,967,295 distinct keys")
         if len(self._keys) >= _FLUSH_EVERY:
             self._flush()
-        if len(self._recent) >= self._RECENT_MAX:
-            self._settle_recent()
 
     def _settle_recent(self) -> None:
-        """Move the newest keys into the sorted arrays (and those into the main one, when
-        the smaller has grown to its share)."""
+        """Move the keys added one at a time into the sorted arrays."""
         recent, size = self._recent, len(self._recent)
         if not size:
             return
-        tops = np.fromiter(recent.keys(), np.uint64, size) >> np.uint64(_ORDINAL_BITS)
-        packed = (tops << np.uint64(_ORDINAL_BITS)) | np.fromiter(recent.values(), np.uint64, size)
+        tops = np.fromiter(recent.keys(), np.uint64, size) >> _SHIFT
+        packed = (tops << _SHIFT) | np.fromiter(recent.values(), np.uint64, size)
         recent.clear()
-        self._mid = _merged(self._mid, packed)
+        packed.sort()
+        self._add_sorted(packed)
+
+    def _add_sorted(self, packed: np.ndarray) -> None:
+        """Merge sorted packed keys into the smallest array, and a full array on."""
+        self._young = _merged(self._young, packed)
+        if len(self._young) < self._YOUNG_MAX:
+            return
+        self._mid, self._young = _merged(self._mid, self._young), _EMPTY
         if len(self._mid) * self._MID_SHARE > len(self._main):
-            self._main, self._mid = _merged(self._main, self._mid), np.empty(0, np.uint64)
+            self._main, self._mid = _merged(self._main, self._mid), _EMPTY
 
     def _confirm(self, ordinal: int, key: int, exact: bytes | None) -> int | None:
         """The first position of entry ``ordinal`` if it is ``key`` (and ``exact``)."""
@@ -308,6 +319,8 @@ def _signed(keys: list[int]) -> np.ndarray | None:
 
 def _merged(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Two sorted arrays as one (a stable sort of two runs is one linear merge)."""
+    if not len(first):
+        return second
     merged = np.concatenate((first, second))
     merged.sort(kind="stable")
     return merged

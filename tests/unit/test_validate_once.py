@@ -305,6 +305,50 @@ def test_batches_fail_where_the_careful_reader_fails() -> None:
         assert "line 602" in str(caught.value)
 
 
+def read_all(content: bytes, *, batched: bool) -> tuple[list, str | None]:
+    """The records read (in batches, or by the careful reader), and the error that ended
+    the reading (if any)."""
+    out: list = []
+    try:
+        stream = open_records(io.BytesIO(content), "a.csv")
+        assert stream.batches is not None
+        for item in stream.batches if batched else stream.records:
+            out.extend(item.records() if isinstance(item, CsvBatch) else [item])
+    except Exception as exc:  # noqa: BLE001 - compared, not hidden
+        return out, f"{type(exc).__name__}: {exc}"
+    return out, f"{stream.blank_lines} blank"
+
+
+_LINE_PIECES = st.sampled_from(
+    ["A", "b c", ",", ";", '"', '""', "\r", "\n", "\r\n", " ", "\t", "\x00", "\u2028", "\x85", "é"]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(st.lists(_LINE_PIECES, max_size=8).map("".join), min_size=1, max_size=30),
+    repeat=st.integers(1, 60),
+    sep_line=st.booleans(),
+    ending=st.sampled_from(["\n", "\r\n", "\r", ""]),
+)
+def test_batches_read_any_text_as_the_careful_reader_does(
+    lines: list[str], repeat: int, sep_line: bool, ending: str
+) -> None:
+    """Quotation marks, CR, CRLF, mixed breaks, blank lines, NUL and Unicode line separators,
+    in runs that cross batches: the batches hold exactly the careful reader's records (and
+    blank-line count), or both fail with the same error."""
+    body = ending.join((lines * repeat)[: BATCH_ROWS * 2 + 40])
+    text = ("sep=,\r\n" if sep_line else "") + "External ID,Status,As Of Date\n" + body
+    assert read_all(text.encode(), batched=True) == read_all(text.encode(), batched=False)
+
+
+def test_white_space_is_what_str_strip_removes() -> None:
+    from achieveit_sync.ingest.csv_records import WHITESPACE
+
+    every = "".join(c for c in map(chr, range(0x110000)) if not c.strip())
+    assert set(WHITESPACE) == set(every)
+
+
 def verdicts(content: bytes, *, batched: bool, fast: bool = True):
     """Valid rows (line, update) and rejected rows (line, summary): by the batched pass, or
     by the per-record path (with or without its fast function)."""
@@ -406,6 +450,7 @@ def test_rows_whose_keys_collide_are_told_apart_and_duplicates_name_the_first_li
 
 class SmallSeenKeys(SeenKeys):
     _RECENT_MAX = 3  # merges into the arrays all the time
+    _YOUNG_MAX = 5
     _MID_SHARE = 2
 
 

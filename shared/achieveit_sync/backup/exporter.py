@@ -237,6 +237,8 @@ class _ExportSinks:
         self.json_file.text.write("[")
 
     def add_items(self, items: list[dict[str, Any]]) -> None:
+        ids: list[str] = []
+        positions: list[int] = []
         for item in items:
             data, non_finite = _item_json(item)
             if non_finite:
@@ -268,10 +270,15 @@ class _ExportSinks:
                 # No id, no proof: such an item cannot count towards totalCount (it could be
                 # another item repeated without its id).
                 self.without_id += 1
-            elif self.seen.first_line(hash(str(item_id)), self.items) is None:
-                self.distinct += 1
             else:
-                self.duplicates += 1
+                ids.append(str(item_id))
+                positions.append(self.items)
+        # The page's ids looked up at once (exact: the text is compared when hashes match).
+        exacts = [item_id.encode("utf-8", "surrogatepass") for item_id in ids]
+        firsts = self.seen.first_positions(list(map(hash, ids)), positions, exacts)
+        new = firsts.count(None)
+        self.distinct += new
+        self.duplicates += len(firsts) - new
 
     def discard(self) -> None:
         for sink in (self.json_file, self.csv_file, self.template_file, self.history_file):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import csv
 from collections import deque
 from collections.abc import Iterator
-from itertools import islice, tee
+from itertools import islice
+from operator import methodcaller
 
 from achieveit_sync.ingest.byte_streams import SNIFF_BYTES, DecodingGuard
 from achieveit_sync.ingest.records import (
@@ -62,45 +63,117 @@ def csv_batches(
     text: DecodingGuard, stream: RecordStream, max_lines: int
 ) -> Iterator[CsvBatch | RawRecord]:
     """The same records as ``csv_records``, mostly as ``CsvBatch``es: runs of rows of one
-    physical line each, none blank, parsed by ``csv.reader`` without a Python step per
-    line. A batch that is anything else (a cell over several lines, a blank row, a row that
-    cannot be parsed, a decoding error, the line limit) is read again carefully from its
-    kept lines, record by record, exactly as ``csv_records`` reads it."""
+    physical line each, none blank. Lines are read ``BATCH_ROWS`` at a time; a run without
+    quotation marks is split at its line breaks and delimiters (what ``csv.reader`` does
+    with such lines, in a few C passes); others go through ``csv.reader``. A run that is
+    anything else (a cell over several lines, a blank row, a row that cannot be parsed, a
+    decoding error, the line limit) is read again carefully, record by record, exactly as
+    ``csv_records`` reads it."""
     dialect = stream.dialect or CsvDialect(",")
     lines = iter(text.wrapper)
-    skipped = 0
+    previous_line = 0  # physical lines turned into records so far (and Excel's sep= line)
     if dialect.sep_line:
         next(lines, None)
-        skipped = 1
-    ahead, kept = tee(lines)  # ``kept`` trails the reader by at most one batch
-    reader = csv.reader(ahead, delimiter=dialect.delimiter, strict=True)
-    previous_line = skipped
+        previous_line = 1
+    carried: list[str] = []  # lines read, not yet made records (after a row in error)
     while True:
+        group, carried = carried, []
         failure: Exception | None = None
         try:
-            rows = list(islice(reader, BATCH_ROWS))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            rows, failure = [], exc
-        end_line = reader.line_num + skipped
-        if failure is None and not rows:
+            group.extend(islice(lines, BATCH_ROWS - len(group)))
+        except UnicodeDecodeError as exc:
+            failure = exc
+        if failure is None and not group:
             return
-        if (
-            failure is None
-            and end_line - previous_line == len(rows)
-            and end_line <= max_lines
-            and all(map(any, rows))
-        ):
-            deque(islice(kept, len(rows)), maxlen=0)
+        rows = _plain_rows(group, dialect.delimiter) if failure is None else None
+        if rows is not None and previous_line + len(rows) <= max_lines:
             yield CsvBatch(previous_line + 1, rows)
-        else:
-            # The careful way, over the lines the reader took for this batch. (A decoding
-            # error is raised again there, after the rows before it, as csv_records does.)
-            batch_lines = list(islice(kept, end_line - previous_line))
-            again: Iterator[str] = iter(batch_lines)
-            if isinstance(failure, UnicodeDecodeError):
-                again = _then_raise(batch_lines, failure)
-            yield from _records(again, previous_line, text, stream, dialect, max_lines)
-        previous_line = end_line
+            previous_line += len(rows)
+            continue
+        taken: list[str] = group
+        if failure is None:  # quoted cells (maybe over several lines): csv.reader's way
+            feed = _Feed(group, lines)
+            reader = csv.reader(feed, delimiter=dialect.delimiter, strict=True)
+            try:
+                rows = list(islice(reader, len(group)))
+            except (csv.Error, UnicodeDecodeError) as exc:
+                rows, failure = [], exc
+            taken, carried = feed.taken, feed.left
+            end_line = previous_line + len(taken)
+            if (
+                failure is None
+                and len(taken) == len(rows)
+                and end_line <= max_lines
+                and all(map(str.strip, map("".join, rows)))  # none blank
+            ):
+                yield CsvBatch(previous_line + 1, rows)
+                previous_line = end_line
+                continue
+        # The careful way, over the lines taken for this run. (A decoding error is raised
+        # again there, after the rows before it, as csv_records does.)
+        again: Iterator[str] = iter(taken)
+        if isinstance(failure, UnicodeDecodeError):
+            again = _then_raise(taken, failure)
+        yield from _records(again, previous_line, text, stream, dialect, max_lines)
+        previous_line += len(taken)
+
+
+def _plain_rows(lines: list[str], delimiter: str) -> list[list[str]] | None:
+    """The rows of ``lines`` if none holds a quotation mark, a lone carriage return, a blank
+    row or a cell over ``csv.reader``'s size limit: each line split at the delimiter,
+    as ``csv.reader`` would (line breaks: LF or CRLF)."""
+    joined = "".join(lines)
+    if '"' in joined:
+        return None
+    breaks = "\n"
+    if "\r" in joined:  # Excel's CRLF throughout (or else: CR, mixed breaks)
+        breaks = "\r\n"
+        crlf = joined.count(breaks)
+        if joined.count("\r") != crlf or joined.count("\n") != crlf:
+            return None
+    texts = joined.split(breaks)
+    if texts[-1] == "":  # the last line's break
+        texts.pop()
+    if len(texts) != len(lines):
+        return None
+    if len(joined) > _FIELD_LIMIT and max(map(len, texts)) > _FIELD_LIMIT:
+        return None
+    if not all(map(methodcaller("strip", WHITESPACE + delimiter), texts)):
+        return None  # a blank row (only white space and delimiters): the careful way
+    return list(map(methodcaller("split", delimiter), texts))
+
+
+_FIELD_LIMIT = csv.field_size_limit()
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""Every character ``str.strip()`` removes (a test holds it to that): a row is blank when
+it holds nothing else between its delimiters."""
+
+
+class _Feed:
+    """Lines for ``csv.reader``: ``first``, then more from ``rest`` if a record runs on;
+    which it took, and which of ``first`` it left."""
+
+    __slots__ = ("_first", "_rest", "taken")
+
+    def __init__(self, first: list[str], rest: Iterator[str]) -> None:
+        self._first = deque(first)
+        self._rest = rest
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> str:
+        line = self._first.popleft() if self._first else next(self._rest)
+        self.taken.append(line)
+        return line
+
+    @property
+    def left(self) -> list[str]:
+        return list(self._first)
 
 
 def _then_raise(lines: list[str], failure: Exception) -> Iterator[str]:

@@ -306,13 +306,14 @@ class Validator:
             return None
         memo = self._date_memo
         date_texts = list(map(itemgetter(date_at), rows))
-        if None in map(memo.get, date_texts):
+        known = list(map(memo.get, date_texts))
+        if None in known:
             if len(memo) > _MEMO_ENTRIES:
                 memo.clear()
             for text in set(date_texts).difference(memo):
                 parsed = iso_date(text.strip())
                 memo[text] = _UNSEEN if parsed is None else (parsed.isoformat(), parsed.toordinal())
-        known = list(map(memo.__getitem__, date_texts))
+            known = list(map(memo.__getitem__, date_texts))
         if _UNSEEN in known:
             return None
         metrics: list[str | None]
