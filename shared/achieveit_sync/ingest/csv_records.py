@@ -126,11 +126,13 @@ def _plain_rows(lines: list[str], delimiter: str) -> list[list[str]] | None:
     if '"' in joined:
         return None
     breaks = "\n"
-    if "\r" in joined:  # Excel's CRLF throughout (or else: CR, mixed breaks)
-        breaks = "\r\n"
-        crlf = joined.count(breaks)
-        if joined.count("\r") != crlf or joined.count("\n") != crlf:
+    if "\r" in joined:  # Excel's CRLF throughout? (else CR, or mixed breaks)
+        # Each line ends in one break (the last maybe in none), and holds no other CR or
+        # LF: as many CRs and as many LFs as breaks means every break is a CRLF.
+        ended = len(lines) - (lines[-1][-1:] not in ("\r", "\n"))
+        if joined.count("\r") != ended or joined.count("\n") != ended:
             return None
+        breaks = "\r\n"
     texts = joined.split(breaks)
     if texts[-1] == "":  # the last line's break
         texts.pop()

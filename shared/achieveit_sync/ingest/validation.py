@@ -298,16 +298,20 @@ class Validator:
         id_at, status_at, metric_at, date_at, comment_at, width = self._fast_columns
         rows = batch.rows
         count = len(rows)
-        if set(map(len, rows)) != {width}:
+        try:  # the batch a column at a time (and every row as wide as the header)
+            columns = list(zip(*rows, strict=True))
+        except ValueError:
             return None
-        ids = list(map(str.strip, map(itemgetter(id_at), rows)))
+        if len(columns) != width:
+            return None
+        ids = list(map(str.strip, columns[id_at]))
         joined = " ".join(ids)
         if not all(ids) or "'" in joined or _CONTROL_CHARACTER.search(joined):
             return None
         memo = self._date_memo
-        date_texts = list(map(itemgetter(date_at), rows))
-        known = list(map(memo.get, date_texts))
-        if None in known:
+        date_texts = columns[date_at]
+        known: list[tuple[str, int]] = list(map(memo.get, date_texts))  # type: ignore[arg-type]
+        if None in known:  # (some not known yet)
             if len(memo) > _MEMO_ENTRIES:
                 memo.clear()
             for text in set(date_texts).difference(memo):
@@ -318,7 +322,7 @@ class Validator:
             return None
         metrics: list[str | None]
         if metric_at >= 0:
-            texts = list(map(itemgetter(metric_at), rows))
+            texts = list(columns[metric_at])
             plain = _plain_numbers(texts)
             if not plain:  # maybe spaces around them: the stripped values
                 texts = list(map(str.strip, texts))
@@ -336,21 +340,22 @@ class Validator:
         else:
             metrics = [None] * count
         if comment_at >= 0:
-            comments = list(map(str.strip, map(itemgetter(comment_at), rows)))
+            comments = list(map(str.strip, columns[comment_at]))
             if "\n'" in "\n" + "\n".join(comments):
                 return None  # maybe our own neutralising mark: the detailed path
         else:
             comments = [""] * count
         if status_at >= 0:
             codes = self._status_memo
-            status_texts = list(map(itemgetter(status_at), rows))
-            if None in map(codes.get, status_texts):
+            status_texts = columns[status_at]
+            statuses: list[int] = list(map(codes.get, status_texts))  # type: ignore[arg-type]
+            if None in statuses:  # (some not known yet)
                 if len(codes) > _MEMO_ENTRIES:
                     codes.clear()
                 for text in set(status_texts).difference(codes):
                     status = _STATUS_BY_SPELLING.get(text.strip())
                     codes[text] = -2 if status is None else STATUS_CODES[status]
-            statuses = list(map(codes.__getitem__, status_texts))
+                statuses = list(map(codes.__getitem__, status_texts))
             if -2 in statuses:
                 return None
         else:
