@@ -508,3 +508,19 @@ def test_the_index_costs_a_few_bytes_a_key() -> None:
     current, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert current / len(keys) < 10
+
+
+def test_more_distinct_dates_and_statuses_than_the_memos_hold() -> None:
+    """Past 4,096 distinct dates the memo starts again: every row is still judged, by
+    the column checks, as the detailed path judges it."""
+    rows = clean_rows(6000)
+    for n, row in enumerate(rows):
+        row[3] = (date(2012, 1, 1) + timedelta(days=n)).isoformat()
+        row[1] = ("on track", "ON TRACK", " At Risk ", "Achieved")[n % 4]
+    rows[5000][1] = "Done"  # one status that is none: that batch one by one
+    content = csv_bytes(rows)
+    detailed = verdicts(content, batched=False, fast=False)
+    valid, rejected = verdicts(content, batched=True)
+    assert len(valid) == 5999
+    assert valid == detailed[0]
+    assert [line for line, _ in rejected] == [line for line, _ in detailed[1]] == [5002]

@@ -306,20 +306,26 @@ class Validator:
             return None
         ids = list(map(str.strip, columns[id_at]))
         joined = " ".join(ids)
-        if not all(ids) or "'" in joined or _CONTROL_CHARACTER.search(joined):
+        if (
+            not all(ids)
+            or "'" in joined
+            # (the characters it looks for are none of them printable)
+            or (not joined.isprintable() and _CONTROL_CHARACTER.search(joined))
+        ):
             return None
         memo = self._date_memo
         date_texts = columns[date_at]
-        known: list[tuple[str, int]] = list(map(memo.get, date_texts))  # type: ignore[arg-type]
-        if None in known:  # (some not known yet)
-            if len(memo) > _MEMO_ENTRIES:
+        unseen = set(date_texts).difference(memo)
+        if unseen:
+            if len(memo) + len(unseen) > _MEMO_ENTRIES:  # start again (with this batch's)
                 memo.clear()
-            for text in set(date_texts).difference(memo):
+                unseen = set(date_texts)
+            for text in unseen:
                 parsed = iso_date(text.strip())
-                memo[text] = _UNSEEN if parsed is None else (parsed.isoformat(), parsed.toordinal())
-            known = list(map(memo.__getitem__, date_texts))
-        if _UNSEEN in known:
-            return None
+                if parsed is None:  # not the common date: one by one
+                    return None
+                memo[text] = (parsed.isoformat(), parsed.toordinal())
+        known = list(map(memo.__getitem__, date_texts))
         metrics: list[str | None]
         if metric_at >= 0:
             texts = list(columns[metric_at])
@@ -348,16 +354,17 @@ class Validator:
         if status_at >= 0:
             codes = self._status_memo
             status_texts = columns[status_at]
-            statuses: list[int] = list(map(codes.get, status_texts))  # type: ignore[arg-type]
-            if None in statuses:  # (some not known yet)
-                if len(codes) > _MEMO_ENTRIES:
+            unseen = set(status_texts).difference(codes)
+            if unseen:
+                if len(codes) + len(unseen) > _MEMO_ENTRIES:  # start again
                     codes.clear()
-                for text in set(status_texts).difference(codes):
+                    unseen = set(status_texts)
+                for text in unseen:
                     status = _STATUS_BY_SPELLING.get(text.strip())
-                    codes[text] = -2 if status is None else STATUS_CODES[status]
-                statuses = list(map(codes.__getitem__, status_texts))
-            if -2 in statuses:
-                return None
+                    if status is None:  # not a status as spelled: one by one
+                        return None
+                    codes[text] = STATUS_CODES[status]
+            statuses = list(map(codes.__getitem__, status_texts))
         else:
             statuses = [-1] * count
         lines = range(batch.first_line, batch.first_line + count)
