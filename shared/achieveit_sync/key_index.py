@@ -87,24 +87,26 @@ class SeenKeys:
     different keys with the same hash are never taken for one. ``first_positions`` does
     the same for a batch of keys, in a few C-level passes when none of them is there yet.
 
-    In memory, three sorted arrays of packed keys (top 32 bits of the mixed hash, then the
-    ordinal), each at most an eighth of the next: a batch is merged into the smallest, and
-    a full array into the next, so that each merge copies little and a lookup searches
-    three arrays. Keys added one at a time wait in a small dict.
+    In memory, sorted arrays of packed keys (top 32 bits of the mixed hash, then the
+    ordinal): a batch is merged into the smallest (at most ``_YOUNG_MAX`` keys), that one
+    into a middle one, and a middle one that has grown to its segment size is kept as it
+    is, as a segment. No merge copies more than one segment (the index never holds twice
+    its keys, even for a moment), and a lookup searches a few arrays (about ten at a
+    million keys). Keys added one at a time wait in a small dict.
     """
 
     _RECENT_MAX = 2048
     """Keys added one at a time wait in a dict (about 110 bytes each) up to this many."""
     _YOUNG_MAX = 8192
     """Keys in the smallest array before it is merged into the middle one."""
-    _MID_SHARE = 8
-    """The middle array is merged into the main one when it holds an eighth of it."""
+    _SEGMENT_MIN = 1 << 17
+    """Keys in a segment (1 MiB): or an eighth of all keys, once that is more."""
 
     def __init__(self) -> None:
         self._recent: dict[int, int] = {}  # mixed key -> ordinal
-        self._young = np.empty(0, np.uint64)
-        self._mid = np.empty(0, np.uint64)
-        self._main = np.empty(0, np.uint64)
+        self._young = _EMPTY
+        self._mid = _EMPTY
+        self._segments: list[np.ndarray] = []
         self._count = 0
         # The spill: records not yet written, then the file (made on the first flush).
         self._keys = array("q")
@@ -168,9 +170,7 @@ class SeenKeys:
         tops = mixed >> _SHIFT
         queries = tops << _SHIFT
         firsts: list[int | None] = [None] * count
-        for packed in (self._main, self._mid, self._young):
-            if not len(packed):
-                continue
+        for packed in self._arrays():
             at = np.minimum(packed.searchsorted(queries), len(packed) - 1)
             for candidate in np.flatnonzero((packed[at] >> _SHIFT) == tops).tolist():
                 if firsts[candidate] is None:  # 32 bits shared, by chance or as a duplicate
@@ -215,7 +215,7 @@ class SeenKeys:
     def _in_arrays(self, key: int, mixed: int, exact: bytes | None) -> int | None:
         top = mixed >> _ORDINAL_BITS
         query = np.uint64(top << _ORDINAL_BITS)
-        for packed in (self._main, self._mid, self._young):
+        for packed in self._arrays():
             at = int(packed.searchsorted(query))
             while at < len(packed) and int(packed[at]) >> _ORDINAL_BITS == top:
                 first = self._confirm(int(packed[at]) & _ORDINAL, key, exact)
@@ -242,14 +242,18 @@ class SeenKeys:
         packed.sort()
         self._add_sorted(packed)
 
+    def _arrays(self) -> list[np.ndarray]:
+        return [packed for packed in (*self._segments, self._mid, self._young) if len(packed)]
+
     def _add_sorted(self, packed: np.ndarray) -> None:
         """Merge sorted packed keys into the smallest array, and a full array on."""
         self._young = _merged(self._young, packed)
         if len(self._young) < self._YOUNG_MAX:
             return
         self._mid, self._young = _merged(self._mid, self._young), _EMPTY
-        if len(self._mid) * self._MID_SHARE > len(self._main):
-            self._main, self._mid = _merged(self._main, self._mid), _EMPTY
+        if len(self._mid) >= max(self._SEGMENT_MIN, self._count >> 3):
+            self._segments.append(self._mid)
+            self._mid = _EMPTY
 
     def _confirm(self, ordinal: int, key: int, exact: bytes | None) -> int | None:
         """The first position of entry ``ordinal`` if it is ``key`` (and ``exact``)."""
