@@ -170,13 +170,14 @@ class SeenKeys:
         tops = mixed >> _SHIFT
         queries = tops << _SHIFT
         firsts: list[int | None] = [None] * count
+        shared = np.zeros(count, np.bool_)  # 32 bits shared, by chance or as a duplicate
         for packed in self._arrays():
-            at = np.minimum(packed.searchsorted(queries), len(packed) - 1)
-            for candidate in np.flatnonzero((packed[at] >> _SHIFT) == tops).tolist():
-                if firsts[candidate] is None:  # 32 bits shared, by chance or as a duplicate
-                    firsts[candidate] = self._in_arrays(
-                        keys[candidate], int(mixed[candidate]), exacts[candidate]
-                    )
+            shared |= (packed.take(packed.searchsorted(queries), mode="clip") >> _SHIFT) == tops
+        if shared.any():
+            for candidate in np.flatnonzero(shared).tolist():
+                firsts[candidate] = self._in_arrays(
+                    keys[candidate], int(mixed[candidate]), exacts[candidate]
+                )
         texts = exacts if isinstance(exacts, KeyTexts) else KeyTexts.of(exacts)
         if firsts.count(None) != count:
             new = [first is None for first in firsts]
