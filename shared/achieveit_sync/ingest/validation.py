@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
+from itertools import islice
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -118,6 +119,8 @@ _MAX_NAMED_COLUMNS = 20
 """Warnings name at most this many unknown or repeated columns (a hostile header may hold
 100,000 of them)."""
 _FAST_METRIC_DIGITS = 15
+CHUNK_RECORDS = 512
+"""Records judged together by ``Validator.validate`` (their duplicates in one lookup)."""
 
 
 class FileLayoutError(AchieveItSyncError):
@@ -221,35 +224,58 @@ class Validator:
     _warned: set[str] = field(default_factory=set)
     """Header positions without a name: values under them are ignored, never silently."""
     _deferred: list[Update] | None = None
+    _fast: Callable[[list[str], int], Update | None] | None = None
     """While ``validate_chunk`` runs: the valid rows' updates, looked up as duplicates
     together at the end of the chunk."""
 
-    def validate(self, records: Iterator[RawRecord]) -> Iterator[ValidRow | RejectedRow]:
-        validate_one = self.validate_one
-        fast: Callable[[list[str], int], Update | None] | None = None
-        new = tuple.__new__
-        for record in records:
-            cells = record.cells
-            if cells is not None and record.problem is None:  # the reader saw nothing odd
-                if fast is None and self._fast_columns is not None:
-                    fast = self._fast_path(self._fast_columns)
-                if fast is not None:
-                    update = fast(cells, record[0])
-                    if update is not None:
-                        yield new(ValidRow, (record[0], update, record, None))
-                        continue
-            result = validate_one(record)
-            if result is not None:
-                yield result
+    def validate(self, records: Iterable[RawRecord]) -> Iterator[ValidRow | RejectedRow]:
+        """The verdict on each record, in order (none for a header or an untouched template
+        row). Records are judged ``CHUNK_RECORDS`` at a time, their duplicates looked up
+        together; records read before a reading error are judged before it is raised."""
+        records = iter(records)
+        while True:
+            chunk: list[RawRecord] = []
+            try:
+                chunk.extend(islice(records, CHUNK_RECORDS))
+            except Exception:
+                yield from self._chunk_results(chunk)
+                raise
+            if not chunk:
+                return
+            yield from self._chunk_results(chunk)
 
     def validate_chunk(self, records: Iterable[RawRecord]) -> tuple[ValidColumns, list[int]]:
-        """The verdicts on a chunk of records (the valid rows as columns, and the lines
-        rejected), their duplicates looked up in one pass over the chunk: the same verdicts
-        as ``validate``."""
+        """The verdicts on a chunk of records: the valid rows as columns, and the lines
+        rejected (the same verdicts as ``validate``)."""
+        results = self._chunk_results(list(records))
+        valid_rows = [(row.line, row.update) for row in results if isinstance(row, ValidRow)]
+        rejected = [row.line for row in results if isinstance(row, RejectedRow)]
+        return ValidColumns.of(valid_rows), rejected
+
+    def _chunk_results(self, chunk: list[RawRecord]) -> list[ValidRow | RejectedRow]:
+        """The verdicts on ``chunk``: each valid row's duplicate check is put off to the
+        end of the chunk, where the chunk's keys are looked up in one pass."""
+        validate_one = self.validate_one
+        fast = self._fast
+        if fast is None and self._fast_columns is not None:
+            fast = self._fast = self._fast_path(self._fast_columns)
+        new = tuple.__new__
         deferred: list[Update] = []
+        results: list[ValidRow | RejectedRow] = []
         self._deferred = deferred
         try:
-            results = [result for result in map(self.validate_one, records) if result is not None]
+            for record in chunk:
+                cells = record.cells
+                if fast is not None and cells is not None and record.problem is None:
+                    update = fast(cells, record[0])  # (the reader saw nothing odd)
+                    if update is not None:
+                        results.append(new(ValidRow, (record[0], update, record, None)))
+                        continue
+                result = validate_one(record)
+                if result is not None:
+                    if fast is None and self._fast_columns is not None:  # (the header)
+                        fast = self._fast = self._fast_path(self._fast_columns)
+                    results.append(result)
         finally:
             self._deferred = None
         if deferred:
@@ -257,16 +283,14 @@ class Validator:
                 [update.external_id for update in deferred],
                 [update.as_of_date.isoformat() for update in deferred],
             )
-            at = {result.line: index for index, result in enumerate(results)}
-            lines = [result.line for result in results if isinstance(result, ValidRow)]
+            valid_at = [at for at, row in enumerate(results) if isinstance(row, ValidRow)]
+            lines = [results[at].line for at in valid_at]
             firsts = self._seen.first_positions(keys, lines, texts)
-            for line, first in zip(lines, firsts, strict=True):
-                valid = results[at[line]]
+            for at, first in zip(valid_at, firsts, strict=True):
+                valid = results[at]
                 if first is not None and isinstance(valid, ValidRow):
-                    results[at[line]] = _duplicate_row(valid.record, valid.update, first)
-        valid_rows = [(row.line, row.update) for row in results if isinstance(row, ValidRow)]
-        rejected = [row.line for row in results if isinstance(row, RejectedRow)]
-        return ValidColumns.of(valid_rows), rejected
+                    results[at] = _duplicate_row(valid.record, valid.update, first)
+        return results
 
     def validate_batch(self, batch: CsvBatch) -> tuple[ValidColumns, list[int]]:
         """The valid rows of ``batch`` (as columns, in order) and the lines it rejects: the
@@ -455,6 +479,10 @@ class Validator:
                 update = new(MetricUpdate, (external_id, metric_value, as_of_date, comment))
             else:
                 return None
+            deferred = self._deferred
+            if deferred is not None:  # looked up with the rest of the chunk
+                deferred.append(update)
+                return update
             folded = external_id.casefold()
             exact = f"{folded}\x1f{iso}\x1f".encode("utf-8", "surrogatepass")
             if first_position(hash((folded, iso)), line, exact) is not None:
