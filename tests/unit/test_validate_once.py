@@ -26,7 +26,13 @@ from achieveit_sync.ingest.pipeline import (
 from achieveit_sync.ingest.reading import CsvBatch, open_records
 from achieveit_sync.ingest.report import FileStatus
 from achieveit_sync.ingest.spool import ValidSpool
-from achieveit_sync.ingest.validation import RejectedRow, Validator, ValidColumns, ValidRow
+from achieveit_sync.ingest.validation import (
+    CHUNK_RECORDS,
+    RejectedRow,
+    Validator,
+    ValidColumns,
+    ValidRow,
+)
 from achieveit_sync.key_index import SeenKeys
 from achieveit_sync.updates import MetricUpdate, ProgressUpdate, Status, UpdateKind
 from hypothesis import HealthCheck, given, settings
@@ -524,3 +530,128 @@ def test_more_distinct_dates_and_statuses_than_the_memos_hold() -> None:
     assert len(valid) == 5999
     assert valid == detailed[0]
     assert [line for line, _ in rejected] == [line for line, _ in detailed[1]] == [5002]
+
+
+# -- JSON objects: the fast path and the detailed path -----------------------------------
+
+_ID_VALUES = ['"A-1"', '"a-1"', '" B-2 "', '""', '"\\u200bC"', '"\'=D"', '"\\ud800"', "7"]
+_STATUS_VALUES = ['"On Track"', '"on track"', '" At Risk "', '"Done"', "null", '""', "3"]
+_METRIC_VALUES = [
+    "7",
+    "-0",
+    "12.50",
+    "0.000000000000001",
+    "0.00000000000001",
+    "1e5",
+    "1E+2",
+    "999999999999999",
+    "1000000000000000",
+    "-999999999999999",
+    "0.1234567890123456",
+    "123456789012345.0",
+    "true",
+    "null",
+    '"12.5"',
+    "5.0",
+    "1" + "0" * 20,
+    "[]",
+]
+_DATE_VALUES = [
+    '"2026-11-30"',
+    '"2026-02-30"',
+    '"11/30/2026"',
+    '" 2026-01-05 "',
+    "null",
+    "20261130",
+]
+_COMMENT_VALUES = ['"ok"', '" padded "', "null", '""', '"\'=cmd"', '"\\ud800"', "5", '"tab\\there"']
+
+
+@st.composite
+def _json_object(draw: st.DrawFn) -> str:
+    """An update object, mostly well formed: each field from a few good and bad values,
+    spelt one of several ways, sometimes missing, repeated or joined by other fields."""
+    fields = {
+        "externalId": st.sampled_from(["externalId", "ExternalID", "external_id"]),
+        "status": st.sampled_from(["status", "Status"]),
+        "metricValue": st.sampled_from(["metricValue", "metric value"]),
+        "asOfDate": st.sampled_from(["asOfDate", "as_of_date"]),
+        "comment": st.just("comment"),
+    }
+    values = {
+        "externalId": _ID_VALUES,
+        "status": _STATUS_VALUES,
+        "metricValue": _METRIC_VALUES,
+        "asOfDate": _DATE_VALUES,
+        "comment": _COMMENT_VALUES,
+    }
+    pairs = []
+    for name, spellings in fields.items():
+        if draw(st.integers(0, 9)) == 0:
+            continue  # missing
+        # Mostly the first (good) value, so that whole objects that pass are common.
+        good = draw(st.integers(0, 9)) < 7 and name != "metricValue"
+        value = values[name][0] if good else draw(st.sampled_from(values[name]))
+        pairs.append((draw(spellings), value))
+    extra = draw(st.sampled_from([None, None, None, "name", "owner", "externalId", "status"]))
+    if extra is not None:
+        pairs.append((extra, draw(st.sampled_from(_ID_VALUES))))
+    return "{" + ", ".join(f'"{key}": {value}' for key, value in pairs) + "}"
+
+
+_COMMON_OBJECTS = [
+    f'{{"externalId": "ID-{n % 50}", "status": "On Track", "metricValue": {n}.5, '
+    f'"asOfDate": "2026-01-{1 + n % 28:02d}", "comment": "c"}}'
+    for n in range(40)
+]
+
+
+def json_verdicts(content: bytes, *, fast: bool, kind: UpdateKind | None = None):
+    """Valid rows, rejected rows (with their messages), and what the validator said about
+    the file, with or without the JSON fast path."""
+    stream = open_records(io.BytesIO(content), "p.json")
+    validator = Validator(kind)
+    if not fast:
+        validator._json_fast = lambda fields: None  # type: ignore[method-assign]
+    valid, rejected = [], []
+    try:
+        for result in validator.validate(stream.records):
+            if isinstance(result, RejectedRow):
+                rejected.append((result.line, result.summary))
+            else:
+                valid.append((result.line, result.update))
+    except Exception as exc:  # noqa: BLE001 - compared, not hidden
+        rejected.append((0, str(exc)))
+    said = (validator.kind, validator.kind_reason, validator.warnings, validator.ignored)
+    return valid, rejected, said
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    objects=st.lists(
+        st.one_of(_json_object(), st.sampled_from(_COMMON_OBJECTS)), min_size=1, max_size=40
+    ),
+    repeat=st.integers(1, 30),
+    kind=st.sampled_from([None, UpdateKind.PROGRESS, UpdateKind.METRIC]),
+)
+def test_json_fast_and_detailed_paths_agree(
+    objects: list[str], repeat: int, kind: UpdateKind | None
+) -> None:
+    """Whatever the fields (spellings, repeats, unknown ones), values and types: the same
+    verdicts, messages, kind and warnings with the JSON fast path as without it (objects
+    repeated past a chunk, so that duplicates across chunks occur)."""
+    many = (objects * repeat)[: CHUNK_RECORDS + 60]
+    content = ("[\n" + ",\n".join(many) + "\n]").encode()
+    assert json_verdicts(content, fast=True, kind=kind) == json_verdicts(
+        content, fast=False, kind=kind
+    )
+
+
+@given(text=st.from_regex(r"-?[0-9]{1,18}(\.[0-9]{0,18})?", fullmatch=True))
+def test_a_short_plain_decimal_is_always_sendable(text: str) -> None:
+    from achieveit_sync.ingest.validation import _plain_and_short
+    from achieveit_sync.updates import metric_value_problem
+
+    value = Decimal(text)
+    if _plain_and_short(value):
+        assert metric_value_problem(value) is None

@@ -120,6 +120,8 @@ _MAX_NAMED_COLUMNS = 20
 100,000 of them)."""
 _FAST_METRIC_DIGITS = 15
 CHUNK_RECORDS = 512
+_FAST_INTEGER_LIMIT = 10**15
+"""JSON integers below this (in size) are metric values as they are (15 digits at most)."""
 """Records judged together by ``Validator.validate`` (their duplicates in one lookup)."""
 
 
@@ -181,6 +183,10 @@ class Layout:
     header: tuple[str, ...] | None
 
 
+_JsonLayout = tuple[str, str | None, str | None, str, str | None]
+"""The keys of a JSON object that hold its ID, status, metric value, date and comment."""
+
+
 @dataclass
 class Validator:
     """Validates the records of one file in order; keeps the state that spans rows
@@ -225,6 +231,8 @@ class Validator:
     """Header positions without a name: values under them are ignored, never silently."""
     _deferred: list[Update] | None = None
     _fast: Callable[[list[str], int], Update | None] | None = None
+    _json_layouts: dict[tuple[str, ...], _JsonLayout | None] = field(default_factory=dict)
+    _json_dates: dict[str, date] = field(default_factory=dict)
     """While ``validate_chunk`` runs: the valid rows' updates, looked up as duplicates
     together at the end of the chunk."""
 
@@ -269,6 +277,12 @@ class Validator:
                 if fast is not None and cells is not None and record.problem is None:
                     update = fast(cells, record[0])  # (the reader saw nothing odd)
                     if update is not None:
+                        results.append(new(ValidRow, (record[0], update, record, None)))
+                        continue
+                elif cells is None and record.problem is None and self.kind is not None:
+                    update = self._json_fast(record.fields)  # type: ignore[arg-type]
+                    if update is not None:
+                        deferred.append(update)
                         results.append(new(ValidRow, (record[0], update, record, None)))
                         continue
                 result = validate_one(record)
@@ -415,6 +429,115 @@ class Validator:
             ),
             rejected,
         )
+
+    def _json_fast(  # noqa: PLR0911, PLR0912 - a check per field
+        self, fields: dict[str, object]
+    ) -> Update | None:
+        """The common JSON object (only the documented fields, each of the usual type and
+        form), checked by the rules the detailed path starts with (``iso_date``, the
+        status spellings, ``metric_value_problem``); ``None`` for anything else, which
+        the detailed path reads or explains (a property test holds them to that). Its
+        duplicate check is left to the caller's chunk."""
+        keys = tuple(fields)
+        try:
+            layout = self._json_layouts[keys]
+        except KeyError:
+            layout = self._json_layout(keys)
+        if layout is None:
+            return None
+        id_key, status_key, metric_key, date_key, comment_key = layout
+        raw = fields[id_key]
+        if type(raw) is not str:
+            return None
+        external_id = raw.strip()
+        if (
+            not external_id
+            or external_id[0] == "'"
+            # (control characters and surrogates are none of them printable)
+            or (
+                not external_id.isprintable()
+                and (_CONTROL_CHARACTER.search(external_id) or _SURROGATE.search(external_id))
+            )
+        ):
+            return None
+        raw = fields[date_key]
+        if type(raw) is not str:
+            return None
+        as_of_date = self._json_dates.get(raw)
+        if as_of_date is None:
+            as_of_date = iso_date(raw.strip())
+            if as_of_date is None:
+                return None
+            if len(self._json_dates) > _MEMO_ENTRIES:
+                self._json_dates.clear()
+            self._json_dates[raw] = as_of_date
+        metric_value: Decimal | None = None
+        if metric_key is not None:
+            raw = fields[metric_key]
+            if type(raw) is int and -_FAST_INTEGER_LIMIT < raw < _FAST_INTEGER_LIMIT:
+                metric_value = Decimal(raw)
+            elif type(raw) is Decimal and (
+                _plain_and_short(raw) or metric_value_problem(raw) is None
+            ):
+                metric_value = raw
+            elif raw is not None:
+                return None
+        comment = ""
+        if comment_key is not None:
+            raw = fields[comment_key]
+            if type(raw) is str:
+                if not raw.isprintable() and _SURROGATE.search(raw):
+                    return None
+                comment = raw.strip()
+            elif raw is not None:
+                return None
+        new = tuple.__new__
+        if status_key is not None:
+            raw = fields[status_key]
+            status = _STATUS_BY_SPELLING.get(raw) if type(raw) is str else None
+            if status is None:
+                return None
+            return new(ProgressUpdate, (external_id, status, as_of_date, metric_value, comment))
+        if metric_value is None:
+            return None
+        return new(MetricUpdate, (external_id, metric_value, as_of_date, comment))
+
+    def _json_layout(self, keys: tuple[str, ...]) -> _JsonLayout | None:
+        """Which key holds which field, for objects with these keys, when the fast path
+        can read them: each documented field named once, the fields a row of this kind
+        needs all there, and no field the detailed path would warn about first."""
+        found: dict[str, str] = {}
+        for key in keys:
+            name = _fold(key)
+            canonical = _FIELD_BY_FOLDED_NAME.get(name)
+            if canonical is None:
+                if name in INFORMATIONAL_COLUMNS or key in self._unknown_json_fields:
+                    continue  # ignored without a word, or already named as ignored
+                return None  # (not remembered: the detailed path names it first)
+            if canonical in found:
+                return self._remember_json_layout(keys, None)
+            found[canonical] = key
+        progress = self.kind is UpdateKind.PROGRESS
+        if EXTERNAL_ID not in found or AS_OF_DATE not in found or (STATUS in found) != progress:
+            return self._remember_json_layout(keys, None)
+        layout = (
+            found[EXTERNAL_ID],
+            found.get(STATUS),
+            found.get(METRIC_VALUE),
+            found[AS_OF_DATE],
+            found.get(COMMENT),
+        )
+        return self._remember_json_layout(keys, layout)
+
+    def _remember_json_layout(
+        self,
+        keys: tuple[str, ...],
+        layout: _JsonLayout | None,
+    ) -> _JsonLayout | None:
+        if len(self._json_layouts) > _MEMO_ENTRIES:
+            self._json_layouts.clear()
+        self._json_layouts[keys] = layout
+        return layout
 
     def _fast_path(
         self, columns: tuple[int, int, int, int, int, int]
@@ -896,6 +1019,18 @@ class ValidColumns(NamedTuple):
 
 _UNSEEN = ("", 0)
 _NUMBER_CHARACTERS = b"0123456789.+-"
+
+
+def _plain_and_short(value: Decimal) -> bool:
+    """Whether ``value`` is written without exponent in at most 15 digits: then it is a
+    sendable metric value (``metric_value_problem`` finds nothing: at most 15 significant
+    digits, below 1e15, and 0 or at least 1e-14), known without taking it apart."""
+    text = str(value)
+    return (
+        text[-1] in "0123456789"  # (not NaN or Infinity)
+        and "E" not in text
+        and len(text) - ("." in text) - (text[0] == "-") <= _FAST_METRIC_DIGITS
+    )
 
 
 def _plain_numbers(texts: list[str]) -> bool:
