@@ -35,6 +35,8 @@ _COLUMNS = 3
 """Spilled, in blocks of ``_FLUSH_EVERY`` records, column by column: the full key, its
 first position, and where its exact text ends (-1: none given)."""
 _FLUSH_EVERY = 8192
+_FLUSH_TEXT_BYTES = 1 << 20
+"""Exact texts are written out once they fill 1 MiB (long keys: 16 KB item ids)."""
 _SMALL_BATCH = 8
 """Batches smaller than this are looked up key by key (NumPy's fixed cost per call)."""
 
@@ -229,7 +231,7 @@ class SeenKeys:
         self._count += count
         if self._count > _ORDINAL:
             raise OverflowError("more than 4,294,967,295 distinct keys")
-        if len(self._keys) >= _FLUSH_EVERY:
+        if len(self._keys) >= _FLUSH_EVERY or len(self._texts) >= _FLUSH_TEXT_BYTES:
             self._flush()
 
     def _settle_recent(self) -> None:
