@@ -17,20 +17,40 @@ import tempfile
 from array import array
 from collections.abc import Iterator
 from itertools import compress, repeat
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = None  # NumPy: imported by the first index (``_load_numpy``), not with the package
 
 _MASK = (1 << 64) - 1
 _MIX = 0x9E3779B97F4A7C15
 """Odd, so multiplying by it (mod 2**64) maps keys one to one; it spreads keys that differ
 only in their low bits (small integers) over the top bits that memory keeps."""
-_MIX_ARRAY = np.uint64(_MIX)
+_MIX_ARRAY: Any = None  # np.uint64(_MIX), once NumPy is loaded
 _SEPARATOR = 0x1F
 _ORDINAL_BITS = 32
 _ORDINAL = (1 << _ORDINAL_BITS) - 1
-_SHIFT = np.uint64(_ORDINAL_BITS)
-_EMPTY = np.empty(0, np.uint64)
+_SHIFT: Any = None  # np.uint64(_ORDINAL_BITS)
+_EMPTY: Any = None  # an empty array of np.uint64
+
+
+def _load_numpy() -> None:
+    """Import NumPy (about 70 ms): with the first index a process makes, so that a Lambda
+    cold start that reads no file yet, and the command line's other commands, do not pay
+    for it."""
+    global np, _MIX_ARRAY, _SHIFT, _EMPTY  # noqa: PLW0603 - set once, on first use
+    if _EMPTY is not None:
+        return
+    import numpy  # (deliberately late)
+
+    np = numpy
+    _MIX_ARRAY = numpy.uint64(_MIX)
+    _SHIFT = numpy.uint64(_ORDINAL_BITS)
+    _EMPTY = numpy.empty(0, numpy.uint64)
+
+
 _COLUMNS = 3
 """Spilled, in blocks of ``_FLUSH_EVERY`` records, column by column: the full key, its
 first position, and where its exact text ends (-1: none given)."""
@@ -48,16 +68,19 @@ class KeyTexts:
     __slots__ = ("blob", "ends")
 
     def __init__(self, blob: bytes, ends: np.ndarray) -> None:
+        _load_numpy()
         self.blob = blob
         self.ends = ends
 
     @classmethod
     def of(cls, texts: list[bytes]) -> KeyTexts:
+        _load_numpy()
         return cls(b"".join(texts), np.fromiter(map(len, texts), np.int64, len(texts)).cumsum())
 
     @classmethod
     def of_pairs(cls, firsts: list[str], seconds: list[str]) -> KeyTexts:
         """``f"{first}\\x1f{second}\\x1f"`` for each pair, UTF-8 (lone surrogates kept)."""
+        _load_numpy()
         parts = [""] * (2 * len(firsts) + 1)
         parts[0:-1:2] = firsts
         parts[1::2] = seconds
@@ -105,6 +128,7 @@ class SeenKeys:
     """Keys in a segment (1 MiB): or an eighth of all keys, once that is more."""
 
     def __init__(self) -> None:
+        _load_numpy()
         self._recent: dict[int, int] = {}  # mixed key -> ordinal
         self._young = _EMPTY
         self._mid = _EMPTY
