@@ -21,7 +21,6 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from itertools import islice
 from pathlib import PurePosixPath
 from typing import IO, TYPE_CHECKING, Any
 
@@ -317,30 +316,31 @@ def _verdicts(
     validator: Validator, stream: RecordStream
 ) -> Iterator[tuple[ValidColumns, list[int]]]:
     """The verdicts of a pass, a batch at a time: the valid rows and the lines of rejected
-    rows."""
-    if stream.batches is None:  # JSON: verdicts in chunks of 512 records
-        records = iter(stream.records)
-        while True:
-            chunk: list[RawRecord] = []
-            try:
-                chunk.extend(islice(records, _VERDICTS_PER_CHUNK))
-            except Exception:  # the file cannot be read on: the verdicts before it count
-                if chunk:
-                    yield validator.validate_chunk(chunk)
-                raise
-            if not chunk:
-                return
+    rows. CSV batches are checked a column at a time; other records (JSON, and CSV rows
+    the careful reader took one by one) in chunks of up to 512 records, judged together.
+    Records read before a reading error are judged, and counted, before it is raised."""
+    items: Iterator[CsvBatch | RawRecord] = (
+        iter(stream.batches) if stream.batches is not None else iter(stream.records)
+    )
+    chunk: list[RawRecord] = []
+    while True:
+        try:
+            item = next(items, None)
+        except Exception:  # the file cannot be read on
+            if chunk:
+                yield validator.validate_chunk(chunk)
+            raise
+        if isinstance(item, RawRecord):
+            chunk.append(item)
+            if len(chunk) < _VERDICTS_PER_CHUNK:
+                continue
+        if chunk:
             yield validator.validate_chunk(chunk)
-    nothing = ValidColumns.of([])
-    for item in stream.batches:
+            chunk = []
+        if item is None:
+            return
         if isinstance(item, CsvBatch):
             yield validator.validate_batch(item)
-            continue
-        for result in validator.validate(iter((item,))):
-            if isinstance(result, ValidRow):
-                yield ValidColumns.of([(result.line, result.update)]), []
-            else:
-                yield nothing, [result.line]
 
 
 def _line_of_verdict(valid: ValidColumns, rejected_lines: list[int], nth: int) -> int:

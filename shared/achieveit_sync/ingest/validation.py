@@ -120,6 +120,7 @@ _MAX_NAMED_COLUMNS = 20
 100,000 of them)."""
 _FAST_METRIC_DIGITS = 15
 CHUNK_RECORDS = 512
+_FEW_KEYS = 8
 _FAST_INTEGER_LIMIT = 10**15
 """JSON integers below this (in size) are metric values as they are (15 digits at most)."""
 """Records judged together by ``Validator.validate`` (their duplicates in one lookup)."""
@@ -260,7 +261,9 @@ class Validator:
         rejected = [row.line for row in results if isinstance(row, RejectedRow)]
         return ValidColumns.of(valid_rows), rejected
 
-    def _chunk_results(self, chunk: list[RawRecord]) -> list[ValidRow | RejectedRow]:
+    def _chunk_results(  # noqa: PLR0912 - a branch per kind of record
+        self, chunk: list[RawRecord]
+    ) -> list[ValidRow | RejectedRow]:
         """The verdicts on ``chunk``: each valid row's duplicate check is put off to the
         end of the chunk, where the chunk's keys are looked up in one pass."""
         validate_one = self.validate_one
@@ -273,33 +276,28 @@ class Validator:
         self._deferred = deferred
         try:
             for record in chunk:
-                cells = record.cells
-                if fast is not None and cells is not None and record.problem is None:
-                    update = fast(cells, record[0])  # (the reader saw nothing odd)
-                    if update is not None:
-                        results.append(new(ValidRow, (record[0], update, record, None)))
-                        continue
-                elif cells is None and record.problem is None and self.kind is not None:
-                    update = self._json_fast(record.fields)  # type: ignore[arg-type]
-                    if update is not None:
-                        deferred.append(update)
-                        results.append(new(ValidRow, (record[0], update, record, None)))
-                        continue
+                update: Update | None = None
+                if record.problem is None:  # (the reader saw nothing odd)
+                    if record.cells is not None:
+                        if fast is not None:
+                            update = fast(record.cells, record[0])
+                    elif self.kind is not None:
+                        update = self._json_fast(record.fields)  # type: ignore[arg-type]
+                        if update is not None:
+                            deferred.append(update)
+                if update is not None:
+                    results.append(new(ValidRow, (record[0], update, record, None)))
+                    continue
                 result = validate_one(record)
+                if fast is None and self._fast_columns is not None:  # (after the header)
+                    fast = self._fast = self._fast_path(self._fast_columns)
                 if result is not None:
-                    if fast is None and self._fast_columns is not None:  # (the header)
-                        fast = self._fast = self._fast_path(self._fast_columns)
                     results.append(result)
         finally:
             self._deferred = None
         if deferred:
-            keys, texts = duplicate_keys(
-                [update.external_id for update in deferred],
-                [update.as_of_date.isoformat() for update in deferred],
-            )
             valid_at = [at for at, row in enumerate(results) if isinstance(row, ValidRow)]
-            lines = [results[at].line for at in valid_at]
-            firsts = self._seen.first_positions(keys, lines, texts)
+            firsts = self._first_lines(deferred, [results[at].line for at in valid_at])
             for at, first in zip(valid_at, firsts, strict=True):
                 valid = results[at]
                 if first is not None and isinstance(valid, ValidRow):
@@ -429,6 +427,21 @@ class Validator:
             ),
             rejected,
         )
+
+    def _first_lines(self, updates: list[Update], lines: list[int]) -> list[int | None]:
+        """For each update (on its line): the line that first updated its item for its
+        date, or ``None`` (and the row is remembered)."""
+        if len(updates) < _FEW_KEYS:  # (a batch's fixed costs are not worth it)
+            firsts: list[int | None] = []
+            for update, line in zip(updates, lines, strict=True):
+                key, exact = duplicate_key(update.external_id, update.as_of_date)
+                firsts.append(self._seen.first_position(key, line, exact))
+            return firsts
+        keys, texts = duplicate_keys(
+            [update.external_id for update in updates],
+            [update.as_of_date.isoformat() for update in updates],
+        )
+        return self._seen.first_positions(keys, lines, texts)
 
     def _json_fast(  # noqa: PLR0911, PLR0912 - a check per field
         self, fields: dict[str, object]
