@@ -11,6 +11,7 @@ from operator import methodcaller
 
 from achieveit_sync.ingest.byte_streams import SNIFF_BYTES, DecodingGuard
 from achieveit_sync.ingest.records import (
+    MAX_LINE_BYTES,
     CsvBatch,
     CsvDialect,
     InvalidFileError,
@@ -44,7 +45,17 @@ def csv_dialect(text_head: str) -> CsvDialect:
     return CsvDialect(best if cells(best) > 1 else ",")
 
 
+def allow_cells_as_long_as_lines() -> None:
+    """Raise ``csv``'s cell limit (128 KiB by default, for the whole process) to the longest
+    line a file may hold: a long unquoted cell is a value to judge, not a broken file. A
+    quoted cell that runs over many lines still meets the limit (an unclosed quotation
+    mark), and fails the file with that hint."""
+    if csv.field_size_limit() < MAX_LINE_BYTES:
+        csv.field_size_limit(MAX_LINE_BYTES)
+
+
 def csv_records(text: DecodingGuard, stream: RecordStream, max_lines: int) -> Iterator[RawRecord]:
+    allow_cells_as_long_as_lines()
     dialect = stream.dialect or CsvDialect(",")
     lines = iter(text.wrapper)
     skipped = 0  # physical lines read before the reader's first (Excel's sep= line)
@@ -69,6 +80,7 @@ def csv_batches(
     anything else (a cell over several lines, a blank row, a row that cannot be parsed, a
     decoding error, the line limit) is read again carefully, record by record, exactly as
     ``csv_records`` reads it."""
+    allow_cells_as_long_as_lines()
     dialect = stream.dialect or CsvDialect(",")
     lines = iter(text.wrapper)
     previous_line = 0  # physical lines turned into records so far (and Excel's sep= line)
@@ -138,14 +150,14 @@ def _plain_rows(lines: list[str], delimiter: str) -> list[list[str]] | None:
         texts.pop()
     if len(texts) != len(lines):
         return None
-    if len(joined) > _FIELD_LIMIT and max(map(len, texts)) > _FIELD_LIMIT:
+    limit = csv.field_size_limit()
+    if len(joined) > limit and max(map(len, texts)) > limit:
         return None
     if not all(map(methodcaller("strip", WHITESPACE + delimiter), texts)):
         return None  # a blank row (only white space and delimiters): the careful way
     return list(map(methodcaller("split", delimiter), texts))
 
 
-_FIELD_LIMIT = csv.field_size_limit()
 WHITESPACE = (
     "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
     "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -259,8 +271,10 @@ def _unparsable_row(
         ) from None
     if "field limit" in str(exc):
         raise InvalidFileError(
-            f"the CSV cannot be parsed: {exc}",
-            "check for a quotation mark that is opened but never closed",
+            f"a cell starting on line {start_line} is longer than "
+            f"{csv.field_size_limit():,} characters",
+            "a quotation mark opened before it and never closed makes the rest of the file "
+            "one cell: close it; or shorten the cell",
             line=start_line,
         ) from None
     # The row as a lenient reader sees it, so that the rejected file still shows it.

@@ -29,6 +29,7 @@ from achieveit_sync.ingest.checkpoints import CheckpointStore, InMemoryCheckpoin
 from achieveit_sync.ingest.publishing import PartPublisher, StopPublishingError
 from achieveit_sync.ingest.reading import (
     CsvBatch,
+    FileFormat,
     InvalidFileError,
     RawRecord,
     ReadLimits,
@@ -273,9 +274,20 @@ def _validate_pass(run: PublishingRun) -> bool:
             spool.add(valid)
     if counts.rows_read > options.max_rows:
         raise _too_many_rows(options.max_rows, None)
+    _refuse_nothing_at_all(counts.rows_read, validator, stream)
     if spool is not None:
         spool.finish()
     return _findings(run, validator, stream)
+
+
+def _refuse_nothing_at_all(rows: int, validator: Validator, stream: RecordStream) -> None:
+    """A file of nothing but blank lines, a byte-order mark or a sep= line fails as an empty
+    one does (a header alone is fine: "no rows"; so is a JSON ``[]``, which says so)."""
+    if not rows and validator.layout is None and stream.file_format is not FileFormat.JSON:
+        raise InvalidFileError(
+            "the file holds nothing to read (only blank lines, a byte-order mark or a sep= line)",
+            "export the data again; the upload may have failed",
+        )
 
 
 def _findings(run: PublishingRun, validator: Validator, stream: RecordStream) -> bool:

@@ -108,10 +108,13 @@ _STATUS_BY_SPELLING = {
     for status in Status
     for spelling in (status.value, status.value.lower(), status.value.upper())
 }
-_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+_CONTROL_CHARACTER = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]"
+)
 """Control characters, line and paragraph separators, and invisible formatting characters
-(zero-width, bidirectional overrides, a stray byte-order mark): an external ID holding one
-looks right and matches nothing."""
+(zero-width, soft hyphen, bidirectional marks and overrides, a stray byte-order mark): an
+external ID holding one looks right and matches nothing. None of them is printable
+(``str.isprintable``), which the column checks rely on (a test holds it to that)."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 """A lone UTF-16 surrogate: JSON can spell one (``"\\ud800"``), but it is not a character
 and cannot be stored or sent as UTF-8."""
@@ -702,6 +705,9 @@ class Validator:
         if (
             self.layout is not None
             and self.layout.header is not None
+            # as wide as the header: a row cut short (or written with another separator,
+            # all in its first cell) is judged, not taken for a template row
+            and width >= len(self.layout.columns)
             and not any(
                 cell.strip()
                 for position, cell in enumerate(cells)
