@@ -63,6 +63,8 @@ class JsonObject(dict[str, object]):
     dict would silently keep the last value."""
 
     duplicates: tuple[str, ...] = ()
+    pairs: tuple[tuple[str, object], ...] = ()
+    """Every field as the file wrote it, repeats included (for the rejected-rows file)."""
 
 
 def _json_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
@@ -77,6 +79,7 @@ def _json_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
             repeated[name] = None
         seen.add(name)
     counted.duplicates = tuple(repeated)
+    counted.pairs = tuple(pairs)
     return counted
 
 
