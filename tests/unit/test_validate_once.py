@@ -20,7 +20,6 @@ from achieveit_sync.ingest.csv_records import BATCH_ROWS
 from achieveit_sync.ingest.pipeline import (
     FileSource,
     IngestOptions,
-    _parts,
     ingest_file,
 )
 from achieveit_sync.ingest.reading import CsvBatch, open_records
@@ -231,9 +230,14 @@ def test_parts_are_cut_from_the_spool_as_from_the_file(batch_size: int) -> None:
         options=IngestOptions(batch_size=batch_size),
     )
     stream = open_records(io.BytesIO(content), "updates.csv")
+    valid = [
+        row
+        for row in Validator(UpdateKind.PROGRESS).validate(stream.records)
+        if isinstance(row, ValidRow)
+    ]
     expected = [
-        [row.update.external_id for row in part]
-        for part in _parts(Validator(UpdateKind.PROGRESS), stream.records, batch_size)
+        [row.update.external_id for row in valid[start : start + batch_size]]
+        for start in range(0, len(valid), batch_size)
     ]
     assert [[u["externalId"] for u in body] for body in client.bodies] == expected
 

@@ -177,7 +177,9 @@ class PublishingRun:
     """What is known of each part, for listing rows by fate after publishing."""
     spool: ValidSpool | None = None
     """The valid rows of the last validation pass (with a client: there is something to
-    publish), which publishing reads instead of the file."""
+    publish; or when planning), which publishing reads instead of the file."""
+    planning: bool = False
+    """``publish --dry-run``: spool the valid rows (to plan their requests) with no client."""
 
     decimal_comma_evidence: str | None = None
     """Found by the first pass: a decimal comma (``line 4: 0,25``); ``1.200`` is then
@@ -245,7 +247,7 @@ def _validate_pass(run: PublishingRun) -> bool:
     validator = run.validator(stream)
     if run.spool is not None:
         run.spool.close()
-    run.spool = spool = ValidSpool() if run.client is not None else None
+    run.spool = spool = ValidSpool() if run.client is not None or run.planning else None
     counts = report.counts
     counts.rows_read = counts.valid = 0
     counts.rejected = counts.rejected_by_validation = 0
@@ -487,29 +489,6 @@ def _publish_parts(
         if run.on_progress is not None:
             run.on_progress(report)
     return stop_status
-
-
-def _parts(
-    validator: Validator, records: Iterator[Any], batch_size: int
-) -> Iterator[list[ValidRow]]:
-    """Parts cut from the valid rows of ``records``, validated again."""
-    return _cut_parts(
-        (result for result in validator.validate(records) if isinstance(result, ValidRow)),
-        batch_size,
-    )
-
-
-def _cut_parts(rows: Iterator[ValidRow], batch_size: int) -> Iterator[list[ValidRow]]:
-    """Parts are cut by count from the valid rows in file order, however they were read:
-    ``batch_size`` rows each, the last one shorter."""
-    part: list[ValidRow] = []
-    for row in rows:
-        part.append(row)
-        if len(part) == batch_size:
-            yield part
-            part = []
-    if part:
-        yield part
 
 
 @dataclass
@@ -785,7 +764,8 @@ def plan_requests(
     how many valid rows it would not send because ``sent_rows`` says they were sent
     earlier, without sending anything: what ``publish --dry-run`` shows. Validates as a
     publishing run does (both passes, so a day-first or decimal-comma file plans the same
-    rows); expects a file that validated."""
+    rows) and plans from the valid rows it spooled, as publishing does; expects a file
+    that validated."""
     from achieveit_sync.ingest.sent_rows import row_digests
 
     run = PublishingRun(
@@ -797,13 +777,14 @@ def plan_requests(
         options=options,
         should_stop=lambda: False,
         on_progress=None,
+        planning=True,
     )
     if _validate_pass(run):
         _validate_pass(run)
-    stream = run.open()
+    assert run.spool is not None  # noqa: S101 - a planning run spools
     planned: list[PlannedRequest] = []
     sent_earlier = 0
-    for part in _parts(run.validator(stream), stream.records, options.batch_size):
+    for part in run.spool.parts(options.batch_size):  # as publishing cuts them
         rows = part
         if sent_rows is not None:  # the part as publish would send it
             rows = [r for r in part if not sent_rows.already_sent(*row_digests(r.update))]
@@ -811,4 +792,5 @@ def plan_requests(
         if rows:
             body = encode_updates([row.update for row in rows], options.body_format)
             planned.append(PlannedRequest(len(rows), len(body)))
+    run.spool.close()
     return planned, sent_earlier
