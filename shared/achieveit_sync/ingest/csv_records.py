@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from itertools import islice
 from operator import methodcaller
 
@@ -102,32 +102,72 @@ def csv_batches(
             yield CsvBatch(previous_line + 1, rows)
             previous_line += len(rows)
             continue
-        taken: list[str] = group
-        if failure is None:  # quoted cells (maybe over several lines): csv.reader's way
-            feed = _Feed(group, lines)
-            reader = csv.reader(feed, delimiter=dialect.delimiter, strict=True)
-            try:
-                rows = list(islice(reader, len(group)))
-            except (csv.Error, UnicodeDecodeError) as exc:
-                rows, failure = [], exc
-            taken, carried = feed.taken, feed.left
-            end_line = previous_line + len(taken)
-            if (
-                failure is None
-                and len(taken) == len(rows)
-                and end_line <= max_lines
-                and all(map(str.strip, map("".join, rows)))  # none blank
-            ):
-                yield CsvBatch(previous_line + 1, rows)
-                previous_line = end_line
-                continue
-        # The careful way, over the lines taken for this run. (A decoding error is raised
-        # again there, after the rows before it, as csv_records does.)
-        again: Iterator[str] = iter(taken)
+        if failure is None:  # quoted cells, blank rows...: csv.reader's way, row by row
+            previous_line, carried = yield from _runs(
+                group, lines, previous_line, text, stream, dialect, max_lines
+            )
+            continue
+        # The careful way, over the lines read before a decoding error (raised again
+        # there, after the rows before it, as csv_records does).
+        assert isinstance(failure, UnicodeDecodeError)  # noqa: S101 - the only one caught
+        yield from _records(
+            _then_raise(group, failure), previous_line, text, stream, dialect, max_lines
+        )
+        previous_line += len(group)
+
+
+def _runs(
+    group: list[str],
+    lines: Iterator[str],
+    previous_line: int,
+    text: DecodingGuard,
+    stream: RecordStream,
+    dialect: CsvDialect,
+    max_lines: int,
+) -> Generator[CsvBatch | RawRecord, None, tuple[int, list[str]]]:
+    """The records that start in ``group`` (read on into ``lines`` if one runs on), by
+    ``csv.reader``: runs of plain rows (one line each, not blank) as ``CsvBatch``es, and
+    each other record (a cell over several lines, a blank row, a row that cannot be
+    parsed, past the line limit) read again from its own lines by the careful reader.
+    Returns the last line read and the lines of ``group`` not reached (after a record
+    that ran past it, none)."""
+    feed = _Feed(group, lines)
+    reader = csv.reader(feed, delimiter=dialect.delimiter, strict=True)
+    run: list[list[str]] = []
+    run_start = previous_line
+    while feed.first_left:
+        taken_before = len(feed.taken)
+        failure: Exception | None = None
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except (csv.Error, UnicodeDecodeError) as exc:
+            cells, failure = [], exc
+        record_lines = feed.taken[taken_before:]
+        end_line = previous_line + len(record_lines)
+        if (
+            failure is None
+            and len(record_lines) == 1
+            and end_line <= max_lines
+            and "".join(cells).strip()
+        ):
+            if not run:
+                run_start = previous_line
+            run.append(cells)
+            previous_line = end_line
+            continue
+        if run:
+            yield CsvBatch(run_start + 1, run)
+            run = []
+        again: Iterator[str] = iter(record_lines)
         if isinstance(failure, UnicodeDecodeError):
-            again = _then_raise(taken, failure)
+            again = _then_raise(record_lines, failure)
         yield from _records(again, previous_line, text, stream, dialect, max_lines)
-        previous_line += len(taken)
+        previous_line = end_line
+    if run:
+        yield CsvBatch(run_start + 1, run)
+    return previous_line, feed.left
 
 
 def _plain_rows(lines: list[str], delimiter: str) -> list[list[str]] | None:
@@ -184,6 +224,10 @@ class _Feed:
         line = self._first.popleft() if self._first else next(self._rest)
         self.taken.append(line)
         return line
+
+    @property
+    def first_left(self) -> bool:
+        return bool(self._first)
 
     @property
     def left(self) -> list[str]:
