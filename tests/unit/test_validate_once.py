@@ -315,12 +315,17 @@ def test_batches_fail_where_the_careful_reader_fails() -> None:
         assert "line 602" in str(caught.value)
 
 
-def read_all(content: bytes, *, batched: bool) -> tuple[list, str | None]:
+def read_all(
+    content: bytes, *, batched: bool, max_lines: int | None = None
+) -> tuple[list, str | None]:
     """The records read (in batches, or by the careful reader), and the error that ended
     the reading (if any)."""
+    from achieveit_sync.ingest.records import ReadLimits
+
     out: list = []
+    limits = ReadLimits() if max_lines is None else ReadLimits(max_lines=max_lines)
     try:
-        stream = open_records(io.BytesIO(content), "a.csv")
+        stream = open_records(io.BytesIO(content), "a.csv", limits)
         assert stream.batches is not None
         for item in stream.batches if batched else stream.records:
             out.extend(item.records() if isinstance(item, CsvBatch) else [item])
@@ -350,6 +355,24 @@ def test_batches_read_any_text_as_the_careful_reader_does(
     body = ending.join((lines * repeat)[: BATCH_ROWS * 2 + 40])
     text = ("sep=,\r\n" if sep_line else "") + "External ID,Status,As Of Date\n" + body
     assert read_all(text.encode(), batched=True) == read_all(text.encode(), batched=False)
+
+
+@pytest.mark.parametrize("max_lines", [3, 600, 1100, 1600])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "\n" * 3000,  # a file of blank lines (a cheap bomb)
+        "A,x,y\n" * 700 + " , ,\n" * 700 + "A,x,y\n" * 700,
+        'A,"multi\nline",y\n' * 800,
+    ],
+)
+def test_the_line_limit_stops_batches_where_it_stops_the_careful_reader(
+    body: str, max_lines: int
+) -> None:
+    text = ("External ID,Status,As Of Date\n" + body).encode()
+    assert read_all(text, batched=True, max_lines=max_lines) == read_all(
+        text, batched=False, max_lines=max_lines
+    )
 
 
 def test_white_space_is_what_str_strip_removes() -> None:

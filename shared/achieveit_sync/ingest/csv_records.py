@@ -102,6 +102,12 @@ def csv_batches(
             yield CsvBatch(previous_line + 1, rows)
             previous_line += len(rows)
             continue
+        if failure is None and _all_blank(group, dialect.delimiter):
+            if previous_line + len(group) > max_lines:
+                raise too_many_lines(max_lines)
+            stream.blank_lines += len(group)
+            previous_line += len(group)
+            continue
         if failure is None:  # quoted cells, blank rows...: csv.reader's way, row by row
             previous_line, carried = yield from _runs(
                 group, lines, previous_line, text, stream, dialect, max_lines
@@ -146,15 +152,16 @@ def _runs(
             cells, failure = [], exc
         record_lines = feed.taken[taken_before:]
         end_line = previous_line + len(record_lines)
-        if (
-            failure is None
-            and len(record_lines) == 1
-            and end_line <= max_lines
-            and "".join(cells).strip()
-        ):
-            if not run:
-                run_start = previous_line
-            run.append(cells)
+        if failure is None and len(record_lines) == 1 and end_line <= max_lines:
+            if "".join(cells).strip():
+                if not run:
+                    run_start = previous_line
+                run.append(cells)
+            else:  # a blank row: counted, and it ends the run (a batch's lines follow on)
+                if run:
+                    yield CsvBatch(run_start + 1, run)
+                    run = []
+                stream.blank_lines += 1
             previous_line = end_line
             continue
         if run:
@@ -168,6 +175,12 @@ def _runs(
     if run:
         yield CsvBatch(run_start + 1, run)
     return previous_line, feed.left
+
+
+def _all_blank(lines: list[str], delimiter: str) -> bool:
+    """Whether every line is blank (only white space and delimiters; no quotation mark)."""
+    joined = "".join(lines)
+    return '"' not in joined and not joined.strip(WHITESPACE + delimiter)
 
 
 def _plain_rows(lines: list[str], delimiter: str) -> list[list[str]] | None:
