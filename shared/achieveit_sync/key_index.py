@@ -30,6 +30,9 @@ _MIX = 0x9E3779B97F4A7C15
 only in their low bits (small integers) over the top bits that memory keeps."""
 _MIX_ARRAY: Any = None  # np.uint64(_MIX), once NumPy is loaded
 _SEPARATOR = 0x1F
+_MARK_SHIFT = 10
+"""The segments' keys are marked by the first 22 bits of their tops (a 512 KiB bitmap, a
+fifth full at a million keys): a batch searches the segments only for the keys marked."""
 _ORDINAL_BITS = 32
 _ORDINAL = (1 << _ORDINAL_BITS) - 1
 _SHIFT: Any = None  # np.uint64(_ORDINAL_BITS)
@@ -114,9 +117,10 @@ class SeenKeys:
 
     In memory, sorted arrays of packed keys (top 32 bits of the mixed hash, then the
     ordinal): a batch is merged into the smallest (at most ``_YOUNG_MAX`` keys), that one
-    into a middle one, and a middle one that has grown to its segment size is kept as it
-    is, as a segment. No merge copies more than one segment (the index never holds twice
-    its keys, even for a moment), and a lookup searches a few arrays (about ten at a
+    into a middle one, and a middle one that has grown to ``_SEGMENT_KEYS`` is sealed as a
+    segment: its tops (4 bytes a key) and its ordinals as offsets from its first (2 bytes
+    a key). No merge copies more than one segment (the index never holds twice its keys,
+    even for a moment), and a lookup searches one array per segment (about twenty at a
     million keys). Keys added one at a time wait in a small dict.
     """
 
@@ -124,15 +128,17 @@ class SeenKeys:
     """Keys added one at a time wait in a dict (about 110 bytes each) up to this many."""
     _YOUNG_MAX = 8192
     """Keys in the smallest array before it is merged into the middle one."""
-    _SEGMENT_MIN = 1 << 17
-    """Keys in a segment (1 MiB): or an eighth of all keys, once that is more."""
+    _SEGMENT_KEYS = 49_152
+    """Keys in the middle array that seal it as a segment: with the smallest merged in
+    last, a segment spans fewer than 65,536 ordinals, which 2 bytes hold."""
 
     def __init__(self) -> None:
         _load_numpy()
         self._recent: dict[int, int] = {}  # mixed key -> ordinal
         self._young = _EMPTY
         self._mid = _EMPTY
-        self._segments: list[np.ndarray] = []
+        self._segments: list[_Segment] = []
+        self._marks = _EMPTY  # a bit for each top's first 22 bits the segments hold
         self._count = 0
         # The spill: records not yet written, then the file (made on the first flush).
         self._keys = array("q")
@@ -197,6 +203,18 @@ class SeenKeys:
         queries = tops << _SHIFT
         firsts: list[int | None] = [None] * count
         shared = np.zeros(count, np.bool_)  # 32 bits shared, by chance or as a duplicate
+        if self._segments:
+            short_tops = tops.astype(np.uint32)
+            # Only the keys whose top the sealed keys may hold are searched for there.
+            marks = short_tops >> _MARK_SHIFT
+            maybe = np.flatnonzero((self._marks[marks >> 3] >> (marks & 7)) & 1)
+            if len(maybe):
+                wanted = short_tops[maybe]
+                hits = np.zeros(len(maybe), np.bool_)
+                for segment in self._segments:
+                    found = segment.tops.take(segment.tops.searchsorted(wanted), mode="clip")
+                    hits |= found == wanted
+                shared[maybe[hits]] = True
         for packed in self._arrays():
             shared |= (packed.take(packed.searchsorted(queries), mode="clip") >> _SHIFT) == tops
         if shared.any():
@@ -241,6 +259,11 @@ class SeenKeys:
 
     def _in_arrays(self, key: int, mixed: int, exact: bytes | None) -> int | None:
         top = mixed >> _ORDINAL_BITS
+        for segment in self._segments:
+            for ordinal in segment.ordinals_of(top):
+                first = self._confirm(ordinal, key, exact)
+                if first is not None:
+                    return first
         query = np.uint64(top << _ORDINAL_BITS)
         for packed in self._arrays():
             at = int(packed.searchsorted(query))
@@ -270,7 +293,7 @@ class SeenKeys:
         self._add_sorted(packed)
 
     def _arrays(self) -> list[np.ndarray]:
-        return [packed for packed in (*self._segments, self._mid, self._young) if len(packed)]
+        return [packed for packed in (self._mid, self._young) if len(packed)]
 
     def _add_sorted(self, packed: np.ndarray) -> None:
         """Merge sorted packed keys into the smallest array, and a full array on."""
@@ -278,9 +301,14 @@ class SeenKeys:
         if len(self._young) < self._YOUNG_MAX:
             return
         self._mid, self._young = _merged(self._mid, self._young), _EMPTY
-        if len(self._mid) >= max(self._SEGMENT_MIN, self._count >> 3):
-            self._segments.append(self._mid)
+        if len(self._mid) >= self._SEGMENT_KEYS:
+            segment = _Segment(self._mid)
             self._mid = _EMPTY
+            if not self._segments:
+                self._marks = np.zeros(1 << (32 - _MARK_SHIFT - 3), np.uint8)
+            marks = segment.tops >> _MARK_SHIFT
+            np.bitwise_or.at(self._marks, marks >> 3, np.left_shift(1, marks & 7).astype(np.uint8))
+            self._segments.append(segment)
 
     def _confirm(self, ordinal: int, key: int, exact: bytes | None) -> int | None:
         """The first position of entry ``ordinal`` if it is ``key`` (and ``exact``)."""
@@ -334,6 +362,29 @@ class SeenKeys:
             self._text_file.write(self._texts)
             self._text_flushed += len(self._texts)
             self._texts = bytearray()
+
+
+class _Segment:
+    """Sealed keys: their tops, sorted (4 bytes each), and their ordinals as offsets from
+    the smallest (2 bytes each while they span fewer than 65,536, as segments do)."""
+
+    __slots__ = ("base", "offsets", "tops")
+
+    def __init__(self, packed: np.ndarray) -> None:
+        ordinals = packed & np.uint64(_ORDINAL)
+        self.base = int(ordinals.min())
+        ordinals -= np.uint64(self.base)
+        wide = int(ordinals.max()) >= 1 << 16
+        self.offsets = ordinals.astype(np.uint32 if wide else np.uint16)
+        self.tops = (packed >> _SHIFT).astype(np.uint32)
+
+    def ordinals_of(self, top: int) -> Iterator[int]:
+        """The ordinals of the keys whose top 32 bits are ``top``."""
+        tops = self.tops
+        at = int(tops.searchsorted(np.uint32(top)))
+        while at < len(tops) and int(tops[at]) == top:
+            yield self.base + int(self.offsets[at])
+            at += 1
 
 
 def _mixed(key: int) -> int:

@@ -484,7 +484,7 @@ def test_rows_whose_keys_collide_are_told_apart_and_duplicates_name_the_first_li
 class SmallSeenKeys(SeenKeys):
     _RECENT_MAX = 3  # merges into the arrays all the time
     _YOUNG_MAX = 5
-    _SEGMENT_MIN = 12
+    _SEGMENT_KEYS = 12
 
 
 @pytest.mark.parametrize("index", [SeenKeys, SmallSeenKeys])
