@@ -7,7 +7,7 @@ python=$(scripts/find-python.sh)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-RUNTIME=("aws-lambda-powertools[tracer]" boto3 requests tzdata)  # tzdata: Lambda images may lack zoneinfo
+RUNTIME=("aws-lambda-powertools[tracer]" boto3 numpy requests tzdata)  # tzdata: Lambda images may lack zoneinfo; numpy: the duplicate index
 DEV=(aiohttp setuptools hypothesis "moto[server]" duckdb fsspec pytz mypy pytest pytest-timeout responses ruff trustme types-requests types-PyYAML
      "boto3-stubs[s3,sqs,dynamodb,secretsmanager,sns,scheduler]")
 TOOLS=(aws-sam-cli cfn-lint)

@@ -707,11 +707,13 @@ class _RowFiles:
             if target is not None and rows:
                 spool.seek(0)
                 failure = _write_rows(option, spool, target)
+                field = "rejected" if option == "--rejected-out" else "ambiguous"
                 if failure is not None:
                     report.warnings.append(failure)
                     failures.append(failure)
-                    field = "rejected" if option == "--rejected-out" else "ambiguous"
                     written = replace(written, **{field: None})
+                else:  # (named in the JSON report, as the Lambda names its S3 objects)
+                    report.outputs[field] = str(target)
         return written, failures
 
 

@@ -471,3 +471,22 @@ def test_a_disk_that_fills_after_an_answer_still_counts_the_row_as_published(
     assert code == 3
     assert len(configured.stored_updates()) == 2  # AchieveIt took part 2 before the disk filled
     assert (report["counts"]["published"], report["counts"]["notSent"]) == (2, 1)
+
+
+def test_the_json_report_names_the_rows_files_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by outside eyes: ``outputs`` was {} in the JSON report even when
+    --rejected-out had written its file."""
+    path = tmp_path / "updates.csv"
+    path.write_text(
+        "External ID,Status,As Of Date\nPX-1,On Track,2026-11-01\nPX-2,Nope,2026-11-01\n"
+    )
+    target = tmp_path / "rejected.csv"
+
+    code = main(["validate", "--format", "json", "--rejected-out", str(target), str(path)])
+
+    assert code == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["outputs"] == {"rejected": str(target)}
+    assert target.exists()

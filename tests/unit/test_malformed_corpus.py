@@ -84,7 +84,7 @@ FILE_CASES = [
     FileCase(
         "unclosed-quote.csv",
         (HEADER + 'A-1,On Track,1,2026-11-01,"never closed\n' + "x" * 200_000).encode(),
-        "the CSV cannot be parsed",
+        "a quotation mark opened on line 2 is never closed",
     ),
     FileCase("no-header-unknown-kind.csv", GOOD.encode(), "the kind of update cannot be told"),
 ]

@@ -79,3 +79,22 @@ def test_the_template_s_service_name_names_the_metrics_and_the_logs(
     emf = [d for d in documents if "_aws" in d and "FilesHandled" in d]
     assert emf
     assert emf[0]["service"] == "dev-stack-ingest"
+
+
+def test_the_first_build_does_not_import_numpy_the_first_index_does() -> None:
+    """NumPy (~70 ms) comes with the first duplicate index (the first file or plan), not
+    with the modules a cold start's first build imports."""
+    probe = (
+        "import sys\n"
+        "import achieveit_sync.ingest.lambda_adapter, achieveit_sync.backup.lambda_adapter\n"
+        "import achieveit_sync.cli\n"
+        "print('numpy' in sys.modules)\n"
+        "from achieveit_sync.key_index import SeenKeys\n"
+        "SeenKeys()\n"
+        "print('numpy' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+
+    assert result.stdout.split() == ["False", "True"]

@@ -301,6 +301,29 @@ def test_the_rejected_json_file_is_a_valid_array_with_an_error_field() -> None:
     assert documents[1]["value"] == 7
 
 
+def test_an_object_naming_a_field_twice_is_written_back_as_written() -> None:
+    """Found by outside eyes: the rejected file kept only the last of a repeated field,
+    so the file dropped back was valid and sent a value the tool had called unclear."""
+    content = (
+        b'[{"externalId": "A", "externalId": "B", "status": "On Track", '
+        b'"asOfDate": "2026-11-01", "metricValue": 12.50, "error": "old"}]'
+    )
+    _, _, results = validate("a.json", content)
+    sink = io.BytesIO()
+    writer = RowsFileWriter(sink, FileFormat.JSON)
+    for result in results:
+        assert isinstance(result, RejectedRow)
+        writer.write(result, result.summary)
+    writer.close()
+
+    text = sink.getvalue().decode()
+    assert '"externalId": "A", "externalId": "B"' in text
+    assert '"metricValue": 12.50' in text
+    assert text.count('"error"') == 1
+    _, _, again = validate("a.json", sink.getvalue())
+    assert [type(result) for result in again] == [RejectedRow]
+
+
 def test_file_status_values_are_stable() -> None:
     # Reports are read by people and scripts: these words are part of the contract.
     assert [s.value for s in FileStatus] == [

@@ -215,6 +215,26 @@ def test_a_template_row_with_values_only_in_unknown_columns_is_not_skipped() -> 
     assert sorted(rejected(report)) == [3]
 
 
+def test_a_whole_row_in_its_first_cell_is_rejected_not_skipped_as_a_template_row() -> None:
+    """Found by outside eyes: a row written with another separator (or quoted whole by a
+    spreadsheet) lands in the first cell; it is not an untouched template row (those are
+    as wide as the header) and is rejected with its line, never dropped."""
+    report = validated(
+        "mixed.csv",
+        "External ID,Status,Metric Value,As Of Date,Comment\n"
+        "A-1,On Track,5,2026-03-01,ok\n"
+        "A-2;On Track;5;2026-03-01;semicolons\n"
+        '"A-3,On Track,5,2026-03-01,quoted whole"\n'
+        "A-4\tOn Track\t5\t2026-03-01\ttabs\n"
+        "A-5\n"
+        "A-6,,,,\n",
+    )
+
+    assert report.counts.valid == 1
+    assert report.counts.skipped_untouched == 1  # A-6: the template row, untouched
+    assert sorted(rejected(report)) == [3, 4, 5, 6]
+
+
 # -- what the summary keeps apart ---------------------------------------------------------
 
 
@@ -344,3 +364,92 @@ def test_an_invisible_character_in_an_id_is_named_so_it_can_be_found() -> None:
     [(field, reason)] = rejected(report)[2]
     assert field == "externalId"
     assert reason == "contains an invisible character (U+200B, zero width space)"
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("bom.csv", b"\xef\xbb\xbf"),
+        ("utf16-bom.csv", b"\xff\xfe"),
+        ("blank.csv", b"\n\r\n\n"),
+        ("sep.csv", b"sep=;\r\n"),
+        ("blank.jsonl", b"\n\n"),
+    ],
+)
+def test_a_file_of_nothing_fails_as_an_empty_one_does(name: str, content: bytes) -> None:
+    """Found by outside eyes: only a byte-order mark, blank lines or Excel's sep= line is
+    an empty file (the upload most likely failed), not "no rows to check"."""
+    source = FileSource(
+        name=name,
+        display_name=name,
+        open=lambda: io.BytesIO(content),
+        file_id=name,
+        kind=UpdateKind.PROGRESS,
+    )
+    report = ingest_file(source, client=None)
+
+    assert report.status is FileStatus.FAILED
+    assert "holds nothing to read" in str(report.file_error)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [("header.csv", "External ID,Status,As Of Date\n"), ("empty.json", "[]")]
+)
+def test_a_header_alone_or_an_empty_array_is_no_rows(name: str, text: str) -> None:
+    report = validated(name, text, UpdateKind.PROGRESS)
+
+    assert report.status is FileStatus.VALIDATED
+    assert report.counts.rows_read == 0
+
+
+@pytest.mark.parametrize("invisible", ["\u00ad", "\u180e", "\u061c", "\u200b", "\u2060"])
+def test_invisible_characters_in_an_id_are_rejected(invisible: str) -> None:
+    """Found by outside eyes: a soft hyphen (and U+180E) passed, and did not match the
+    same ID without it."""
+    report = validated(
+        "ids.csv",
+        f"External ID,Status,As Of Date\nK-1{invisible},On Track,2026-01-01\n",
+        UpdateKind.PROGRESS,
+    )
+
+    assert sorted(rejected(report)) == [2]
+
+
+def test_every_invisible_character_looked_for_is_unprintable() -> None:
+    """The column checks look for them only in IDs that are not all printable."""
+    from achieveit_sync.ingest.validation import _CONTROL_CHARACTER
+
+    found = [chr(c) for c in range(0x110000) if _CONTROL_CHARACTER.match(chr(c))]
+    assert len(found) > 60
+    assert not any(character.isprintable() for character in found)
+
+
+def test_a_long_cell_is_a_value_to_judge_not_a_broken_file() -> None:
+    """Found by outside eyes: one 140,000-character comment (no quotation mark anywhere)
+    failed the whole file with csv's 'field larger than field limit' and a hint about
+    quotation marks. Cells as long as a line may be are read; the row is judged."""
+    rows = "".join(f"K-{n},On Track,2026-01-01,ok\n" for n in range(1, 700))
+    long_row = f"K-700,On Track,2026-01-01,{'x' * 140_000}\n"
+    report = validated(
+        "long.csv",
+        "External ID,Status,As Of Date,Comment\n" + rows + long_row,
+        UpdateKind.PROGRESS,
+    )
+
+    assert report.status is FileStatus.VALIDATED
+    assert report.counts.valid == 700
+
+
+def test_a_runaway_quoted_cell_fails_naming_its_line() -> None:
+    runaway = 'K-2,On Track,2026-01-01,"never closed\n' + "K-3,On Track,2026-01-01,x\n" * 45_000
+    report = validated(
+        "runaway.csv",
+        "External ID,Status,As Of Date,Comment\nK-1,On Track,2026-01-01,ok\n"
+        + runaway
+        + "\n"
+        + "K-4,On Track,2026-01-01,y\n" * 10,
+        UpdateKind.PROGRESS,
+    )
+
+    assert report.status is FileStatus.FAILED
+    assert "a cell starting on line 3 is longer than 1,000,000 characters" in str(report.file_error)

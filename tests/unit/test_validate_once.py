@@ -20,13 +20,18 @@ from achieveit_sync.ingest.csv_records import BATCH_ROWS
 from achieveit_sync.ingest.pipeline import (
     FileSource,
     IngestOptions,
-    _parts,
     ingest_file,
 )
 from achieveit_sync.ingest.reading import CsvBatch, open_records
 from achieveit_sync.ingest.report import FileStatus
 from achieveit_sync.ingest.spool import ValidSpool
-from achieveit_sync.ingest.validation import RejectedRow, Validator, ValidColumns, ValidRow
+from achieveit_sync.ingest.validation import (
+    CHUNK_RECORDS,
+    RejectedRow,
+    Validator,
+    ValidColumns,
+    ValidRow,
+)
 from achieveit_sync.key_index import SeenKeys
 from achieveit_sync.updates import MetricUpdate, ProgressUpdate, Status, UpdateKind
 from hypothesis import HealthCheck, given, settings
@@ -225,9 +230,14 @@ def test_parts_are_cut_from_the_spool_as_from_the_file(batch_size: int) -> None:
         options=IngestOptions(batch_size=batch_size),
     )
     stream = open_records(io.BytesIO(content), "updates.csv")
+    valid = [
+        row
+        for row in Validator(UpdateKind.PROGRESS).validate(stream.records)
+        if isinstance(row, ValidRow)
+    ]
     expected = [
-        [row.update.external_id for row in part]
-        for part in _parts(Validator(UpdateKind.PROGRESS), stream.records, batch_size)
+        [row.update.external_id for row in valid[start : start + batch_size]]
+        for start in range(0, len(valid), batch_size)
     ]
     assert [[u["externalId"] for u in body] for body in client.bodies] == expected
 
@@ -303,6 +313,73 @@ def test_batches_fail_where_the_careful_reader_fails() -> None:
         with pytest.raises(Exception, match="never closed") as caught:
             list(stream.batches if stream.batches is not None else ())
         assert "line 602" in str(caught.value)
+
+
+def read_all(
+    content: bytes, *, batched: bool, max_lines: int | None = None
+) -> tuple[list, str | None]:
+    """The records read (in batches, or by the careful reader), and the error that ended
+    the reading (if any)."""
+    from achieveit_sync.ingest.records import ReadLimits
+
+    out: list = []
+    limits = ReadLimits() if max_lines is None else ReadLimits(max_lines=max_lines)
+    try:
+        stream = open_records(io.BytesIO(content), "a.csv", limits)
+        assert stream.batches is not None
+        for item in stream.batches if batched else stream.records:
+            out.extend(item.records() if isinstance(item, CsvBatch) else [item])
+    except Exception as exc:  # noqa: BLE001 - compared, not hidden
+        return out, f"{type(exc).__name__}: {exc}"
+    return out, f"{stream.blank_lines} blank"
+
+
+_LINE_PIECES = st.sampled_from(
+    ["A", "b c", ",", ";", '"', '""', "\r", "\n", "\r\n", " ", "\t", "\x00", "\u2028", "\x85", "é"]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(st.lists(_LINE_PIECES, max_size=8).map("".join), min_size=1, max_size=30),
+    repeat=st.integers(1, 60),
+    sep_line=st.booleans(),
+    ending=st.sampled_from(["\n", "\r\n", "\r", ""]),
+)
+def test_batches_read_any_text_as_the_careful_reader_does(
+    lines: list[str], repeat: int, sep_line: bool, ending: str
+) -> None:
+    """Quotation marks, CR, CRLF, mixed breaks, blank lines, NUL and Unicode line separators,
+    in runs that cross batches: the batches hold exactly the careful reader's records (and
+    blank-line count), or both fail with the same error."""
+    body = ending.join((lines * repeat)[: BATCH_ROWS * 2 + 40])
+    text = ("sep=,\r\n" if sep_line else "") + "External ID,Status,As Of Date\n" + body
+    assert read_all(text.encode(), batched=True) == read_all(text.encode(), batched=False)
+
+
+@pytest.mark.parametrize("max_lines", [3, 600, 1100, 1600])
+@pytest.mark.parametrize(
+    "body",
+    [
+        "\n" * 3000,  # a file of blank lines (a cheap bomb)
+        "A,x,y\n" * 700 + " , ,\n" * 700 + "A,x,y\n" * 700,
+        'A,"multi\nline",y\n' * 800,
+    ],
+)
+def test_the_line_limit_stops_batches_where_it_stops_the_careful_reader(
+    body: str, max_lines: int
+) -> None:
+    text = ("External ID,Status,As Of Date\n" + body).encode()
+    assert read_all(text, batched=True, max_lines=max_lines) == read_all(
+        text, batched=False, max_lines=max_lines
+    )
+
+
+def test_white_space_is_what_str_strip_removes() -> None:
+    from achieveit_sync.ingest.csv_records import WHITESPACE
+
+    every = "".join(c for c in map(chr, range(0x110000)) if not c.strip())
+    assert set(WHITESPACE) == set(every)
 
 
 def verdicts(content: bytes, *, batched: bool, fast: bool = True):
@@ -405,8 +482,9 @@ def test_rows_whose_keys_collide_are_told_apart_and_duplicates_name_the_first_li
 
 
 class SmallSeenKeys(SeenKeys):
-    _INITIAL_BITS = 2
-    _MAX_AVERAGE = 2
+    _RECENT_MAX = 3  # merges into the arrays all the time
+    _YOUNG_MAX = 5
+    _SEGMENT_KEYS = 12
 
 
 @pytest.mark.parametrize("index", [SeenKeys, SmallSeenKeys])
@@ -463,3 +541,163 @@ def test_the_index_costs_a_few_bytes_a_key() -> None:
     current, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert current / len(keys) < 10
+
+
+def test_more_distinct_dates_and_statuses_than_the_memos_hold() -> None:
+    """Past 4,096 distinct dates the memo starts again: every row is still judged, by
+    the column checks, as the detailed path judges it."""
+    rows = clean_rows(6000)
+    for n, row in enumerate(rows):
+        row[3] = (date(2012, 1, 1) + timedelta(days=n)).isoformat()
+        row[1] = ("on track", "ON TRACK", " At Risk ", "Achieved")[n % 4]
+    rows[5000][1] = "Done"  # one status that is none: that batch one by one
+    content = csv_bytes(rows)
+    detailed = verdicts(content, batched=False, fast=False)
+    valid, rejected = verdicts(content, batched=True)
+    assert len(valid) == 5999
+    assert valid == detailed[0]
+    assert [line for line, _ in rejected] == [line for line, _ in detailed[1]] == [5002]
+
+
+# -- JSON objects: the fast path and the detailed path -----------------------------------
+
+_ID_VALUES = ['"A-1"', '"a-1"', '" B-2 "', '""', '"\\u200bC"', '"\'=D"', '"\\ud800"', "7"]
+_STATUS_VALUES = ['"On Track"', '"on track"', '" At Risk "', '"Done"', "null", '""', "3"]
+_METRIC_VALUES = [
+    "7",
+    "-0",
+    "12.50",
+    "0.000000000000001",
+    "0.00000000000001",
+    "1e5",
+    "1E+2",
+    "999999999999999",
+    "1000000000000000",
+    "-999999999999999",
+    "0.1234567890123456",
+    "123456789012345.0",
+    "true",
+    "null",
+    '"12.5"',
+    "5.0",
+    "1" + "0" * 20,
+    "[]",
+]
+_DATE_VALUES = [
+    '"2026-11-30"',
+    '"2026-02-30"',
+    '"11/30/2026"',
+    '" 2026-01-05 "',
+    "null",
+    "20261130",
+]
+_COMMENT_VALUES = ['"ok"', '" padded "', "null", '""', '"\'=cmd"', '"\\ud800"', "5", '"tab\\there"']
+
+
+@st.composite
+def _json_object(draw: st.DrawFn) -> str:
+    """An update object, mostly well formed: each field from a few good and bad values,
+    spelt one of several ways, sometimes missing, repeated or joined by other fields."""
+    fields = {
+        "externalId": st.sampled_from(["externalId", "ExternalID", "external_id"]),
+        "status": st.sampled_from(["status", "Status"]),
+        "metricValue": st.sampled_from(["metricValue", "metric value"]),
+        "asOfDate": st.sampled_from(["asOfDate", "as_of_date"]),
+        "comment": st.just("comment"),
+    }
+    values = {
+        "externalId": _ID_VALUES,
+        "status": _STATUS_VALUES,
+        "metricValue": _METRIC_VALUES,
+        "asOfDate": _DATE_VALUES,
+        "comment": _COMMENT_VALUES,
+    }
+    pairs = []
+    for name, spellings in fields.items():
+        if draw(st.integers(0, 9)) == 0:
+            continue  # missing
+        # Mostly the first (good) value, so that whole objects that pass are common.
+        good = draw(st.integers(0, 9)) < 7 and name != "metricValue"
+        value = values[name][0] if good else draw(st.sampled_from(values[name]))
+        pairs.append((draw(spellings), value))
+    extra = draw(st.sampled_from([None, None, None, "name", "owner", "externalId", "status"]))
+    if extra is not None:
+        pairs.append((extra, draw(st.sampled_from(_ID_VALUES))))
+    return "{" + ", ".join(f'"{key}": {value}' for key, value in pairs) + "}"
+
+
+_COMMON_OBJECTS = [
+    f'{{"externalId": "ID-{n % 50}", "status": "On Track", "metricValue": {n}.5, '
+    f'"asOfDate": "2026-01-{1 + n % 28:02d}", "comment": "c"}}'
+    for n in range(40)
+]
+
+
+def json_verdicts(content: bytes, *, fast: bool, kind: UpdateKind | None = None):
+    """Valid rows, rejected rows (with their messages), and what the validator said about
+    the file, with or without the JSON fast path."""
+    stream = open_records(io.BytesIO(content), "p.json")
+    validator = Validator(kind)
+    if not fast:
+        validator._json_fast = lambda fields: None  # type: ignore[method-assign]
+    valid, rejected = [], []
+    try:
+        for result in validator.validate(stream.records):
+            if isinstance(result, RejectedRow):
+                rejected.append((result.line, result.summary))
+            else:
+                valid.append((result.line, result.update))
+    except Exception as exc:  # noqa: BLE001 - compared, not hidden
+        rejected.append((0, str(exc)))
+    said = (validator.kind, validator.kind_reason, validator.warnings, validator.ignored)
+    return valid, rejected, said
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    objects=st.lists(
+        st.one_of(_json_object(), st.sampled_from(_COMMON_OBJECTS)), min_size=1, max_size=40
+    ),
+    repeat=st.integers(1, 30),
+    kind=st.sampled_from([None, UpdateKind.PROGRESS, UpdateKind.METRIC]),
+)
+def test_json_fast_and_detailed_paths_agree(
+    objects: list[str], repeat: int, kind: UpdateKind | None
+) -> None:
+    """Whatever the fields (spellings, repeats, unknown ones), values and types: the same
+    verdicts, messages, kind and warnings with the JSON fast path as without it (objects
+    repeated past a chunk, so that duplicates across chunks occur)."""
+    many = (objects * repeat)[: CHUNK_RECORDS + 60]
+    content = ("[\n" + ",\n".join(many) + "\n]").encode()
+    assert json_verdicts(content, fast=True, kind=kind) == json_verdicts(
+        content, fast=False, kind=kind
+    )
+
+
+@given(text=st.from_regex(r"-?[0-9]{1,18}(\.[0-9]{0,18})?", fullmatch=True))
+def test_a_short_plain_decimal_is_always_sendable(text: str) -> None:
+    from achieveit_sync.ingest.validation import _plain_and_short
+    from achieveit_sync.updates import metric_value_problem
+
+    value = Decimal(text)
+    if _plain_and_short(value):
+        assert metric_value_problem(value) is None
+
+
+def test_long_exact_texts_go_to_the_spill_not_memory() -> None:
+    """16 KB keys (a plan's long item ids): 32 MB of them leave about 1 MiB in memory."""
+    import tracemalloc
+
+    tracemalloc.start()
+    seen = SeenKeys()
+    for start in range(0, 2000, 100):
+        texts = [b"%08d" % n + b"x" * 16_000 for n in range(start, start + 100)]
+        seen.first_positions(list(map(hash, texts)), list(range(start, start + 100)), texts)
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert current < 3 * 1024 * 1024
+    assert (
+        seen.first_position(hash(b"%08d" % 7 + b"x" * 16_000), 5000, b"%08d" % 7 + b"x" * 16_000)
+        == 7
+    )
+    seen.close()

@@ -40,6 +40,8 @@ from achieveit_sync.spreadsheet import neutralise
 from achieveit_sync.updates import UPLOAD_TEMPLATE_COLUMNS
 
 log = logging.getLogger(__name__)
+_IDS_PER_LOOKUP = 512
+"""Item ids looked up in the duplicate index at a time."""
 
 DEFAULT_EXPORT_ATTEMPTS = 3
 CSV_COLUMNS = (
@@ -237,6 +239,8 @@ class _ExportSinks:
         self.json_file.text.write("[")
 
     def add_items(self, items: list[dict[str, Any]]) -> None:
+        ids: list[str] = []
+        positions: list[int] = []
         for item in items:
             data, non_finite = _item_json(item)
             if non_finite:
@@ -268,10 +272,20 @@ class _ExportSinks:
                 # No id, no proof: such an item cannot count towards totalCount (it could be
                 # another item repeated without its id).
                 self.without_id += 1
-            elif self.seen.first_line(hash(str(item_id)), self.items) is None:
-                self.distinct += 1
             else:
-                self.duplicates += 1
+                ids.append(str(item_id))
+                positions.append(self.items)
+        # The page's ids looked up a few hundred at a time (exact: the text is compared
+        # when hashes match; a few hundred, so that long ids are copied a little at a time).
+        for start in range(0, len(ids), _IDS_PER_LOOKUP):
+            some = ids[start : start + _IDS_PER_LOOKUP]
+            exacts = [item_id.encode("utf-8", "surrogatepass") for item_id in some]
+            firsts = self.seen.first_positions(
+                list(map(hash, some)), positions[start : start + _IDS_PER_LOOKUP], exacts
+            )
+            new = firsts.count(None)
+            self.distinct += new
+            self.duplicates += len(firsts) - new
 
     def discard(self) -> None:
         for sink in (self.json_file, self.csv_file, self.template_file, self.history_file):

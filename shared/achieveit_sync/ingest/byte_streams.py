@@ -177,6 +177,11 @@ class CountingReader(io.RawIOBase):
         return len(data)
 
 
+TEXT_CHUNK_BYTES = 64 * 1024
+"""What the decoder asks for at a time (TextIOWrapper's default, 8 KiB, means eight times
+the calls through the counting and checking layers below it)."""
+
+
 class BufferedAdapter(io.BufferedReader):
     """TextIOWrapper needs a buffered reader with ``read1``."""
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 from collections import deque
-from collections.abc import Iterator
-from itertools import islice, tee
+from collections.abc import Generator, Iterator
+from itertools import islice
+from operator import methodcaller
 
 from achieveit_sync.ingest.byte_streams import SNIFF_BYTES, DecodingGuard
 from achieveit_sync.ingest.records import (
+    MAX_LINE_BYTES,
     CsvBatch,
     CsvDialect,
     InvalidFileError,
@@ -43,7 +45,17 @@ def csv_dialect(text_head: str) -> CsvDialect:
     return CsvDialect(best if cells(best) > 1 else ",")
 
 
+def allow_cells_as_long_as_lines() -> None:
+    """Raise ``csv``'s cell limit (128 KiB by default, for the whole process) to the longest
+    line a file may hold: a long unquoted cell is a value to judge, not a broken file. A
+    quoted cell that runs over many lines still meets the limit (an unclosed quotation
+    mark), and fails the file with that hint."""
+    if csv.field_size_limit() < MAX_LINE_BYTES:
+        csv.field_size_limit(MAX_LINE_BYTES)
+
+
 def csv_records(text: DecodingGuard, stream: RecordStream, max_lines: int) -> Iterator[RawRecord]:
+    allow_cells_as_long_as_lines()
     dialect = stream.dialect or CsvDialect(",")
     lines = iter(text.wrapper)
     skipped = 0  # physical lines read before the reader's first (Excel's sep= line)
@@ -62,45 +74,177 @@ def csv_batches(
     text: DecodingGuard, stream: RecordStream, max_lines: int
 ) -> Iterator[CsvBatch | RawRecord]:
     """The same records as ``csv_records``, mostly as ``CsvBatch``es: runs of rows of one
-    physical line each, none blank, parsed by ``csv.reader`` without a Python step per
-    line. A batch that is anything else (a cell over several lines, a blank row, a row that
-    cannot be parsed, a decoding error, the line limit) is read again carefully from its
-    kept lines, record by record, exactly as ``csv_records`` reads it."""
+    physical line each, none blank. Lines are read ``BATCH_ROWS`` at a time; a run without
+    quotation marks is split at its line breaks and delimiters (what ``csv.reader`` does
+    with such lines, in a few C passes); others go through ``csv.reader``. A run that is
+    anything else (a cell over several lines, a blank row, a row that cannot be parsed, a
+    decoding error, the line limit) is read again carefully, record by record, exactly as
+    ``csv_records`` reads it."""
+    allow_cells_as_long_as_lines()
     dialect = stream.dialect or CsvDialect(",")
     lines = iter(text.wrapper)
-    skipped = 0
+    previous_line = 0  # physical lines turned into records so far (and Excel's sep= line)
     if dialect.sep_line:
         next(lines, None)
-        skipped = 1
-    ahead, kept = tee(lines)  # ``kept`` trails the reader by at most one batch
-    reader = csv.reader(ahead, delimiter=dialect.delimiter, strict=True)
-    previous_line = skipped
+        previous_line = 1
+    carried: list[str] = []  # lines read, not yet made records (after a row in error)
     while True:
+        group, carried = carried, []
         failure: Exception | None = None
         try:
-            rows = list(islice(reader, BATCH_ROWS))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            rows, failure = [], exc
-        end_line = reader.line_num + skipped
-        if failure is None and not rows:
+            group.extend(islice(lines, BATCH_ROWS - len(group)))
+        except UnicodeDecodeError as exc:
+            failure = exc
+        if failure is None and not group:
             return
-        if (
-            failure is None
-            and end_line - previous_line == len(rows)
-            and end_line <= max_lines
-            and all(map(any, rows))
-        ):
-            deque(islice(kept, len(rows)), maxlen=0)
+        rows = _plain_rows(group, dialect.delimiter) if failure is None else None
+        if rows is not None and previous_line + len(rows) <= max_lines:
             yield CsvBatch(previous_line + 1, rows)
-        else:
-            # The careful way, over the lines the reader took for this batch. (A decoding
-            # error is raised again there, after the rows before it, as csv_records does.)
-            batch_lines = list(islice(kept, end_line - previous_line))
-            again: Iterator[str] = iter(batch_lines)
-            if isinstance(failure, UnicodeDecodeError):
-                again = _then_raise(batch_lines, failure)
-            yield from _records(again, previous_line, text, stream, dialect, max_lines)
+            previous_line += len(rows)
+            continue
+        if failure is None and _all_blank(group, dialect.delimiter):
+            if previous_line + len(group) > max_lines:
+                raise too_many_lines(max_lines)
+            stream.blank_lines += len(group)
+            previous_line += len(group)
+            continue
+        if failure is None:  # quoted cells, blank rows...: csv.reader's way, row by row
+            previous_line, carried = yield from _runs(
+                group, lines, previous_line, text, stream, dialect, max_lines
+            )
+            continue
+        # The careful way, over the lines read before a decoding error (raised again
+        # there, after the rows before it, as csv_records does).
+        assert isinstance(failure, UnicodeDecodeError)  # noqa: S101 - the only one caught
+        yield from _records(
+            _then_raise(group, failure), previous_line, text, stream, dialect, max_lines
+        )
+        previous_line += len(group)
+
+
+def _runs(
+    group: list[str],
+    lines: Iterator[str],
+    previous_line: int,
+    text: DecodingGuard,
+    stream: RecordStream,
+    dialect: CsvDialect,
+    max_lines: int,
+) -> Generator[CsvBatch | RawRecord, None, tuple[int, list[str]]]:
+    """The records that start in ``group`` (read on into ``lines`` if one runs on), by
+    ``csv.reader``: runs of plain rows (one line each, not blank) as ``CsvBatch``es, and
+    each other record (a cell over several lines, a blank row, a row that cannot be
+    parsed, past the line limit) read again from its own lines by the careful reader.
+    Returns the last line read and the lines of ``group`` not reached (after a record
+    that ran past it, none)."""
+    feed = _Feed(group, lines)
+    reader = csv.reader(feed, delimiter=dialect.delimiter, strict=True)
+    run: list[list[str]] = []
+    run_start = previous_line
+    while feed.first_left:
+        taken_before = len(feed.taken)
+        failure: Exception | None = None
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except (csv.Error, UnicodeDecodeError) as exc:
+            cells, failure = [], exc
+        record_lines = feed.taken[taken_before:]
+        end_line = previous_line + len(record_lines)
+        if failure is None and len(record_lines) == 1 and end_line <= max_lines:
+            if "".join(cells).strip():
+                if not run:
+                    run_start = previous_line
+                run.append(cells)
+            else:  # a blank row: counted, and it ends the run (a batch's lines follow on)
+                if run:
+                    yield CsvBatch(run_start + 1, run)
+                    run = []
+                stream.blank_lines += 1
+            previous_line = end_line
+            continue
+        if run:
+            yield CsvBatch(run_start + 1, run)
+            run = []
+        again: Iterator[str] = iter(record_lines)
+        if isinstance(failure, UnicodeDecodeError):
+            again = _then_raise(record_lines, failure)
+        yield from _records(again, previous_line, text, stream, dialect, max_lines)
         previous_line = end_line
+    if run:
+        yield CsvBatch(run_start + 1, run)
+    return previous_line, feed.left
+
+
+def _all_blank(lines: list[str], delimiter: str) -> bool:
+    """Whether every line is blank (only white space and delimiters; no quotation mark)."""
+    joined = "".join(lines)
+    return '"' not in joined and not joined.strip(WHITESPACE + delimiter)
+
+
+def _plain_rows(lines: list[str], delimiter: str) -> list[list[str]] | None:
+    """The rows of ``lines`` if none holds a quotation mark, a lone carriage return, a blank
+    row or a cell over ``csv.reader``'s size limit: each line split at the delimiter,
+    as ``csv.reader`` would (line breaks: LF or CRLF)."""
+    joined = "".join(lines)
+    if '"' in joined:
+        return None
+    breaks = "\n"
+    if "\r" in joined:  # Excel's CRLF throughout? (else CR, or mixed breaks)
+        # Each line ends in one break (the last maybe in none), and holds no other CR or
+        # LF: as many CRs and as many LFs as breaks means every break is a CRLF.
+        ended = len(lines) - (lines[-1][-1:] not in ("\r", "\n"))
+        if joined.count("\r") != ended or joined.count("\n") != ended:
+            return None
+        breaks = "\r\n"
+    texts = joined.split(breaks)
+    if texts[-1] == "":  # the last line's break
+        texts.pop()
+    if len(texts) != len(lines):
+        return None
+    limit = csv.field_size_limit()
+    if len(joined) > limit and max(map(len, texts)) > limit:
+        return None
+    if not all(map(methodcaller("strip", WHITESPACE + delimiter), texts)):
+        return None  # a blank row (only white space and delimiters): the careful way
+    return list(map(methodcaller("split", delimiter), texts))
+
+
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""Every character ``str.strip()`` removes (a test holds it to that): a row is blank when
+it holds nothing else between its delimiters."""
+
+
+class _Feed:
+    """Lines for ``csv.reader``: ``first``, then more from ``rest`` if a record runs on;
+    which it took, and which of ``first`` it left."""
+
+    __slots__ = ("_first", "_rest", "taken")
+
+    def __init__(self, first: list[str], rest: Iterator[str]) -> None:
+        self._first = deque(first)
+        self._rest = rest
+        self.taken: list[str] = []
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> str:
+        line = self._first.popleft() if self._first else next(self._rest)
+        self.taken.append(line)
+        return line
+
+    @property
+    def first_left(self) -> bool:
+        return bool(self._first)
+
+    @property
+    def left(self) -> list[str]:
+        return list(self._first)
 
 
 def _then_raise(lines: list[str], failure: Exception) -> Iterator[str]:
@@ -184,8 +328,10 @@ def _unparsable_row(
         ) from None
     if "field limit" in str(exc):
         raise InvalidFileError(
-            f"the CSV cannot be parsed: {exc}",
-            "check for a quotation mark that is opened but never closed",
+            f"a cell starting on line {start_line} is longer than "
+            f"{csv.field_size_limit():,} characters",
+            "a quotation mark opened before it and never closed makes the rest of the file "
+            "one cell: close it; or shorten the cell",
             line=start_line,
         ) from None
     # The row as a lenient reader sees it, so that the rejected file still shows it.

@@ -20,6 +20,7 @@ from achieveit_sync.ingest.records import (
 from achieveit_sync.updates import METRIC_MAX_CHARS
 
 _JSON_WHITESPACE = re.compile(r"[ \t\r\n]*")
+_WHITESPACE_CHARACTERS = " \t\r\n"
 
 
 class LongJsonNumber:
@@ -62,6 +63,8 @@ class JsonObject(dict[str, object]):
     dict would silently keep the last value."""
 
     duplicates: tuple[str, ...] = ()
+    pairs: tuple[tuple[str, object], ...] = ()
+    """Every field as the file wrote it, repeats included (for the rejected-rows file)."""
 
 
 def _json_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
@@ -76,6 +79,7 @@ def _json_object(pairs: list[tuple[str, object]]) -> dict[str, object]:
             repeated[name] = None
         seen.add(name)
     counted.duplicates = tuple(repeated)
+    counted.pairs = tuple(pairs)
     return counted
 
 
@@ -111,7 +115,7 @@ def json_array_records(text: DecodingGuard, max_lines: int) -> Iterator[RawRecor
             return
         value, line = scanner.element()
         elements += 1
-        yield _json_record(line, value, "each array element")._replace(element=elements)
+        yield _json_record(line, value, "each array element", elements)
         separator = scanner.peek()
         if separator == ",":
             scanner.advance()
@@ -141,6 +145,9 @@ class _JsonArrayScanner:
 
     def peek(self) -> str | None:
         """The next character that is not white space, or ``None`` at the end of the file."""
+        buffer, start = self._buffer, self._position
+        if start < len(buffer) and buffer[start] not in _WHITESPACE_CHARACTERS:
+            return buffer[start]  # (mostly the comma right after an element)
         while True:
             buffer = self._buffer
             start = self._position
@@ -233,8 +240,10 @@ def json_lines_records(
         yield _json_record(number, value, "each line")
 
 
-def _json_record(line: int, value: object, unit: str) -> RawRecord:
+def _json_record(line: int, value: object, unit: str, element: int | None = None) -> RawRecord:
     """A record for a JSON object; a problem record for anything else."""
+    if type(value) is dict:  # the common case, without NamedTuple's Python-level __new__
+        return tuple.__new__(RawRecord, (line, None, value, None, None, element))
     if isinstance(value, JsonObject):
         names = ", ".join(f"'{name}'" for name in value.duplicates[:5])
         return RawRecord(
@@ -242,13 +251,15 @@ def _json_record(line: int, value: object, unit: str) -> RawRecord:
             fields=value,
             problem=f"the object names {names} more than once; which value is meant is "
             "unclear, so the row was not sent",
+            element=element,
         )
     if isinstance(value, dict):
-        return RawRecord(line=line, fields=value)
+        return RawRecord(line=line, fields=value, element=element)
     return RawRecord(
         line=line,
         problem=f"{unit} must be one JSON object, found {_json_type(value)}",
         original=value,
+        element=element,
     )
 
 

@@ -29,7 +29,9 @@ from achieveit_sync.ingest.checkpoints import CheckpointStore, InMemoryCheckpoin
 from achieveit_sync.ingest.publishing import PartPublisher, StopPublishingError
 from achieveit_sync.ingest.reading import (
     CsvBatch,
+    FileFormat,
     InvalidFileError,
+    RawRecord,
     ReadLimits,
     RecordStream,
     open_records,
@@ -51,7 +53,7 @@ from achieveit_sync.ingest.validation import (
     ValidColumns,
     ValidRow,
 )
-from achieveit_sync.updates import BodyFormat, Update, UpdateKind, encode_updates
+from achieveit_sync.updates import BodyFormat, UpdateKind, encode_updates
 
 if TYPE_CHECKING:
     from achieveit_sync.ingest.sent_rows import SentRows
@@ -175,7 +177,9 @@ class PublishingRun:
     """What is known of each part, for listing rows by fate after publishing."""
     spool: ValidSpool | None = None
     """The valid rows of the last validation pass (with a client: there is something to
-    publish), which publishing reads instead of the file."""
+    publish; or when planning), which publishing reads instead of the file."""
+    planning: bool = False
+    """``publish --dry-run``: spool the valid rows (to plan their requests) with no client."""
 
     decimal_comma_evidence: str | None = None
     """Found by the first pass: a decimal comma (``line 4: 0,25``); ``1.200`` is then
@@ -243,7 +247,7 @@ def _validate_pass(run: PublishingRun) -> bool:
     validator = run.validator(stream)
     if run.spool is not None:
         run.spool.close()
-    run.spool = spool = ValidSpool() if run.client is not None else None
+    run.spool = spool = ValidSpool() if run.client is not None or run.planning else None
     counts = report.counts
     counts.rows_read = counts.valid = 0
     counts.rejected = counts.rejected_by_validation = 0
@@ -272,9 +276,20 @@ def _validate_pass(run: PublishingRun) -> bool:
             spool.add(valid)
     if counts.rows_read > options.max_rows:
         raise _too_many_rows(options.max_rows, None)
+    _refuse_nothing_at_all(counts.rows_read, validator, stream)
     if spool is not None:
         spool.finish()
     return _findings(run, validator, stream)
+
+
+def _refuse_nothing_at_all(rows: int, validator: Validator, stream: RecordStream) -> None:
+    """A file of nothing but blank lines, a byte-order mark or a sep= line fails as an empty
+    one does (a header alone is fine: "no rows"; so is a JSON ``[]``, which says so)."""
+    if not rows and validator.layout is None and stream.file_format is not FileFormat.JSON:
+        raise InvalidFileError(
+            "the file holds nothing to read (only blank lines, a byte-order mark or a sep= line)",
+            "export the data again; the upload may have failed",
+        )
 
 
 def _findings(run: PublishingRun, validator: Validator, stream: RecordStream) -> bool:
@@ -315,31 +330,31 @@ def _verdicts(
     validator: Validator, stream: RecordStream
 ) -> Iterator[tuple[ValidColumns, list[int]]]:
     """The verdicts of a pass, a batch at a time: the valid rows and the lines of rejected
-    rows."""
-    if stream.batches is None:  # JSON: verdicts in chunks of 512, which divides 4096
-        valid: list[tuple[int, Update]] = []
-        rejected: list[int] = []
-        for result in validator.validate(stream.records):
-            if isinstance(result, ValidRow):
-                valid.append((result.line, result.update))
-            else:
-                rejected.append(result.line)
-            if len(valid) + len(rejected) == _VERDICTS_PER_CHUNK:
-                yield ValidColumns.of(valid), rejected
-                valid, rejected = [], []
-        if valid or rejected:
-            yield ValidColumns.of(valid), rejected
-        return
-    nothing = ValidColumns.of([])
-    for item in stream.batches:
+    rows. CSV batches are checked a column at a time; other records (JSON, and CSV rows
+    the careful reader took one by one) in chunks of up to 512 records, judged together.
+    Records read before a reading error are judged, and counted, before it is raised."""
+    items: Iterator[CsvBatch | RawRecord] = (
+        iter(stream.batches) if stream.batches is not None else iter(stream.records)
+    )
+    chunk: list[RawRecord] = []
+    while True:
+        try:
+            item = next(items, None)
+        except Exception:  # the file cannot be read on
+            if chunk:
+                yield validator.validate_chunk(chunk)
+            raise
+        if isinstance(item, RawRecord):
+            chunk.append(item)
+            if len(chunk) < _VERDICTS_PER_CHUNK:
+                continue
+        if chunk:
+            yield validator.validate_chunk(chunk)
+            chunk = []
+        if item is None:
+            return
         if isinstance(item, CsvBatch):
             yield validator.validate_batch(item)
-            continue
-        for result in validator.validate(iter((item,))):
-            if isinstance(result, ValidRow):
-                yield ValidColumns.of([(result.line, result.update)]), []
-            else:
-                yield nothing, [result.line]
 
 
 def _line_of_verdict(valid: ValidColumns, rejected_lines: list[int], nth: int) -> int:
@@ -474,29 +489,6 @@ def _publish_parts(
         if run.on_progress is not None:
             run.on_progress(report)
     return stop_status
-
-
-def _parts(
-    validator: Validator, records: Iterator[Any], batch_size: int
-) -> Iterator[list[ValidRow]]:
-    """Parts cut from the valid rows of ``records``, validated again."""
-    return _cut_parts(
-        (result for result in validator.validate(records) if isinstance(result, ValidRow)),
-        batch_size,
-    )
-
-
-def _cut_parts(rows: Iterator[ValidRow], batch_size: int) -> Iterator[list[ValidRow]]:
-    """Parts are cut by count from the valid rows in file order, however they were read:
-    ``batch_size`` rows each, the last one shorter."""
-    part: list[ValidRow] = []
-    for row in rows:
-        part.append(row)
-        if len(part) == batch_size:
-            yield part
-            part = []
-    if part:
-        yield part
 
 
 @dataclass
@@ -772,7 +764,8 @@ def plan_requests(
     how many valid rows it would not send because ``sent_rows`` says they were sent
     earlier, without sending anything: what ``publish --dry-run`` shows. Validates as a
     publishing run does (both passes, so a day-first or decimal-comma file plans the same
-    rows); expects a file that validated."""
+    rows) and plans from the valid rows it spooled, as publishing does; expects a file
+    that validated."""
     from achieveit_sync.ingest.sent_rows import row_digests
 
     run = PublishingRun(
@@ -784,13 +777,14 @@ def plan_requests(
         options=options,
         should_stop=lambda: False,
         on_progress=None,
+        planning=True,
     )
     if _validate_pass(run):
         _validate_pass(run)
-    stream = run.open()
+    assert run.spool is not None  # noqa: S101 - a planning run spools
     planned: list[PlannedRequest] = []
     sent_earlier = 0
-    for part in _parts(run.validator(stream), stream.records, options.batch_size):
+    for part in run.spool.parts(options.batch_size):  # as publishing cuts them
         rows = part
         if sent_rows is not None:  # the part as publish would send it
             rows = [r for r in part if not sent_rows.already_sent(*row_digests(r.update))]
@@ -798,4 +792,5 @@ def plan_requests(
         if rows:
             body = encode_updates([row.update for row in rows], options.body_format)
             planned.append(PlannedRequest(len(rows), len(body)))
+    run.spool.close()
     return planned, sent_earlier

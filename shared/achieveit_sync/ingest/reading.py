@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from achieveit_sync.ingest.byte_streams import (
     SNIFF_BYTES,
+    TEXT_CHUNK_BYTES,
     BufferedAdapter,
     CountingReader,
     DecodingGuard,
@@ -149,6 +150,7 @@ def open_records(raw: ByteSource, name: str, limits: ReadLimits | None = None) -
     text = io.TextIOWrapper(
         BufferedAdapter(counting), encoding=encoding, errors="strict", newline=""
     )
+    text._CHUNK_SIZE = TEXT_CHUNK_BYTES  # type: ignore[attr-defined]  # fewer, larger reads
     stream = RecordStream(name, file_format, encoding_label, compressed, iter(()))
     decoded = DecodingGuard(text, counting, encoding_label)
     if file_format is FileFormat.CSV:

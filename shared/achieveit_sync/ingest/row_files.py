@@ -79,8 +79,11 @@ class RowsFileWriter:
             cells = self._aligned(record.cells or [])
             self._csv.writerow([neutralise(c) for c in cells] + [neutralise(error)])
         else:
-            document = _json_document(record.fields, record.original, error)
-            text = json_text(document)
+            pairs = getattr(record.fields, "pairs", None)
+            if pairs is not None:  # an object naming a field twice: kept as written
+                text = _json_pairs_text(pairs, error)
+            else:
+                text = json_text(_json_document(record.fields, record.original, error))
             if self._format is FileFormat.JSON:
                 text = ("  " if self.rows == 0 else ",\n  ") + text
             else:
@@ -117,6 +120,14 @@ def _json_document(fields: dict[str, object] | None, original: object, error: st
         kept = {name: value for name, value in fields.items() if not _is_error_column(name)}
         return {**kept, "error": neutralise(error)}
     return {"value": original, "error": neutralise(error)}
+
+
+def _json_pairs_text(pairs: tuple[tuple[str, object], ...], error: str) -> str:
+    """An object with its fields in order, each as often as the file named it (a dict would
+    keep only the last value of a repeated field), and the error."""
+    kept = [(name, value) for name, value in pairs if not _is_error_column(name)]
+    kept.append(("error", neutralise(error)))
+    return "{" + ", ".join(f"{json_text(name)}: {json_text(value)}" for name, value in kept) + "}"
 
 
 def _is_error_column(name: str) -> bool:

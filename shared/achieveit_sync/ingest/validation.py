@@ -12,17 +12,19 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
+from itertools import islice
 from operator import itemgetter
 from typing import NamedTuple
 
 from achieveit_sync.errors import AchieveItSyncError
 from achieveit_sync.ingest.reading import CsvBatch, LongJsonNumber, RawRecord
-from achieveit_sync.key_index import SeenKeys
+from achieveit_sync.key_index import KeyTexts, SeenKeys
 from achieveit_sync.spreadsheet import PLAIN_NUMBER, unneutralise
 from achieveit_sync.updates import (
     METRIC_CSV_COLUMNS,
@@ -106,10 +108,13 @@ _STATUS_BY_SPELLING = {
     for status in Status
     for spelling in (status.value, status.value.lower(), status.value.upper())
 }
-_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]")
+_CONTROL_CHARACTER = re.compile(
+    "[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]"
+)
 """Control characters, line and paragraph separators, and invisible formatting characters
-(zero-width, bidirectional overrides, a stray byte-order mark): an external ID holding one
-looks right and matches nothing."""
+(zero-width, soft hyphen, bidirectional marks and overrides, a stray byte-order mark): an
+external ID holding one looks right and matches nothing. None of them is printable
+(``str.isprintable``), which the column checks rely on (a test holds it to that)."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 """A lone UTF-16 surrogate: JSON can spell one (``"\\ud800"``), but it is not a character
 and cannot be stored or sent as UTF-8."""
@@ -117,6 +122,11 @@ _MAX_NAMED_COLUMNS = 20
 """Warnings name at most this many unknown or repeated columns (a hostile header may hold
 100,000 of them)."""
 _FAST_METRIC_DIGITS = 15
+CHUNK_RECORDS = 512
+_FEW_KEYS = 8
+_FAST_INTEGER_LIMIT = 10**15
+"""JSON integers below this (in size) are metric values as they are (15 digits at most)."""
+"""Records judged together by ``Validator.validate`` (their duplicates in one lookup)."""
 
 
 class FileLayoutError(AchieveItSyncError):
@@ -177,6 +187,10 @@ class Layout:
     header: tuple[str, ...] | None
 
 
+_JsonLayout = tuple[str, str | None, str | None, str, str | None]
+"""The keys of a JSON object that hold its ID, status, metric value, date and comment."""
+
+
 @dataclass
 class Validator:
     """Validates the records of one file in order; keeps the state that spans rows
@@ -219,24 +233,79 @@ class Validator:
     notification), since the writer meant it to say something."""
     _warned: set[str] = field(default_factory=set)
     """Header positions without a name: values under them are ignored, never silently."""
+    _deferred: list[Update] | None = None
+    _fast: Callable[[list[str], int], Update | None] | None = None
+    _json_layouts: dict[tuple[str, ...], _JsonLayout | None] = field(default_factory=dict)
+    _json_dates: dict[str, date] = field(default_factory=dict)
+    """While ``validate_chunk`` runs: the valid rows' updates, looked up as duplicates
+    together at the end of the chunk."""
 
-    def validate(self, records: Iterator[RawRecord]) -> Iterator[ValidRow | RejectedRow]:
+    def validate(self, records: Iterable[RawRecord]) -> Iterator[ValidRow | RejectedRow]:
+        """The verdict on each record, in order (none for a header or an untouched template
+        row). Records are judged ``CHUNK_RECORDS`` at a time, their duplicates looked up
+        together; records read before a reading error are judged before it is raised."""
+        records = iter(records)
+        while True:
+            chunk: list[RawRecord] = []
+            try:
+                chunk.extend(islice(records, CHUNK_RECORDS))
+            except Exception:
+                yield from self._chunk_results(chunk)
+                raise
+            if not chunk:
+                return
+            yield from self._chunk_results(chunk)
+
+    def validate_chunk(self, records: Iterable[RawRecord]) -> tuple[ValidColumns, list[int]]:
+        """The verdicts on a chunk of records: the valid rows as columns, and the lines
+        rejected (the same verdicts as ``validate``)."""
+        results = self._chunk_results(list(records))
+        valid_rows = [(row.line, row.update) for row in results if isinstance(row, ValidRow)]
+        rejected = [row.line for row in results if isinstance(row, RejectedRow)]
+        return ValidColumns.of(valid_rows), rejected
+
+    def _chunk_results(  # noqa: PLR0912 - a branch per kind of record
+        self, chunk: list[RawRecord]
+    ) -> list[ValidRow | RejectedRow]:
+        """The verdicts on ``chunk``: each valid row's duplicate check is put off to the
+        end of the chunk, where the chunk's keys are looked up in one pass."""
         validate_one = self.validate_one
-        fast: Callable[[list[str], int], Update | None] | None = None
+        fast = self._fast
+        if fast is None and self._fast_columns is not None:
+            fast = self._fast = self._fast_path(self._fast_columns)
         new = tuple.__new__
-        for record in records:
-            cells = record.cells
-            if cells is not None and record.problem is None:  # the reader saw nothing odd
-                if fast is None and self._fast_columns is not None:
-                    fast = self._fast_path(self._fast_columns)
-                if fast is not None:
-                    update = fast(cells, record[0])
-                    if update is not None:
-                        yield new(ValidRow, (record[0], update, record, None))
-                        continue
-            result = validate_one(record)
-            if result is not None:
-                yield result
+        deferred: list[Update] = []
+        results: list[ValidRow | RejectedRow] = []
+        self._deferred = deferred
+        try:
+            for record in chunk:
+                update: Update | None = None
+                if record.problem is None:  # (the reader saw nothing odd)
+                    if record.cells is not None:
+                        if fast is not None:
+                            update = fast(record.cells, record[0])
+                    elif self.kind is not None:
+                        update = self._json_fast(record.fields)  # type: ignore[arg-type]
+                        if update is not None:
+                            deferred.append(update)
+                if update is not None:
+                    results.append(new(ValidRow, (record[0], update, record, None)))
+                    continue
+                result = validate_one(record)
+                if fast is None and self._fast_columns is not None:  # (after the header)
+                    fast = self._fast = self._fast_path(self._fast_columns)
+                if result is not None:
+                    results.append(result)
+        finally:
+            self._deferred = None
+        if deferred:
+            valid_at = [at for at, row in enumerate(results) if isinstance(row, ValidRow)]
+            firsts = self._first_lines(deferred, [results[at].line for at in valid_at])
+            for at, first in zip(valid_at, firsts, strict=True):
+                valid = results[at]
+                if first is not None and isinstance(valid, ValidRow):
+                    results[at] = _duplicate_row(valid.record, valid.update, first)
+        return results
 
     def validate_batch(self, batch: CsvBatch) -> tuple[ValidColumns, list[int]]:
         """The valid rows of ``batch`` (as columns, in order) and the lines it rejects: the
@@ -268,31 +337,45 @@ class Validator:
         id_at, status_at, metric_at, date_at, comment_at, width = self._fast_columns
         rows = batch.rows
         count = len(rows)
-        if set(map(len, rows)) != {width}:
+        try:  # the batch a column at a time (and every row as wide as the header)
+            columns = list(zip(*rows, strict=True))
+        except ValueError:
             return None
-        ids = list(map(str.strip, map(itemgetter(id_at), rows)))
+        if len(columns) != width:
+            return None
+        ids = list(map(str.strip, columns[id_at]))
         joined = " ".join(ids)
-        if not all(ids) or "'" in joined or _CONTROL_CHARACTER.search(joined):
+        if (
+            not all(ids)
+            or "'" in joined
+            # (the characters it looks for are none of them printable)
+            or (not joined.isprintable() and _CONTROL_CHARACTER.search(joined))
+        ):
             return None
         memo = self._date_memo
-        date_texts = list(map(itemgetter(date_at), rows))
-        if None in map(memo.get, date_texts):
-            if len(memo) > _MEMO_ENTRIES:
+        date_texts = columns[date_at]
+        unseen = set(date_texts).difference(memo)
+        if unseen:
+            if len(memo) + len(unseen) > _MEMO_ENTRIES:  # start again (with this batch's)
                 memo.clear()
-            for text in set(date_texts).difference(memo):
+                unseen = set(date_texts)
+            for text in unseen:
                 parsed = iso_date(text.strip())
-                memo[text] = _UNSEEN if parsed is None else (parsed.isoformat(), parsed.toordinal())
+                if parsed is None:  # not the common date: one by one
+                    return None
+                memo[text] = (parsed.isoformat(), parsed.toordinal())
         known = list(map(memo.__getitem__, date_texts))
-        if _UNSEEN in known:
-            return None
         metrics: list[str | None]
         if metric_at >= 0:
-            texts = list(map(str.strip, map(itemgetter(metric_at), rows)))
-            column = "\n".join(texts)
+            texts = list(columns[metric_at])
+            plain = _plain_numbers(texts)
+            if not plain:  # maybe spaces around them: the stripped values
+                texts = list(map(str.strip, texts))
+                plain = _plain_numbers(texts)
             if (
-                self.decimal_comma_evidence is not None
+                not plain
+                or self.decimal_comma_evidence is not None
                 or max(map(len, texts)) > _FAST_METRIC_DIGITS
-                or not _PLAIN_NUMBERS.fullmatch(column)
                 or (status_at < 0 and not all(texts))
             ):
                 return None  # exponents, NaN, _, long or European numbers: one by one
@@ -302,31 +385,30 @@ class Validator:
         else:
             metrics = [None] * count
         if comment_at >= 0:
-            comments = list(map(str.strip, map(itemgetter(comment_at), rows)))
+            comments = list(map(str.strip, columns[comment_at]))
             if "\n'" in "\n" + "\n".join(comments):
                 return None  # maybe our own neutralising mark: the detailed path
         else:
             comments = [""] * count
         if status_at >= 0:
             codes = self._status_memo
-            status_texts = list(map(itemgetter(status_at), rows))
-            if None in map(codes.get, status_texts):
-                if len(codes) > _MEMO_ENTRIES:
+            status_texts = columns[status_at]
+            unseen = set(status_texts).difference(codes)
+            if unseen:
+                if len(codes) + len(unseen) > _MEMO_ENTRIES:  # start again
                     codes.clear()
-                for text in set(status_texts).difference(codes):
+                    unseen = set(status_texts)
+                for text in unseen:
                     status = _STATUS_BY_SPELLING.get(text.strip())
-                    codes[text] = -2 if status is None else STATUS_CODES[status]
+                    if status is None:  # not a status as spelled: one by one
+                        return None
+                    codes[text] = STATUS_CODES[status]
             statuses = list(map(codes.__getitem__, status_texts))
-            if -2 in statuses:
-                return None
         else:
             statuses = [-1] * count
-        folded = map(str.casefold, ids)
-        keys = list(map("\x1f".join, zip(folded, map(itemgetter(0), known), strict=True)))
         lines = range(batch.first_line, batch.first_line + count)
-        firsts = self._seen.first_positions(
-            list(map(hash, keys)), list(lines), list(map(str.encode, keys))
-        )
+        keys, key_texts = duplicate_keys(ids, list(map(itemgetter(0), known)))
+        firsts = self._seen.first_positions(keys, list(lines), key_texts)
         ordinals = list(map(itemgetter(1), known))
         if firsts.count(None) == count:
             return ValidColumns(lines, ids, statuses, metrics, ordinals, comments), []
@@ -348,6 +430,130 @@ class Validator:
             ),
             rejected,
         )
+
+    def _first_lines(self, updates: list[Update], lines: list[int]) -> list[int | None]:
+        """For each update (on its line): the line that first updated its item for its
+        date, or ``None`` (and the row is remembered)."""
+        if len(updates) < _FEW_KEYS:  # (a batch's fixed costs are not worth it)
+            firsts: list[int | None] = []
+            for update, line in zip(updates, lines, strict=True):
+                key, exact = duplicate_key(update.external_id, update.as_of_date)
+                firsts.append(self._seen.first_position(key, line, exact))
+            return firsts
+        keys, texts = duplicate_keys(
+            [update.external_id for update in updates],
+            [update.as_of_date.isoformat() for update in updates],
+        )
+        return self._seen.first_positions(keys, lines, texts)
+
+    def _json_fast(  # noqa: PLR0911, PLR0912 - a check per field
+        self, fields: dict[str, object]
+    ) -> Update | None:
+        """The common JSON object (only the documented fields, each of the usual type and
+        form), checked by the rules the detailed path starts with (``iso_date``, the
+        status spellings, ``metric_value_problem``); ``None`` for anything else, which
+        the detailed path reads or explains (a property test holds them to that). Its
+        duplicate check is left to the caller's chunk."""
+        keys = tuple(fields)
+        try:
+            layout = self._json_layouts[keys]
+        except KeyError:
+            layout = self._json_layout(keys)
+        if layout is None:
+            return None
+        id_key, status_key, metric_key, date_key, comment_key = layout
+        raw = fields[id_key]
+        if type(raw) is not str:
+            return None
+        external_id = raw.strip()
+        if (
+            not external_id
+            or external_id[0] == "'"
+            # (control characters and surrogates are none of them printable)
+            or (
+                not external_id.isprintable()
+                and (_CONTROL_CHARACTER.search(external_id) or _SURROGATE.search(external_id))
+            )
+        ):
+            return None
+        raw = fields[date_key]
+        if type(raw) is not str:
+            return None
+        as_of_date = self._json_dates.get(raw)
+        if as_of_date is None:
+            as_of_date = iso_date(raw.strip())
+            if as_of_date is None:
+                return None
+            if len(self._json_dates) > _MEMO_ENTRIES:
+                self._json_dates.clear()
+            self._json_dates[raw] = as_of_date
+        metric_value: Decimal | None = None
+        if metric_key is not None:
+            raw = fields[metric_key]
+            if type(raw) is int and -_FAST_INTEGER_LIMIT < raw < _FAST_INTEGER_LIMIT:
+                metric_value = Decimal(raw)
+            elif type(raw) is Decimal and (
+                _plain_and_short(raw) or metric_value_problem(raw) is None
+            ):
+                metric_value = raw
+            elif raw is not None:
+                return None
+        comment = ""
+        if comment_key is not None:
+            raw = fields[comment_key]
+            if type(raw) is str:
+                if not raw.isprintable() and _SURROGATE.search(raw):
+                    return None
+                comment = raw.strip()
+            elif raw is not None:
+                return None
+        new = tuple.__new__
+        if status_key is not None:
+            raw = fields[status_key]
+            status = _STATUS_BY_SPELLING.get(raw) if type(raw) is str else None
+            if status is None:
+                return None
+            return new(ProgressUpdate, (external_id, status, as_of_date, metric_value, comment))
+        if metric_value is None:
+            return None
+        return new(MetricUpdate, (external_id, metric_value, as_of_date, comment))
+
+    def _json_layout(self, keys: tuple[str, ...]) -> _JsonLayout | None:
+        """Which key holds which field, for objects with these keys, when the fast path
+        can read them: each documented field named once, the fields a row of this kind
+        needs all there, and no field the detailed path would warn about first."""
+        found: dict[str, str] = {}
+        for key in keys:
+            name = _fold(key)
+            canonical = _FIELD_BY_FOLDED_NAME.get(name)
+            if canonical is None:
+                if name in INFORMATIONAL_COLUMNS or key in self._unknown_json_fields:
+                    continue  # ignored without a word, or already named as ignored
+                return None  # (not remembered: the detailed path names it first)
+            if canonical in found:
+                return self._remember_json_layout(keys, None)
+            found[canonical] = key
+        progress = self.kind is UpdateKind.PROGRESS
+        if EXTERNAL_ID not in found or AS_OF_DATE not in found or (STATUS in found) != progress:
+            return self._remember_json_layout(keys, None)
+        layout = (
+            found[EXTERNAL_ID],
+            found.get(STATUS),
+            found.get(METRIC_VALUE),
+            found[AS_OF_DATE],
+            found.get(COMMENT),
+        )
+        return self._remember_json_layout(keys, layout)
+
+    def _remember_json_layout(
+        self,
+        keys: tuple[str, ...],
+        layout: _JsonLayout | None,
+    ) -> _JsonLayout | None:
+        if len(self._json_layouts) > _MEMO_ENTRIES:
+            self._json_layouts.clear()
+        self._json_layouts[keys] = layout
+        return layout
 
     def _fast_path(
         self, columns: tuple[int, int, int, int, int, int]
@@ -412,8 +618,13 @@ class Validator:
                 update = new(MetricUpdate, (external_id, metric_value, as_of_date, comment))
             else:
                 return None
-            key = f"{external_id.casefold()}\x1f{iso}"
-            if first_position(hash(key), line, key.encode("utf-8", "surrogatepass")) is not None:
+            deferred = self._deferred
+            if deferred is not None:  # looked up with the rest of the chunk
+                deferred.append(update)
+                return update
+            folded = external_id.casefold()
+            exact = f"{folded}\x1f{iso}\x1f".encode("utf-8", "surrogatepass")
+            if first_position(hash((folded, iso)), line, exact) is not None:
                 return None  # seen before: the detailed path names the first line
             return update
 
@@ -494,6 +705,9 @@ class Validator:
         if (
             self.layout is not None
             and self.layout.header is not None
+            # as wide as the header: a row cut short (or written with another separator,
+            # all in its first cell) is judged, not taken for a template row
+            and width >= len(self.layout.columns)
             and not any(
                 cell.strip()
                 for position, cell in enumerate(cells)
@@ -683,21 +897,12 @@ class Validator:
             if metric_value is None:
                 return RejectedRow(record.line, tuple(problems), record)
             update = MetricUpdate(external_id, metric_value, as_of_date, comment)
+        if self._deferred is not None:  # looked up with the rest of the chunk
+            self._deferred.append(update)
+            return ValidRow(record.line, update, record)
         duplicate_line = self._first_line_of(external_id, as_of_date, record.line)
         if duplicate_line is not None:
-            return RejectedRow(
-                record.line,
-                (
-                    FieldProblem(
-                        EXTERNAL_ID,
-                        external_id,
-                        f"line {duplicate_line} already updates this item for "
-                        f"{as_of_date.isoformat()}",
-                        "keep one row per external ID and as-of date; this row was not sent",
-                    ),
-                ),
-                record,
-            )
+            return _duplicate_row(record, update, duplicate_line)
         return ValidRow(record.line, update, record)
 
     def _slash_date(
@@ -731,8 +936,8 @@ class Validator:
         return as_of_date
 
     def _first_line_of(self, external_id: str, as_of_date: date, line: int) -> int | None:
-        key = duplicate_text(external_id, as_of_date)
-        return self._seen.first_position(hash(key), line, key.encode("utf-8", "surrogatepass"))
+        key, exact = duplicate_key(external_id, as_of_date)
+        return self._seen.first_position(key, line, exact)
 
 
 def _invisible(text: str) -> str:
@@ -767,16 +972,34 @@ def _require_columns(kind: UpdateKind | None, named: set[str], kind_reason: str 
         )
 
 
-def duplicate_text(external_id: str, as_of_date: date) -> str:
-    """What makes two rows duplicates: the external ID in any case, and the date."""
-    return f"{external_id.casefold()}\x1f{as_of_date.isoformat()}"
+def _duplicate_row(record: RawRecord, update: Update, first_line: int) -> RejectedRow:
+    return RejectedRow(
+        record.line,
+        (
+            FieldProblem(
+                EXTERNAL_ID,
+                update.external_id,
+                f"line {first_line} already updates this item for {update.as_of_date.isoformat()}",
+                "keep one row per external ID and as-of date; this row was not sent",
+            ),
+        ),
+        record,
+    )
 
 
-def duplicate_key(external_id: str, as_of_date: date) -> int:
-    """Python's string hash is randomised per process: detection spans one run, which always
-    reads the file from its first line (a resumed run re-reads it too). Rows whose keys
-    collide are told apart by their exact text (see ``SeenKeys``)."""
-    return hash(duplicate_text(external_id, as_of_date))
+def duplicate_key(external_id: str, as_of_date: date) -> tuple[int, bytes]:
+    """What makes two rows duplicates (the external ID in any case, and the date): a hash
+    and the exact text. Python's hashes are randomised per process: detection spans one
+    run, which always reads the file from its first line (a resumed run re-reads it too).
+    Rows whose hashes collide are told apart by their exact text (see ``SeenKeys``)."""
+    folded, iso = external_id.casefold(), as_of_date.isoformat()
+    return hash((folded, iso)), f"{folded}\x1f{iso}\x1f".encode("utf-8", "surrogatepass")
+
+
+def duplicate_keys(external_ids: list[str], isos: list[str]) -> tuple[list[int], KeyTexts]:
+    """``duplicate_key`` of a batch (IDs, and dates as ISO text)."""
+    folded = list(map(str.casefold, external_ids))
+    return list(map(hash, zip(folded, isos, strict=True))), KeyTexts.of_pairs(folded, isos)
 
 
 STATUS_CODES = {status: code for code, status in enumerate(Status)}
@@ -814,11 +1037,36 @@ class ValidColumns(NamedTuple):
 
 
 _UNSEEN = ("", 0)
-_PLAIN_NUMBERS = re.compile(
-    r"(?:[+-]?(?:\d+\.?\d*|\.\d+))?(?:\n[+-]?(?:\d+\.?\d*|\.\d+)?)*", re.ASCII
-)
-"""A column of metric values (one a line), each empty or a plain number without exponent:
-what ``plain_metric`` takes (``PLAIN_NUMBER`` without its exponent)."""
+_NUMBER_CHARACTERS = b"0123456789.+-"
+
+
+def _plain_and_short(value: Decimal) -> bool:
+    """Whether ``value`` is written without exponent in at most 15 digits: then it is a
+    sendable metric value (``metric_value_problem`` finds nothing: at most 15 significant
+    digits, below 1e15, and 0 or at least 1e-14), known without taking it apart."""
+    text = str(value)
+    return (
+        text[-1] in "0123456789"  # (not NaN or Infinity)
+        and "E" not in text
+        and len(text) - ("." in text) - (text[0] == "-") <= _FAST_METRIC_DIGITS
+    )
+
+
+def _plain_numbers(texts: list[str]) -> bool:
+    """Whether each text is empty or a plain number without exponent (what ``plain_metric``
+    takes; ``PLAIN_NUMBER`` without its exponent): only ASCII digits, dots and signs (one
+    pass over all of them), in the form ``float`` reads (which, from those characters
+    alone, is exactly ``[+-]?(digits[.digits]|.digits)``)."""
+    joined = "".join(texts)
+    if not joined.isascii() or joined.encode("ascii").translate(None, _NUMBER_CHARACTERS):
+        return False
+    try:
+        deque(map(float, filter(None, texts)), maxlen=0)
+    except ValueError:
+        return False
+    return True
+
+
 _MEMO_ENTRIES = 4096
 """Distinct date and status texts the fast path remembers (then it starts again)."""
 
