@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import json
 import logging
 import os
@@ -532,8 +533,8 @@ def _add_file_arguments(parser: argparse.ArgumentParser) -> None:
         "--rejected-out",
         type=Path,
         metavar="PATH",
-        help="write the rejected rows here, in the file's own format plus an Error column: "
-        "fix them and validate or publish that file",
+        help="write the rejected rows here, in the file's own format plus an Error column "
+        "(gzip-compressed if PATH ends in .gz): fix them and validate or publish that file",
     )
 
 
@@ -771,7 +772,11 @@ def _write_rows(option: str, rows: IO[bytes], target: Path) -> str | None:
             return None
         mode = target.stat().st_mode & 0o777 if target.exists() else _new_file_mode()
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".partial") as out:
-            shutil.copyfileobj(rows, out)
+            if target.name.lower().endswith(".gz"):  # named so: compressed, as it says
+                with gzip.GzipFile(fileobj=out, mode="wb") as compressed:
+                    shutil.copyfileobj(rows, compressed)
+            else:
+                shutil.copyfileobj(rows, out)
         # NamedTemporaryFile creates 0600: give the file what any new file would get.
         Path(out.name).chmod(mode)
         Path(out.name).replace(target)

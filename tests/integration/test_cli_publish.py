@@ -490,3 +490,23 @@ def test_the_json_report_names_the_rows_files_written(
     report = json.loads(capsys.readouterr().out)
     assert report["outputs"] == {"rejected": str(target)}
     assert target.exists()
+
+
+def test_a_rows_file_named_gz_is_gzip_and_reads_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found by outside eyes (round 2): --rejected-out rejected.csv.gz wrote plain text,
+    which the tool then refused ("named .gz but is not gzip-compressed")."""
+    import gzip
+
+    path = tmp_path / "updates.csv"
+    path.write_text(
+        "External ID,Status,As Of Date\nPX-1,On Track,2026-11-01\nPX-2,Nope,2026-11-01\n"
+    )
+    target = tmp_path / "rejected.csv.gz"
+
+    assert main(["validate", "--rejected-out", str(target), str(path)]) == 1
+    assert b"PX-2,Nope" in gzip.decompress(target.read_bytes())
+    capsys.readouterr()
+    assert main(["validate", "--format", "json", str(target)]) == 1
+    assert json.loads(capsys.readouterr().out)["counts"]["rejected"] == 1

@@ -417,11 +417,14 @@ def test_invisible_characters_in_an_id_are_rejected(invisible: str) -> None:
 
 def test_every_invisible_character_looked_for_is_unprintable() -> None:
     """The column checks look for them only in IDs that are not all printable."""
+    import unicodedata
+
     from achieveit_sync.ingest.validation import _CONTROL_CHARACTER
 
     found = [chr(c) for c in range(0x110000) if _CONTROL_CHARACTER.match(chr(c))]
-    assert len(found) > 60
     assert not any(character.isprintable() for character in found)
+    formats = [chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"]
+    assert set(formats) <= set(found)
 
 
 def test_a_long_cell_is_a_value_to_judge_not_a_broken_file() -> None:
@@ -453,3 +456,43 @@ def test_a_runaway_quoted_cell_fails_naming_its_line() -> None:
 
     assert report.status is FileStatus.FAILED
     assert "a cell starting on line 3 is longer than 1,000,000 characters" in str(report.file_error)
+
+
+def test_padded_rows_in_another_separator_and_rejected_rows_dropped_back_are_judged() -> None:
+    """Found by outside eyes (round 2): a row written with another separator and then padded
+    to the header's width by a spreadsheet, and a rejected row dropped back unfixed (its
+    Error cell filled), were skipped as untouched template rows."""
+    report = validated(
+        "padded.csv",
+        "External ID,Status,Metric Value,As Of Date,Comment,Item Name\n"
+        "A-1;On Track;5;2026-03-01;x,,,,,\n"
+        '"A-2,On Track,5,2026-03-01,x",,,,,\n'
+        "A-3\tOn Track\t5\t2026-03-01\tx,,,,,\n"
+        "A-4,,,,,Grow membership\n",
+        UpdateKind.PROGRESS,
+    )
+    assert sorted(rejected(report)) == [2, 3, 4]
+    assert report.counts.skipped_untouched == 1
+
+    dropped_back = validated(
+        "rejected.csv",
+        "External ID,Status,Metric Value,As Of Date,Comment,Item Name,Error\n"
+        "A-5,,,,,,line 2: status: is missing\n"
+        "A-6,,,,,Retain members,\n",
+        UpdateKind.PROGRESS,
+    )
+    assert sorted(rejected(dropped_back)) == [2]
+    assert dropped_back.counts.skipped_untouched == 1
+
+
+@pytest.mark.parametrize("invisible", ["\u2066", "\u2069", "\U000e0001", "\u206a", "\ufff9"])
+def test_every_format_character_in_an_id_is_rejected(invisible: str) -> None:
+    """Found by outside eyes (round 2): bidirectional isolates, tags and other format
+    characters (Unicode category Cf) passed."""
+    report = validated(
+        "ids.jsonl",
+        '{"externalId": "K-1' + invisible + '", "status": "On Track", "asOfDate": "2026-01-01"}\n',
+        UpdateKind.PROGRESS,
+    )
+
+    assert sorted(rejected(report)) == [1]

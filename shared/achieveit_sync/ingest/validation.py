@@ -109,13 +109,24 @@ _STATUS_BY_SPELLING = {
     for spelling in (status.value, status.value.lower(), status.value.upper())
 }
 _CONTROL_CHARACTER = re.compile(
-    "[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]"
+    "[\x00-\x1f\x7f-\x9f"  # control characters
+    "\u2028\u2029"  # line and paragraph separators
+    # every format character (Unicode category Cf): soft hyphen, zero-width ones,
+    # bidirectional marks, embeddings and isolates, a stray byte-order mark, tags...
+    "\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f]"
 )
 """Control characters, line and paragraph separators, and invisible formatting characters
 (zero-width, soft hyphen, bidirectional marks and overrides, a stray byte-order mark): an
 external ID holding one looks right and matches nothing. None of them is printable
 (``str.isprintable``), which the column checks rely on (a test holds it to that)."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SEPARATOR_IN_ID = re.compile("[,;\t|]")
+"""In an otherwise empty row's ID, a sign that the row was written with another separator:
+such a row is judged (and rejected), never skipped as an untouched template row."""
+_ERROR_COLUMN = "error"
 """A lone UTF-16 surrogate: JSON can spell one (``"\\ud800"``), but it is not a character
 and cannot be stored or sent as UTF-8."""
 _MAX_NAMED_COLUMNS = 20
@@ -705,9 +716,10 @@ class Validator:
         if (
             self.layout is not None
             and self.layout.header is not None
-            # as wide as the header: a row cut short (or written with another separator,
-            # all in its first cell) is judged, not taken for a template row
+            # as wide as the header, and an ID without a separator in it: a row cut short
+            # or written with another separator (all in its first cell) is judged
             and width >= len(self.layout.columns)
+            and not _SEPARATOR_IN_ID.search(cell(EXTERNAL_ID) or "")
             and not any(
                 cell.strip()
                 for position, cell in enumerate(cells)
@@ -760,8 +772,8 @@ class Validator:
         for position, (cell, name) in enumerate(zip(cells, folded, strict=True)):
             canonical = _FIELD_BY_FOLDED_NAME.get(name)
             if (canonical == EXTERNAL_ID and canonical not in seen) or (
-                name in INFORMATIONAL_COLUMNS
-            ):
+                name in INFORMATIONAL_COLUMNS and name != _ERROR_COLUMN
+            ):  # (a row with an error of its own is a rejected row dropped back, not blank)
                 skippable.add(position)
             if canonical is None or canonical in seen:
                 columns.append(None)
