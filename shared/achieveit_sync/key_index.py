@@ -153,17 +153,6 @@ class SeenKeys:
     def __len__(self) -> int:
         return self._count
 
-    def __contains__(self, key: int) -> bool:
-        return self._first(key, _mixed(key), None)[0] is not None
-
-    def remember(self, key: int, position: int) -> bool:
-        """True (and ``position`` remembered) the first time ``key`` is seen; else False."""
-        return self.first_position(key, position) is None
-
-    def first_line(self, key: int, position: int) -> int | None:
-        """The earlier name of ``first_position`` (kept for its callers)."""
-        return self.first_position(key, position)
-
     def first_position(self, key: int, position: int, exact: bytes | None = None) -> int | None:
         """``None`` the first time ``key`` (with ``exact``) is seen, remembering ``position``;
         else the position it was first seen at."""

@@ -239,8 +239,8 @@ def test_seen_keys_are_exact_within_and_across_buckets() -> None:
     keys = [n << 16 for n in range(1, 300)] + [-(n << 16) for n in range(1, 300)]
     keys += list(range(1, 3000))
 
-    firsts = [seen.first_line(key, line) for line, key in enumerate(keys, start=1)]
-    again = [seen.first_line(key, 10**9) for key in keys]
+    firsts = [seen.first_position(key, line) for line, key in enumerate(keys, start=1)]
+    again = [seen.first_position(key, 10**9) for key in keys]
 
     assert firsts == [None] * len(keys)
     assert again == list(range(1, len(keys) + 1))
@@ -285,8 +285,8 @@ def test_the_rejected_file_keeps_the_input_format_and_adds_an_error_column() -> 
     assert len(lines) == 2
 
 
-def test_the_rejected_json_file_is_a_valid_array_with_an_error_field() -> None:
-    content = b'[{"externalId": "A", "status": "Nope", "asOfDate": "2026-11-01"}, 7]'
+def rejected_json_file(content: bytes) -> bytes:
+    """The rejected-rows file ``validate`` writes for a JSON file whose rows all fail."""
     _, _, results = validate("a.json", content)
     sink = io.BytesIO()
     writer = RowsFileWriter(sink, FileFormat.JSON)
@@ -294,8 +294,12 @@ def test_the_rejected_json_file_is_a_valid_array_with_an_error_field() -> None:
         assert isinstance(result, RejectedRow)
         writer.write(result, result.summary)
     writer.close()
+    return sink.getvalue()
 
-    documents = json.loads(sink.getvalue())
+
+def test_the_rejected_json_file_is_a_valid_array_with_an_error_field() -> None:
+    content = b'[{"externalId": "A", "status": "Nope", "asOfDate": "2026-11-01"}, 7]'
+    documents = json.loads(rejected_json_file(content))
     assert documents[0]["externalId"] == "A"
     assert "not an AchieveIt status" in documents[0]["error"]
     assert documents[1]["value"] == 7
@@ -308,19 +312,12 @@ def test_an_object_naming_a_field_twice_is_written_back_as_written() -> None:
         b'[{"externalId": "A", "externalId": "B", "status": "On Track", '
         b'"asOfDate": "2026-11-01", "metricValue": 12.50, "error": "old"}]'
     )
-    _, _, results = validate("a.json", content)
-    sink = io.BytesIO()
-    writer = RowsFileWriter(sink, FileFormat.JSON)
-    for result in results:
-        assert isinstance(result, RejectedRow)
-        writer.write(result, result.summary)
-    writer.close()
-
-    text = sink.getvalue().decode()
+    written = rejected_json_file(content)
+    text = written.decode()
     assert '"externalId": "A", "externalId": "B"' in text
     assert '"metricValue": 12.50' in text
     assert text.count('"error"') == 1
-    _, _, again = validate("a.json", sink.getvalue())
+    _, _, again = validate("a.json", written)
     assert [type(result) for result in again] == [RejectedRow]
 
 
@@ -365,9 +362,11 @@ def test_seen_keys_stay_exact_across_growth() -> None:
     seen = SeenKeys()
     keys = [(n * 2654435761) % (1 << 62) - (1 << 61) for n in range(200_000)]
 
-    assert all(seen.remember(key, position) for position, key in enumerate(keys, start=1))
+    assert all(
+        seen.first_position(key, position) is None for position, key in enumerate(keys, start=1)
+    )
     assert len(seen) == 200_000
-    assert [seen.first_line(k, 0) for k in keys[::9973]] == list(range(1, 200_001, 9973))
+    assert [seen.first_position(k, 0) for k in keys[::9973]] == list(range(1, 200_001, 9973))
 
 
 @pytest.mark.parametrize(

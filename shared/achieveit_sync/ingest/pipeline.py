@@ -45,6 +45,7 @@ from achieveit_sync.ingest.report import (
 from achieveit_sync.ingest.row_files import RowsFileWriter
 from achieveit_sync.ingest.spool import ValidSpool
 from achieveit_sync.ingest.validation import (
+    CHUNK_RECORDS,
     FieldProblem,
     FileLayoutError,
     Layout,
@@ -64,7 +65,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_MAX_ROWS = 1_000_000
 _ROWS_BETWEEN_TIME_CHECKS = 4096
-_VERDICTS_PER_CHUNK = 512
 _MAX_REQUEST_STEM_CHARS = 60
 _API_ROW_NUMBER = re.compile(r"\brow \d+", re.IGNORECASE)
 
@@ -346,7 +346,7 @@ def _verdicts(
             raise
         if isinstance(item, RawRecord):
             chunk.append(item)
-            if len(chunk) < _VERDICTS_PER_CHUNK:
+            if len(chunk) < CHUNK_RECORDS:
                 continue
         if chunk:
             yield validator.validate_chunk(chunk)
